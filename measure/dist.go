@@ -1,0 +1,101 @@
+package measure
+
+import (
+	"math"
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Dist is a latency distribution in fixed memory: an HDR histogram of
+// microseconds from 1 µs to 1 hour. Values above an hour are clamped. The
+// zero value is not usable; call NewDist.
+type Dist struct {
+	h *hdrhistogram.Histogram
+}
+
+const distMax = int64(time.Hour / time.Microsecond)
+
+// NewDist returns an empty distribution with the given significant digits
+// (3 for run and stage summaries, 2 where many are kept, such as per row).
+func NewDist(digits int) *Dist {
+	return &Dist{h: hdrhistogram.New(1, distMax, digits)}
+}
+
+// Add records one duration.
+func (d *Dist) Add(v time.Duration) { d.AddN(v, 1) }
+
+// AddN records one duration n times.
+func (d *Dist) AddN(v time.Duration, n int64) {
+	us := int64(v / time.Microsecond)
+	if us < 1 {
+		us = 1
+	}
+	if us > distMax {
+		us = distMax
+	}
+	_ = d.h.RecordValues(us, n) // cannot fail: us is clamped into range
+}
+
+// Merge adds every value of o.
+func (d *Dist) Merge(o *Dist) { d.h.Merge(o.h) }
+
+// Count is the number of values recorded.
+func (d *Dist) Count() int64 { return d.h.TotalCount() }
+
+// Quantile returns the value at q (0..1), or 0 when empty.
+func (d *Dist) Quantile(q float64) time.Duration {
+	if d.h.TotalCount() == 0 {
+		return 0
+	}
+	return time.Duration(d.h.ValueAtQuantile(q*100)) * time.Microsecond
+}
+
+// Max is the largest value recorded (0 when empty).
+func (d *Dist) Max() time.Duration {
+	if d.h.TotalCount() == 0 {
+		return 0
+	}
+	return time.Duration(d.h.Max()) * time.Microsecond
+}
+
+// Mean is the mean value (0 when empty).
+func (d *Dist) Mean() time.Duration {
+	if d.h.TotalCount() == 0 {
+		return 0
+	}
+	return time.Duration(d.h.Mean()) * time.Microsecond
+}
+
+// Summary is the percentile set every report shows, in milliseconds.
+// Fields are nil when the distribution is empty.
+type Summary struct {
+	P50  *float64 `json:"p50"`
+	P90  *float64 `json:"p90"`
+	P95  *float64 `json:"p95"`
+	P99  *float64 `json:"p99"`
+	Max  *float64 `json:"max"`
+	Mean *float64 `json:"mean"`
+	N    int64    `json:"n"`
+}
+
+// Summary returns p50/p90/p95/p99/max/mean in milliseconds.
+func (d *Dist) Summary() Summary {
+	s := Summary{N: d.Count()}
+	if s.N == 0 {
+		return s
+	}
+	ms := func(v time.Duration) *float64 {
+		f := math.Round(float64(v)/float64(time.Microsecond)) / 1000
+		return &f
+	}
+	s.P50, s.P90, s.P95, s.P99 = ms(d.Quantile(.50)), ms(d.Quantile(.90)), ms(d.Quantile(.95)), ms(d.Quantile(.99))
+	s.Max, s.Mean = ms(d.Max()), ms(d.Mean())
+	return s
+}
+
+// Reset empties the distribution so its memory can be used again.
+func (d *Dist) Reset() { d.h.Reset() }
+
+// Bytes is the memory the distribution's counts take.
+func (d *Dist) Bytes() int { return d.h.ByteSize() }

@@ -1,0 +1,801 @@
+// Package scenario reads scenario files: what load to send, where to send
+// it, what to observe and what must hold. It fills defaults, expands
+// ${ENV} references, applies command-line overrides and reports every
+// problem with its file, line, column and field.
+package scenario
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	yaml "go.yaml.in/yaml/v4"
+
+	"github.com/scaleout/scaleout/measure"
+)
+
+// Lengths is a token-length distribution (see measure.Lengths).
+type Lengths = measure.Lengths
+
+// Scenario is a validated scenario: every field holds a usable value.
+type Scenario struct {
+	File        string // the path it was read from
+	Name        string
+	Description string
+
+	Target         Target
+	Request        Request
+	Load           []Stage
+	MaxInFlight    int           // 0: derived from the machine when the run starts
+	RequestTimeout time.Duration // 0: none; long generations are never cut by default
+	Threshold      float64       // queued requests per replica that should trigger scale-out (the "waiting > N" event)
+	Observe        Observe
+	Expect         []Expect // conditions that decide the verdict
+	Guard          string   // "" or "repause": the ScaledObject must be paused when the run ends
+	SLO            SLO
+
+	sim      *yaml.Node            // the raw sim: block, decoded by DecodeSim
+	pos      map[string]*yaml.Node // where fields checked after loading stand in the file
+	flags    map[string]string     // field → the flag that overrode it
+	afterSet bool                  // observe.after was given (file or flag)
+}
+
+// Target is where the load goes.
+type Target struct {
+	URL     string // base URL of the gateway; the API path is appended
+	API     string // "completions" or "chat"
+	Model   string // "" means the first model the target lists at /v1/models
+	Stream  bool
+	Headers []Header
+}
+
+// Header is one extra request header. Value is expanded from the
+// environment and is treated as a secret: it is never printed or stored.
+type Header struct {
+	Name  string
+	Value string
+}
+
+// Request says what each request asks for.
+type Request struct {
+	PromptTokens Lengths  // synthetic prompt length, when Prompts is empty
+	Prompts      string   // a JSONL or ShareGPT prompts file, resolved against the scenario's directory
+	MaxTokens    Lengths  // output length
+	IgnoreEOS    bool     // ask for exactly max_tokens (vLLM's ignore_eos)
+	Temperature  *float64 // nil: the server's default
+	Seed         uint64   // prompts and arrivals are reproducible from it
+}
+
+// Stage is one step of the load.
+type Stage struct {
+	Name        string
+	Duration    time.Duration
+	RateFrom    float64 // requests per second at the start of the stage (open loop)
+	RateTo      float64 // at its end; equal to RateFrom for a constant rate
+	Concurrency int     // closed loop: this many requests always in flight (0 for open loop)
+	Poisson     bool    // Poisson arrivals instead of evenly spaced ones
+	Until       *Expect // end the stage early once this holds
+}
+
+// String prints a stage the way the timeline shows it.
+func (s Stage) String() string {
+	var load string
+	switch {
+	case s.Concurrency > 0:
+		load = fmt.Sprintf("concurrency %d", s.Concurrency)
+	case s.RateFrom == s.RateTo:
+		load = FormatRate(s.RateFrom)
+	default:
+		load = FormatRate(s.RateFrom) + "→" + FormatRate(s.RateTo)
+	}
+	if s.Poisson {
+		load += " poisson"
+	}
+	out := fmt.Sprintf("%s: %s for %s", s.Name, load, FormatDuration(s.Duration))
+	if s.Until != nil {
+		out += " until " + s.Until.Text
+	}
+	return out
+}
+
+// Observe says what to watch while the load runs and after it.
+type Observe struct {
+	Prometheus   string   // a Prometheus server's base URL
+	Token        string   // bearer token for Prometheus or the scrapes (a secret)
+	Scrape       []string // /metrics pages to read directly instead of Prometheus
+	Interval     time.Duration
+	After        time.Duration // how long to keep watching once the load has stopped
+	VLLM         string        // label selector of the vLLM pods' series, e.g. {namespace="inference"}
+	HPA          string        // NAMESPACE/NAME of the HPA
+	Deployment   string        // NAMESPACE/NAME of the scaled Deployment
+	ScaledObject string        // a ScaledObject manifest to derive series and predictions from
+	Series       []measure.Series
+}
+
+// Source tells whether anything is observed.
+func (o Observe) Source() bool { return o.Prometheus != "" || len(o.Scrape) > 0 }
+
+// Expect is one condition, as written, with its place for error messages.
+type Expect struct {
+	Text string
+	File string
+	Line int
+	Col  int // column of the first character of Text
+}
+
+// SLO are the per-request objectives goodput counts against (0: none).
+type SLO struct {
+	TTFT time.Duration
+	TPOT time.Duration
+	E2E  time.Duration
+}
+
+// Defaults a scenario gets for what it leaves out.
+const (
+	DefaultInterval  = 5 * time.Second
+	DefaultThreshold = 5.0
+	// DefaultAfter covers the HPA's 300 s scale-down stabilization window
+	// plus a few syncs, so scale-in can be seen when the HPA is observed.
+	DefaultAfter = 6 * time.Minute
+)
+
+// Load reads and checks the scenario at path. Errors are Errors (every
+// problem, each with file, line and field) or a file-system error.
+func Load(path string) (*Scenario, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data, os.LookupEnv)
+}
+
+// Parse reads a scenario from data; file names it in errors and anchors
+// relative paths. lookup is the environment for ${NAME} references.
+func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Scenario, error) {
+	r := &reader{file: file, lookup: lookup}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, Errors{syntaxError(file, err)}
+	}
+	if len(bytes.TrimSpace(data)) == 0 || doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+		return nil, Errors{{File: file, Msg: "the file is empty (a scenario needs at least a load: list)"}}
+	}
+	s := &Scenario{File: file, pos: map[string]*yaml.Node{}, flags: map[string]string{}}
+	s.read(r, deref(doc.Content[0]))
+	if len(r.errs) > 0 {
+		return nil, r.errs.sorted()
+	}
+	return s, nil
+}
+
+func syntaxError(file string, err error) *Error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	e := &Error{File: file, Msg: "not valid YAML: " + msg}
+	var line int
+	if n, _ := fmt.Sscanf(msg, "line %d:", &line); n == 1 {
+		e.Line = line
+		_, rest, _ := strings.Cut(msg, ":")
+		e.Msg = "not valid YAML:" + rest
+	}
+	return e
+}
+
+func (s *Scenario) read(r *reader, root *yaml.Node) {
+	top := r.mapping(root, "")
+	if v := top.get("name"); v != nil {
+		s.Name = r.str(v, "name")
+	}
+	if v := top.get("description"); v != nil {
+		s.Description = r.str(v, "description")
+	}
+	s.readTarget(r, top.get("target"))
+	s.readRequest(r, top.get("request"))
+	s.readLoad(r, top.get("load"), top.keys["load"])
+	if v := top.get("max_in_flight"); v != nil {
+		s.MaxInFlight = r.integer(v, "max_in_flight", 1)
+	}
+	if v := top.get("request_timeout"); v != nil {
+		s.RequestTimeout = r.duration(v, "request_timeout")
+	}
+	s.Threshold = DefaultThreshold
+	if v := top.get("threshold"); v != nil {
+		s.Threshold = r.number(v, "threshold")
+		if s.Threshold <= 0 {
+			r.failf(v, "threshold", "must be above 0 (queued requests per replica, e.g. 5)")
+		}
+	}
+	s.readObserve(r, top.get("observe"))
+	if v := top.get("expect"); v != nil {
+		s.Expect = s.readExpects(r, v, "expect")
+	}
+	if v := top.get("guard"); v != nil {
+		s.Guard = r.str(v, "guard")
+		if s.Guard != "repause" && s.Guard != "none" {
+			r.failf(v, "guard", "%q is not a guard (try repause)", s.Guard)
+		}
+		if s.Guard == "none" {
+			s.Guard = ""
+		}
+	}
+	if v := top.get("slo"); v != nil {
+		m := r.mapping(v, "slo")
+		if d := m.get("ttft"); d != nil {
+			s.SLO.TTFT = r.duration(d, "slo.ttft")
+		}
+		if d := m.get("tpot"); d != nil {
+			s.SLO.TPOT = r.duration(d, "slo.tpot")
+		}
+		if d := m.get("e2e"); d != nil {
+			s.SLO.E2E = r.duration(d, "slo.e2e")
+		}
+		m.finish()
+	}
+	if v := top.get("sim"); v != nil {
+		if v.Kind != yaml.MappingNode {
+			r.failf(v, "sim", "want a mapping of simulator settings, got %s", describe(v))
+		}
+		s.sim = v
+	} else if top.vals["sim"] != nil {
+		// "sim:" with nothing under it: the simulator with its defaults.
+		s.sim = &yaml.Node{Kind: yaml.MappingNode, Line: top.keys["sim"].Line, Column: top.keys["sim"].Column}
+	}
+	top.finish()
+	if s.Name == "" {
+		s.Name = strings.TrimSuffix(filepath.Base(s.File), filepath.Ext(s.File))
+	}
+}
+
+func (s *Scenario) readTarget(r *reader, n *yaml.Node) {
+	m := r.mapping(n, "target")
+	t := &s.Target
+	t.API, t.Stream = "completions", true
+	if v := m.get("url"); v != nil {
+		t.URL = r.str(v, "target.url")
+		s.pos["target.url"] = v
+	}
+	if v := m.get("api"); v != nil {
+		t.API = r.str(v, "target.api")
+		if t.API != "completions" && t.API != "chat" {
+			r.failf(v, "target.api", "%q is not an API (completions or chat)", t.API)
+		}
+	}
+	if v := m.get("model"); v != nil {
+		t.Model = r.str(v, "target.model")
+	}
+	if v := m.get("stream"); v != nil {
+		t.Stream = r.boolean(v, "target.stream")
+	}
+	if v := m.get("headers"); v != nil {
+		hm := r.mapping(v, "target.headers")
+		for _, k := range hm.order {
+			field := "target.headers." + k
+			if strings.ContainsAny(k, " :\t") {
+				r.failf(hm.keys[k], field, "%q is not a header name", k)
+			}
+			v := hm.get(k)
+			if v == nil {
+				r.failf(hm.keys[k], field, "no value (write the header's value, e.g. Bearer ${GATEWAY_TOKEN})")
+				continue
+			}
+			t.Headers = append(t.Headers, Header{Name: k, Value: r.str(v, field)})
+		}
+		hm.finish()
+	}
+	m.finish()
+}
+
+func (s *Scenario) readRequest(r *reader, n *yaml.Node) {
+	m := r.mapping(n, "request")
+	q := &s.Request
+	q.PromptTokens, q.MaxTokens, q.IgnoreEOS, q.Seed = measure.Fixed(128), measure.Fixed(64), true, 1
+	if v := m.get("prompt_tokens"); v != nil {
+		q.PromptTokens = r.lengths(v, "request.prompt_tokens")
+	}
+	if v := m.get("prompts"); v != nil {
+		q.Prompts = r.str(v, "request.prompts")
+		if q.Prompts != "" && !filepath.IsAbs(q.Prompts) {
+			q.Prompts = filepath.Join(filepath.Dir(s.File), q.Prompts)
+		}
+		if _, err := os.Stat(q.Prompts); err != nil {
+			r.failf(v, "request.prompts", "cannot read %s: %v", q.Prompts, unwrapPathError(err))
+		}
+		if m.vals["prompt_tokens"] != nil {
+			r.failf(m.keys["prompt_tokens"], "request.prompt_tokens", "give prompt_tokens (synthetic prompts) or prompts (a file), not both")
+		}
+	}
+	if v := m.get("max_tokens"); v != nil {
+		q.MaxTokens = r.lengths(v, "request.max_tokens")
+	}
+	if v := m.get("ignore_eos"); v != nil {
+		q.IgnoreEOS = r.boolean(v, "request.ignore_eos")
+	}
+	if v := m.get("temperature"); v != nil {
+		t := r.number(v, "request.temperature")
+		if t < 0 {
+			r.failf(v, "request.temperature", "must be 0 or more")
+		}
+		q.Temperature = &t
+	}
+	if v := m.get("seed"); v != nil {
+		q.Seed = uint64(r.integer(v, "request.seed", 0))
+	}
+	m.finish()
+}
+
+func unwrapPathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+func (s *Scenario) readLoad(r *reader, n, key *yaml.Node) {
+	if n == nil {
+		r.failf(key, "load", "a scenario needs at least one stage, e.g.\n  load:\n    - {name: ramp, duration: 2m, rate: 1/s..10/s}")
+		return
+	}
+	if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
+		r.failf(n, "load", "want a list of stages, e.g. - {name: ramp, duration: 2m, rate: 1/s..10/s}")
+		return
+	}
+	for i, c := range n.Content {
+		field := fmt.Sprintf("load[%d]", i)
+		m := r.mapping(deref(c), field)
+		st := Stage{Name: fmt.Sprintf("stage%d", i+1)}
+		if v := m.get("name"); v != nil {
+			st.Name = r.str(v, field+".name")
+		}
+		if v := m.get("duration"); v != nil {
+			before := len(r.errs)
+			st.Duration = r.duration(v, field+".duration")
+			if st.Duration == 0 && len(r.errs) == before {
+				r.failf(v, field+".duration", "must be above 0")
+			}
+		} else {
+			r.failf(c, field+".duration", "missing (how long the stage lasts, e.g. duration: 2m)")
+		}
+		rate, conc := m.get("rate"), m.get("concurrency")
+		switch {
+		case rate != nil && conc != nil:
+			r.failf(conc, field+".concurrency", "give rate (open loop) or concurrency (closed loop), not both")
+		case rate != nil:
+			raw, _ := r.scalar(rate, field+".rate")
+			from, to, err := ParseRateRange(raw)
+			if err != nil {
+				r.failf(rate, field+".rate", "%v", err)
+			} else if from == 0 && to == 0 {
+				r.failf(rate, field+".rate", "a rate of 0 sends nothing (use a positive rate, or drop the stage)")
+			}
+			st.RateFrom, st.RateTo = from, to
+		case conc != nil:
+			st.Concurrency = r.integer(conc, field+".concurrency", 1)
+		default:
+			r.failf(c, field, "give rate: (e.g. 10/s or 1/s..12/s) or concurrency: (e.g. 32)")
+		}
+		if v := m.get("arrivals"); v != nil {
+			switch a := r.str(v, field+".arrivals"); a {
+			case "uniform":
+			case "poisson":
+				st.Poisson = true
+			default:
+				r.failf(v, field+".arrivals", "%q is not an arrival process (uniform or poisson)", a)
+			}
+			if conc != nil {
+				r.failf(v, field+".arrivals", "arrivals apply to a rate, not to concurrency")
+			}
+		}
+		if v := m.get("until"); v != nil {
+			e := s.expectAt(r, v, field+".until")
+			st.Until = &e
+		}
+		m.finish()
+		s.Load = append(s.Load, st)
+	}
+	seen := map[string]int{}
+	for i, st := range s.Load {
+		if j, dup := seen[st.Name]; dup {
+			r.failf(n.Content[i], fmt.Sprintf("load[%d].name", i), "%q is also the name of load[%d] (stage names must differ)", st.Name, j)
+		}
+		seen[st.Name] = i
+	}
+}
+
+func (s *Scenario) expectAt(r *reader, n *yaml.Node, field string) Expect {
+	text, _ := r.scalar(n, field)
+	col := n.Column
+	if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 {
+		col++ // the text starts after the quote
+	}
+	return Expect{Text: text, File: s.File, Line: n.Line, Col: col}
+}
+
+func (s *Scenario) readExpects(r *reader, n *yaml.Node, field string) []Expect {
+	if n.Kind == yaml.ScalarNode {
+		return []Expect{s.expectAt(r, n, field)}
+	}
+	if n.Kind != yaml.SequenceNode {
+		r.failf(n, field, "want a list of conditions, e.g. - desired >= 2 within 2m")
+		return nil
+	}
+	var out []Expect
+	for i, c := range n.Content {
+		out = append(out, s.expectAt(r, deref(c), fmt.Sprintf("%s[%d]", field, i)))
+	}
+	return out
+}
+
+func (s *Scenario) readObserve(r *reader, n *yaml.Node) {
+	m := r.mapping(n, "observe")
+	o := &s.Observe
+	o.Interval = DefaultInterval
+	if v := m.get("prometheus"); v != nil {
+		o.Prometheus = r.str(v, "observe.prometheus")
+		s.pos["observe.prometheus"] = v
+	}
+	if v := m.get("token"); v != nil {
+		o.Token = r.str(v, "observe.token")
+	}
+	if v := m.get("scrape"); v != nil {
+		o.Scrape = r.strList(v, "observe.scrape")
+		s.pos["observe.scrape"] = v
+	}
+	if v := m.get("interval"); v != nil {
+		o.Interval = r.duration(v, "observe.interval")
+		if o.Interval < 100*time.Millisecond {
+			r.failf(v, "observe.interval", "%s is too short (100ms at least; Prometheus scrapes every 15s by default)", o.Interval)
+		}
+	}
+	if v := m.get("after"); v != nil {
+		o.After = r.duration(v, "observe.after")
+		s.afterSet = true
+	}
+	if v := m.get("vllm"); v != nil {
+		o.VLLM = r.str(v, "observe.vllm")
+		if o.VLLM != "" && !(strings.HasPrefix(o.VLLM, "{") && strings.HasSuffix(o.VLLM, "}")) {
+			r.failf(v, "observe.vllm", "%q is not a label selector (try '{namespace=\"inference\"}')", o.VLLM)
+		}
+	}
+	if v := m.get("hpa"); v != nil {
+		o.HPA = r.str(v, "observe.hpa")
+		checkNamespaced(r, v, "observe.hpa", o.HPA, "serving/keda-hpa-raw-vllm")
+	}
+	if v := m.get("deployment"); v != nil {
+		o.Deployment = r.str(v, "observe.deployment")
+		checkNamespaced(r, v, "observe.deployment", o.Deployment, "serving/raw-vllm")
+	}
+	if v := m.get("scaledobject"); v != nil {
+		o.ScaledObject = r.str(v, "observe.scaledobject")
+		if o.ScaledObject != "" && !filepath.IsAbs(o.ScaledObject) {
+			o.ScaledObject = filepath.Join(filepath.Dir(s.File), o.ScaledObject)
+		}
+		if _, err := os.Stat(o.ScaledObject); err != nil {
+			r.failf(v, "observe.scaledobject", "cannot read %s: %v", o.ScaledObject, unwrapPathError(err))
+		}
+	}
+	if v := m.get("series"); v != nil {
+		sm := r.mapping(v, "observe.series")
+		for _, k := range sm.order {
+			field := "observe.series." + k
+			if !validSeriesName(k) {
+				r.failf(sm.keys[k], field, "%q is not a usable series name (letters, digits and _; it is used in expectations)", k)
+			}
+			v := sm.get(k)
+			if v == nil {
+				r.failf(sm.keys[k], field, "no query (write the PromQL, e.g. sum(vllm:num_requests_waiting))")
+				continue
+			}
+			q := r.str(v, field)
+			if strings.TrimSpace(q) == "" {
+				r.failf(sm.keys[k], field, "empty query")
+			}
+			o.Series = append(o.Series, measure.Series{Name: k, Query: q})
+		}
+		sm.finish()
+	}
+	m.finish()
+}
+
+func checkNamespaced(r *reader, n *yaml.Node, field, v, example string) {
+	ns, name, ok := strings.Cut(v, "/")
+	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+		r.failf(n, field, "%q is not NAMESPACE/NAME (e.g. %s)", v, example)
+	}
+}
+
+func validSeriesName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, c := range s {
+		if c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9' {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// HasSim reports whether the scenario carries a sim: block.
+func (s *Scenario) HasSim() bool { return s.sim != nil }
+
+// DecodeSim decodes the sim: block into into (a pointer to a struct whose
+// fields carry yaml tags), over the defaults into already holds. Errors are
+// Errors with the block's file positions.
+func (s *Scenario) DecodeSim(into any) error {
+	if s.sim == nil {
+		return nil
+	}
+	r := &reader{file: s.File, lookup: os.LookupEnv}
+	r.decodeStruct(s.sim, "sim", into)
+	if len(r.errs) > 0 {
+		return r.errs.sorted()
+	}
+	return nil
+}
+
+// Pos is the place of a field in the file, for errors found after loading
+// (Line 0 when the field was not in the file).
+func (s *Scenario) Pos(field string) (line, col int) {
+	if n := s.pos[field]; n != nil {
+		return n.Line, n.Column
+	}
+	return 0, 0
+}
+
+// Overrides are command-line flags that win over the file. Empty fields
+// leave the file's value alone.
+type Overrides struct {
+	Target       string
+	Model        string
+	Prometheus   string
+	Scrape       []string
+	Interval     time.Duration
+	After        *time.Duration
+	ScaledObject string
+	Expect       []string
+}
+
+// Apply puts the overrides on the scenario. A flag that names a source
+// replaces the file's source of the other kind: --prometheus drops the
+// file's scrape pages and --scrape drops its Prometheus.
+func (s *Scenario) Apply(o Overrides) error {
+	var errs Errors
+	flagErr := func(flag, format string, args ...any) {
+		errs = append(errs, &Error{File: "flag", Field: flag, Msg: fmt.Sprintf(format, args...)})
+	}
+	if o.Target != "" {
+		s.Target.URL = o.Target
+		s.flags["target.url"] = "--target"
+	}
+	if o.Model != "" {
+		s.Target.Model = o.Model
+	}
+	if o.Prometheus != "" {
+		s.Observe.Prometheus, s.Observe.Scrape = o.Prometheus, nil
+		s.flags["observe.prometheus"] = "--prometheus"
+	}
+	if len(o.Scrape) > 0 {
+		s.Observe.Scrape, s.Observe.Prometheus = o.Scrape, ""
+		s.flags["observe.scrape"] = "--scrape"
+	}
+	if o.Prometheus != "" && len(o.Scrape) > 0 {
+		flagErr("--scrape", "give --prometheus or --scrape, not both")
+	}
+	if o.Interval != 0 {
+		if o.Interval < 100*time.Millisecond {
+			flagErr("--interval", "%s is too short (100ms at least)", o.Interval)
+		}
+		s.Observe.Interval = o.Interval
+	}
+	if o.After != nil {
+		s.Observe.After, s.afterSet = *o.After, true
+	}
+	if o.ScaledObject != "" {
+		if _, err := os.Stat(o.ScaledObject); err != nil {
+			flagErr("--scaledobject", "cannot read %s: %v", o.ScaledObject, unwrapPathError(err))
+		}
+		s.Observe.ScaledObject = o.ScaledObject
+	}
+	for i, e := range o.Expect {
+		s.Expect = append(s.Expect, Expect{Text: e, File: fmt.Sprintf("--expect[%d]", i), Col: 1})
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+// Check validates what depends on more than one field, after overrides:
+// a target to send to, one observation source, the after-load default and
+// the derived series. Call it once, after Apply (and after the embedded
+// simulator, if any, has filled in the target and the scrape page).
+func (s *Scenario) Check() error {
+	var errs Errors
+	at := func(field, format string, args ...any) {
+		e := &Error{File: s.File, Field: field, Msg: fmt.Sprintf(format, args...)}
+		if flag, ok := s.flags[field]; ok {
+			e.File, e.Field = "flag", flag
+		} else {
+			e.Line, e.Col = s.Pos(field)
+		}
+		errs = append(errs, e)
+	}
+	if s.Target.URL == "" {
+		at("target.url", "missing: where is the gateway? (target: {url: http://…} or --target http://…)")
+	} else if u, err := CheckURL(s.Target.URL); err != nil {
+		at("target.url", "%v", err)
+	} else {
+		s.Target.URL = u
+	}
+	if s.Observe.Prometheus != "" && len(s.Observe.Scrape) > 0 {
+		at("observe.scrape", "give observe.prometheus or observe.scrape, not both")
+	}
+	if s.Observe.Prometheus != "" {
+		if u, err := CheckURL(s.Observe.Prometheus); err != nil {
+			at("observe.prometheus", "%v", err)
+		} else {
+			s.Observe.Prometheus = u
+		}
+	}
+	for i, p := range s.Observe.Scrape {
+		if _, err := CheckURL(p); err != nil {
+			at("observe.scrape", "[%d]: %v", i, err)
+		}
+	}
+	if !s.afterSet {
+		s.Observe.After = 0
+		if s.Observe.Source() && (s.Observe.HPA != "" || s.Observe.ScaledObject != "") {
+			s.Observe.After = DefaultAfter
+		}
+	}
+	s.Observe.Series = s.Observe.derived()
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+// CheckURL checks an http(s) base URL and returns it without a trailing
+// slash or /v1 (the API path is appended to it).
+func CheckURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("%q is not an http(s) URL (try http://localhost:8000)", Redact(raw))
+	}
+	u.Path = strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/v1")
+	return strings.TrimSuffix(u.String(), "/"), nil
+}
+
+// Redact removes credentials from a URL so it can be printed: a parsed
+// URL's password, and in text that does not parse, everything before an @.
+func Redact(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.User != nil && u.Scheme != "" {
+		return u.Redacted()
+	}
+	if at := strings.LastIndex(raw, "@"); at >= 0 {
+		start := 0
+		if i := strings.Index(raw, "//"); i >= 0 && i < at {
+			start = i + 2
+		}
+		return raw[:start] + "…" + raw[at:]
+	}
+	return raw
+}
+
+// Well-known series names: the timeline's columns, events and KPIs use them.
+const (
+	Waiting = "waiting"
+	Running = "running"
+	KVCache = "kv_cache"
+	Desired = "desired"
+	Current = "current"
+	Ready   = "ready"
+)
+
+// derived builds the series list: the shorthands (vllm, hpa, deployment)
+// first, in the timeline's column order, then the file's own series. A
+// series the file names itself replaces the shorthand of that name.
+func (o Observe) derived() []measure.Series {
+	var out []measure.Series
+	add := func(name, query string) {
+		for _, s := range o.Series {
+			if s.Name == name {
+				return // the file's own query wins, and keeps its place below
+			}
+		}
+		out = append(out, measure.Series{Name: name, Query: query})
+	}
+	if o.VLLM != "" {
+		add(Waiting, "sum(vllm:num_requests_waiting"+o.VLLM+")")
+		add(Running, "sum(vllm:num_requests_running"+o.VLLM+")")
+		add(KVCache, "avg(vllm:kv_cache_usage_perc"+o.VLLM+")")
+	}
+	if ns, name, ok := strings.Cut(o.HPA, "/"); ok {
+		sel := fmt.Sprintf(`{namespace=%q,horizontalpodautoscaler=%q}`, ns, name)
+		add(Desired, "max(kube_horizontalpodautoscaler_status_desired_replicas"+sel+")")
+		add(Current, "max(kube_horizontalpodautoscaler_status_current_replicas"+sel+")")
+	}
+	if ns, name, ok := strings.Cut(o.Deployment, "/"); ok {
+		add(Ready, fmt.Sprintf(`max(kube_deployment_status_replicas_ready{namespace=%q,deployment=%q})`, ns, name))
+	}
+	seen := map[string]bool{}
+	for _, s := range out {
+		seen[s.Name] = true
+	}
+	for _, s := range o.Series {
+		if !seen[s.Name] {
+			out = append(out, s)
+			seen[s.Name] = true
+		}
+	}
+	return out
+}
+
+// FormatRate prints requests per second the way scenarios write them.
+func FormatRate(perSecond float64) string {
+	switch {
+	case perSecond >= 1 || perSecond == 0:
+		return trimFloat(perSecond) + "/s"
+	case perSecond*60 >= 1:
+		return trimFloat(perSecond*60) + "/m"
+	default:
+		return trimFloat(perSecond*3600) + "/h"
+	}
+}
+
+func trimFloat(v float64) string {
+	s := fmt.Sprintf("%.3f", v)
+	s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	return s
+}
+
+// FormatDuration prints a duration compactly: 45s, 2m, 1m30s, 1h5m.
+func FormatDuration(d time.Duration) string {
+	if d < time.Second {
+		return d.String()
+	}
+	d = d.Round(time.Second)
+	h, m, sec := int(d.Hours()), int(d.Minutes())%60, int(d.Seconds())%60
+	var b strings.Builder
+	if h > 0 {
+		fmt.Fprintf(&b, "%dh", h)
+	}
+	if m > 0 {
+		fmt.Fprintf(&b, "%dm", m)
+	}
+	if sec > 0 || b.Len() == 0 {
+		fmt.Fprintf(&b, "%ds", sec)
+	}
+	return b.String()
+}
+
+// SimError places an error about a field of the sim: block (named by its
+// dotted yaml path, e.g. replicas.max) at that field in the file, or at
+// the block when the field is not written there.
+func (s *Scenario) SimError(path, msg string) *Error {
+	e := &Error{File: s.File, Field: "sim." + path, Msg: msg}
+	n := s.sim
+	if n != nil {
+		e.Line, e.Col = n.Line, n.Column
+	}
+	for _, key := range strings.Split(path, ".") {
+		if n == nil || n.Kind != yaml.MappingNode {
+			break
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				next = deref(n.Content[i+1])
+				e.Line, e.Col = n.Content[i+1].Line, n.Content[i+1].Column
+			}
+		}
+		n = next
+	}
+	return e
+}
