@@ -1,0 +1,613 @@
+package timeline
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/scaleout/scaleout/measure"
+)
+
+// An expectation is a condition on a series, a KPI or a load figure:
+//
+//	<subject> <op> <number>[unit] [when]
+//	when:  within <duration> | for <duration> | always | at end | after load [within <duration>]
+//
+// Series conditions hold when one sample meets them (within: no later
+// than that long after the load started; after load: once the load has
+// stopped, optionally within that long of the stop), when every sample
+// does (always), when the samples meet them without a break for a while
+// (for), or when the last sample does (at end). KPIs and load figures are
+// single numbers and take no when.
+type Expectation struct {
+	Text    string
+	Subject string
+	Op      string
+	Value   float64 // in the subject's unit: seconds for times, a fraction for rates
+	When    When
+	Within  time.Duration // for WhenWithin and WhenAfterLoad (0: no limit)
+	For     time.Duration
+	kind    subjectKind
+}
+
+// When says which samples a series condition is checked on.
+type When int
+
+// The whens.
+const (
+	WhenEver When = iota
+	WhenWithin
+	WhenFor
+	WhenAlways
+	WhenEnd
+	WhenAfterLoad
+)
+
+type subjectKind int
+
+const (
+	subjSeries subjectKind = iota
+	subjKPI
+	subjLoad
+)
+
+// SyntaxError is a parse error at a column (1-based) of the text.
+type SyntaxError struct {
+	Col int
+	Msg string
+}
+
+func (e *SyntaxError) Error() string { return fmt.Sprintf("column %d: %s", e.Col, e.Msg) }
+
+// kpis are the KPI subjects, in seconds.
+var kpis = map[string]func(KPIs) *float64{
+	"time_to_queue":  func(k KPIs) *float64 { return k.TimeToQueue },
+	"time_to_intent": func(k KPIs) *float64 { return k.TimeToIntent },
+	"time_to_ready":  func(k KPIs) *float64 { return k.TimeToReady },
+	"scale_in":       func(k KPIs) *float64 { return k.ScaleIn },
+	"ready_in":       func(k KPIs) *float64 { return k.ReadyIn },
+	"intent_lag":     func(k KPIs) *float64 { return k.IntentLag },
+}
+
+// loadFigure returns a load figure by name: error_rate (a fraction),
+// requests, ok, errors, achieved_rps, output_tps, goodput (a fraction),
+// send_lag_p99 and <ttft|e2e|itl|tpot>_<p50|p90|p95|p99|max> (seconds).
+func loadFigure(l LoadReport, name string) (*float64, bool) {
+	switch name {
+	case "error_rate":
+		return fptr(l.ErrorRate), true
+	case "requests":
+		return fptr(float64(l.Requests)), true
+	case "ok":
+		return fptr(float64(l.OK)), true
+	case "errors":
+		return fptr(float64(l.Requests - l.OK)), true
+	case "achieved_rps":
+		return fptr(l.AchievedRPS), true
+	case "output_tps":
+		return fptr(l.OutputTPS), true
+	case "goodput":
+		if l.Goodput == nil {
+			return nil, true
+		}
+		return fptr(l.Goodput.Share), true
+	case "send_lag_p99":
+		return msToS(l.SendLag.P99), true
+	}
+	base, q, ok := strings.Cut(name, "_")
+	if !ok {
+		return nil, false
+	}
+	var s measure.Summary
+	switch base {
+	case "ttft":
+		s = l.TTFT
+	case "e2e":
+		s = l.E2E
+	case "itl":
+		s = l.ITL
+	case "tpot":
+		s = l.TPOT
+	default:
+		return nil, false
+	}
+	switch q {
+	case "p50":
+		return msToS(s.P50), true
+	case "p90":
+		return msToS(s.P90), true
+	case "p95":
+		return msToS(s.P95), true
+	case "p99":
+		return msToS(s.P99), true
+	case "max":
+		return msToS(s.Max), true
+	case "mean":
+		return msToS(s.Mean), true
+	}
+	return nil, false
+}
+
+func msToS(v *float64) *float64 {
+	if v == nil {
+		return nil
+	}
+	return fptr(*v / 1000)
+}
+
+// timeSubject reports whether a subject is measured in seconds.
+func timeSubject(name string) bool {
+	if _, ok := kpis[name]; ok {
+		return true
+	}
+	base, _, _ := strings.Cut(name, "_")
+	return base == "ttft" || base == "e2e" || base == "itl" || base == "tpot" || name == "send_lag_p99"
+}
+
+func fractionSubject(name string) bool { return name == "error_rate" || name == "goodput" }
+
+// ParseExpectation parses one expectation; series are the names a series
+// subject may take. Errors are *SyntaxError with the column.
+func ParseExpectation(text string, series []string) (*Expectation, error) {
+	lx := &lexer{s: text}
+	e := &Expectation{Text: strings.TrimSpace(text)}
+	subj, col := lx.word()
+	if subj == "" {
+		return nil, &SyntaxError{col, "want a series, KPI or load figure first (e.g. desired, time_to_intent, ttft_p95)"}
+	}
+	e.Subject = subj
+	switch {
+	case contains(series, subj):
+		e.kind = subjSeries
+	case kpis[subj] != nil:
+		e.kind = subjKPI
+	default:
+		if _, ok := loadFigure(LoadReport{}, subj); ok {
+			e.kind = subjLoad
+		} else {
+			known := append(append([]string{}, series...), "error_rate", "ttft_p95", "time_to_intent", "scale_in")
+			msg := fmt.Sprintf("%q is not a series, KPI or load figure", subj)
+			if s := closest(subj, allSubjects(series)); s != "" {
+				msg += fmt.Sprintf(" (did you mean %s?)", s)
+			} else {
+				msg += fmt.Sprintf(" (try one of %s)", strings.Join(known, ", "))
+			}
+			return nil, &SyntaxError{col, msg}
+		}
+	}
+	op, col := lx.op()
+	if op == "" {
+		return nil, &SyntaxError{col, "want a comparison: >=, >, <=, <, == or !="}
+	}
+	e.Op = op
+	numText, col := lx.word()
+	v, err := parseNumber(numText, subj)
+	if err != nil {
+		return nil, &SyntaxError{col, err.Error()}
+	}
+	e.Value = v
+	// The when.
+	w, col := lx.word()
+	switch w {
+	case "":
+	case "within":
+		e.When = WhenWithin
+		d, dcol := lx.word()
+		if e.Within, err = parseDur(d); err != nil {
+			return nil, &SyntaxError{dcol, "within " + err.Error()}
+		}
+	case "for":
+		e.When = WhenFor
+		d, dcol := lx.word()
+		if e.For, err = parseDur(d); err != nil {
+			return nil, &SyntaxError{dcol, "for " + err.Error()}
+		}
+	case "always":
+		e.When = WhenAlways
+	case "at":
+		if x, xcol := lx.word(); x != "end" {
+			return nil, &SyntaxError{xcol, `want "at end"`}
+		}
+		e.When = WhenEnd
+	case "after":
+		if x, xcol := lx.word(); x != "load" {
+			return nil, &SyntaxError{xcol, `want "after load"`}
+		}
+		e.When = WhenAfterLoad
+		if x, xcol := lx.word(); x == "within" {
+			d, dcol := lx.word()
+			if e.Within, err = parseDur(d); err != nil {
+				return nil, &SyntaxError{dcol, "within " + err.Error()}
+			}
+		} else if x != "" {
+			return nil, &SyntaxError{xcol, fmt.Sprintf("unexpected %q (after load may be followed by within <duration>)", x)}
+		}
+	default:
+		return nil, &SyntaxError{col, fmt.Sprintf("unexpected %q (want within <duration>, for <duration>, always, at end or after load)", w)}
+	}
+	if e.When != WhenEver && e.kind != subjSeries {
+		return nil, &SyntaxError{col, fmt.Sprintf("%s is one number for the whole run; it takes no %q", subj, w)}
+	}
+	if rest, rcol := lx.word(); rest != "" {
+		return nil, &SyntaxError{rcol, fmt.Sprintf("unexpected %q after the condition", rest)}
+	}
+	return e, nil
+}
+
+func allSubjects(series []string) []string {
+	out := append([]string{}, series...)
+	for k := range kpis {
+		out = append(out, k)
+	}
+	out = append(out, "error_rate", "requests", "ok", "errors", "achieved_rps", "output_tps", "goodput", "send_lag_p99")
+	for _, b := range []string{"ttft", "e2e", "itl", "tpot"} {
+		for _, q := range []string{"p50", "p90", "p95", "p99", "max", "mean"} {
+			out = append(out, b+"_"+q)
+		}
+	}
+	return out
+}
+
+func closest(got string, known []string) string {
+	best, bestD := "", 3
+	for _, k := range known {
+		if d := levenshtein(got, k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	return best
+}
+
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			c := 1
+			if a[i-1] == b[j-1] {
+				c = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func parseDur(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		if s == "" {
+			return 0, fmt.Errorf("needs a duration (e.g. 2m)")
+		}
+		return 0, fmt.Errorf("%q is not a duration (e.g. 90s, 2m, 1h)", s)
+	}
+	return d, nil
+}
+
+// parseNumber reads the compared value: a plain number, a percentage
+// (1% → 0.01) for fractions, or a duration (2s, 150ms) for time subjects.
+func parseNumber(s, subj string) (float64, error) {
+	if s == "" {
+		return 0, fmt.Errorf("want a number after the comparison")
+	}
+	if strings.HasSuffix(s, "%") {
+		v, err := strconv.ParseFloat(strings.TrimSuffix(s, "%"), 64)
+		if err != nil {
+			return 0, fmt.Errorf("%q is not a percentage", s)
+		}
+		if !fractionSubject(subj) {
+			return 0, fmt.Errorf("%s is not a share: a percentage does not apply", subj)
+		}
+		return v / 100, nil
+	}
+	if v, err := strconv.ParseFloat(s, 64); err == nil {
+		if timeSubject(subj) && v != 0 {
+			return 0, fmt.Errorf("%q needs a unit: %s is a time (e.g. %ss or %sms)", s, subj, s, s)
+		}
+		return v, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a number, a percentage or a duration", s)
+	}
+	if !timeSubject(subj) {
+		return 0, fmt.Errorf("%s is not a time: %q does not apply", subj, s)
+	}
+	return d.Seconds(), nil
+}
+
+type lexer struct {
+	s   string
+	pos int
+}
+
+func (l *lexer) skip() {
+	for l.pos < len(l.s) && l.s[l.pos] == ' ' || l.pos < len(l.s) && l.s[l.pos] == '\t' {
+		l.pos++
+	}
+}
+
+// word returns the next run of letters, digits, '.', '%' and '_'.
+func (l *lexer) word() (string, int) {
+	l.skip()
+	start := l.pos
+	for l.pos < len(l.s) {
+		c := rune(l.s[l.pos])
+		if unicode.IsLetter(c) || unicode.IsDigit(c) || c == '_' || c == '.' || c == '%' || c == '-' {
+			l.pos++
+			continue
+		}
+		break
+	}
+	if l.pos == start && l.pos < len(l.s) {
+		// A character that starts no word: report it as the word.
+		l.pos++
+	}
+	return l.s[start:l.pos], start + 1
+}
+
+func (l *lexer) op() (string, int) {
+	l.skip()
+	col := l.pos + 1
+	for _, op := range []string{">=", "<=", "==", "!=", ">", "<", "≥", "≤"} {
+		if strings.HasPrefix(l.s[l.pos:], op) {
+			l.pos += len(op)
+			switch op {
+			case "≥":
+				return ">=", col
+			case "≤":
+				return "<=", col
+			}
+			return op, col
+		}
+	}
+	return "", col
+}
+
+func (e *Expectation) holds(v float64) bool {
+	const eps = 1e-9
+	switch e.Op {
+	case ">=":
+		return v >= e.Value-eps
+	case ">":
+		return v > e.Value
+	case "<=":
+		return v <= e.Value+eps
+	case "<":
+		return v < e.Value
+	case "==":
+		return math.Abs(v-e.Value) <= eps
+	default:
+		return math.Abs(v-e.Value) > eps
+	}
+}
+
+// better reports whether a is closer than b to meeting the condition.
+func (e *Expectation) better(a, b float64) bool {
+	switch e.Op {
+	case ">=", ">":
+		return a > b
+	case "<=", "<":
+		return a < b
+	default:
+		return math.Abs(a-e.Value) < math.Abs(b-e.Value) == (e.Op == "==")
+	}
+}
+
+func (e *Expectation) show(v float64) string {
+	switch {
+	case timeSubject(e.Subject):
+		return span(v)
+	case fractionSubject(e.Subject):
+		return trimZeros(fmt.Sprintf("%.2f", v*100)) + "%"
+	default:
+		return num(v)
+	}
+}
+
+// Evaluate checks the expectation against a finished report.
+func (e *Expectation) Evaluate(r *Report) Outcome {
+	out := Outcome{Expr: e.Text}
+	switch e.kind {
+	case subjKPI:
+		v := kpis[e.Subject](r.KPIs)
+		if v == nil {
+			out.Detail = e.Subject + " was not reached"
+			return out
+		}
+		out.OK = e.holds(*v)
+		out.Detail = fmt.Sprintf("%s was %s", e.Subject, e.show(*v))
+		return out
+	case subjLoad:
+		v, _ := loadFigure(r.Load, e.Subject)
+		if v == nil {
+			out.Detail = e.Subject + " was not measured"
+			return out
+		}
+		out.OK = e.holds(*v)
+		out.Detail = fmt.Sprintf("%s was %s", e.Subject, e.show(*v))
+		return out
+	}
+	return e.evalSeries(r)
+}
+
+// point is one sample of a series: its time and value (nil for a gap).
+type point struct {
+	t float64
+	v *float64
+}
+
+func (e *Expectation) points(r *Report) []point {
+	var pts []point
+	for _, row := range r.Timeline {
+		if row.SampleT == nil {
+			continue
+		}
+		pts = append(pts, point{*row.SampleT, row.Series[e.Subject]})
+	}
+	return pts
+}
+
+func loadEndOf(r *Report) float64 {
+	for _, ev := range r.Events {
+		if ev.Kind == LoadStop {
+			return ev.T
+		}
+	}
+	return r.DurationS
+}
+
+func (e *Expectation) evalSeries(r *Report) Outcome {
+	out := Outcome{Expr: e.Text}
+	pts := e.points(r)
+	loadEnd := loadEndOf(r)
+	var best *point
+	consider := func(p point) {
+		if p.v != nil && (best == nil || e.better(*p.v, *best.v)) {
+			pp := p
+			best = &pp
+		}
+	}
+	bestText := func(scope string) string {
+		if best == nil {
+			return fmt.Sprintf("%s had no value %s", e.Subject, scope)
+		}
+		return fmt.Sprintf("not met %s: best seen %s %s at %s", scope, e.Subject, e.show(*best.v), clock(best.t))
+	}
+	switch e.When {
+	case WhenEver, WhenWithin, WhenAfterLoad:
+		scope := "during the run"
+		from, to := math.Inf(-1), math.Inf(1)
+		if e.When == WhenWithin {
+			to = e.Within.Seconds()
+			scope = "within " + span(to) + " of the load's start"
+		}
+		if e.When == WhenAfterLoad {
+			from = loadEnd
+			scope = "after the load"
+			if e.Within > 0 {
+				to = loadEnd + e.Within.Seconds()
+				scope = "within " + span(e.Within.Seconds()) + " after the load"
+			}
+		}
+		for _, p := range pts {
+			if p.t < from || p.t > to {
+				continue
+			}
+			if p.v != nil && e.holds(*p.v) {
+				out.OK = true
+				out.Detail = fmt.Sprintf("held at %s (%s %s)", clock(p.t), e.Subject, e.show(*p.v))
+				if e.When == WhenAfterLoad {
+					out.Detail = fmt.Sprintf("held at %s, %s after the load (%s %s)", clock(p.t), span(p.t-loadEnd), e.Subject, e.show(*p.v))
+				}
+				return out
+			}
+			consider(p)
+		}
+		out.Detail = bestText(scope)
+	case WhenAlways:
+		n := 0
+		for _, p := range pts {
+			if p.v == nil {
+				continue
+			}
+			n++
+			if !e.holds(*p.v) {
+				out.Detail = fmt.Sprintf("broken at %s (%s %s)", clock(p.t), e.Subject, e.show(*p.v))
+				return out
+			}
+		}
+		if n == 0 {
+			out.Detail = e.Subject + " had no value during the run"
+			return out
+		}
+		out.OK = true
+		out.Detail = fmt.Sprintf("held in all %d samples", n)
+	case WhenEnd:
+		for i := len(pts) - 1; i >= 0; i-- {
+			if p := pts[i]; p.v != nil {
+				out.OK = e.holds(*p.v)
+				out.Detail = fmt.Sprintf("%s was %s at %s", e.Subject, e.show(*p.v), clock(p.t))
+				return out
+			}
+		}
+		out.Detail = e.Subject + " had no value at the end"
+	case WhenFor:
+		var since *float64
+		longest := 0.0
+		for _, p := range pts {
+			if p.v == nil || !e.holds(*p.v) {
+				since = nil
+				consider(p)
+				continue
+			}
+			if since == nil {
+				since = fptr(p.t)
+			}
+			longest = max(longest, p.t-*since)
+			if p.t-*since >= e.For.Seconds() {
+				out.OK = true
+				out.Detail = fmt.Sprintf("held from %s to %s", clock(*since), clock(p.t))
+				return out
+			}
+		}
+		if longest > 0 {
+			out.Detail = fmt.Sprintf("held for %s at most, not %s", span(longest), span(e.For.Seconds()))
+		} else {
+			out.Detail = bestText("at any time")
+		}
+	}
+	return out
+}
+
+// Live is an expectation checked while the run goes on (a stage's until):
+// a series condition on the latest sample, with for measured across
+// consecutive samples.
+type Live struct {
+	e     *Expectation
+	since time.Duration
+	on    bool
+}
+
+// NewLive makes a live check of a series expectation; only series
+// subjects with no when or with for can be checked live.
+func NewLive(e *Expectation) (*Live, error) {
+	if e.kind != subjSeries {
+		return nil, fmt.Errorf("%s is known only at the end of the run; until needs a series (e.g. until: desired >= 3)", e.Subject)
+	}
+	if e.When != WhenEver && e.When != WhenFor {
+		return nil, fmt.Errorf("until takes a condition on the latest sample, optionally with for <duration>")
+	}
+	return &Live{e: e}, nil
+}
+
+// Holds checks the timeline's latest sample.
+func (l *Live) Holds(t *Timeline) bool {
+	s := t.Latest()
+	v := t.Value(l.e.Subject)
+	if !v.OK() || !l.e.holds(v.V) {
+		l.on = false
+		return false
+	}
+	if !l.on {
+		l.on, l.since = true, s.At
+	}
+	return s.At-l.since >= l.e.For
+}

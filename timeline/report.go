@@ -1,0 +1,204 @@
+// Package timeline joins what the load generator measured and what the
+// watcher sampled on one clock: rows every interval, the scale events, the
+// KPIs, the expectations and the verdict, and renders them (terminal,
+// JSON, CSV, HTML). It has no network code: it consumes measure.Request
+// and measure.Sample values and produces a Report.
+package timeline
+
+import (
+	"encoding/json"
+	"io"
+	"time"
+
+	"github.com/scaleout/scaleout/measure"
+)
+
+// Report is everything a run measured, in the shape of report.json (a
+// public interface, documented in docs/report.md). Renderers read only a
+// Report, so a stored run can be rendered again.
+type Report struct {
+	Version       int           `json:"version"`
+	Scenario      string        `json:"scenario"`
+	File          string        `json:"file,omitempty"`
+	Started       time.Time     `json:"started"`
+	DurationS     float64       `json:"duration_s"`
+	Partial       bool          `json:"partial"`
+	PartialReason string        `json:"partial_reason,omitempty"`
+	Target        TargetInfo    `json:"target"`
+	IntervalS     float64       `json:"interval_s"`
+	Threshold     float64       `json:"threshold"`
+	Stages        []StageReport `json:"stages"`
+	Load          LoadReport    `json:"load"`
+	Series        []SeriesInfo  `json:"series"`
+	Timeline      []Row         `json:"timeline"`
+	Events        []Event       `json:"events"`
+	KPIs          KPIs          `json:"kpis"`
+	Expectations  []Outcome     `json:"expectations"`
+	Verdict       string        `json:"verdict"` // pass, fail, or none without expectations
+	Guard         *GuardResult  `json:"guard,omitempty"`
+	Server        *ServerCount  `json:"server,omitempty"`
+	Notes         []string      `json:"notes,omitempty"`
+}
+
+// ReportVersion is bumped when a field changes meaning or goes away.
+const ReportVersion = 1
+
+// TargetInfo is where the load went (no headers: they may hold secrets).
+type TargetInfo struct {
+	URL         string `json:"url"`
+	API         string `json:"api"`
+	Model       string `json:"model"`
+	Stream      bool   `json:"stream"`
+	Observation string `json:"observation,omitempty"` // "prometheus http://…", "scrape of 1 page", ""
+}
+
+// SeriesInfo names one observed series and its query.
+type SeriesInfo struct {
+	Name  string `json:"name"`
+	Query string `json:"query"`
+}
+
+// LoadReport sums up the requests of the whole run, or of one stage.
+type LoadReport struct {
+	Requests     int64             `json:"requests"`
+	OK           int64             `json:"ok"`
+	Errors       map[string]int64  `json:"errors"`
+	ErrorRate    float64           `json:"error_rate"`              // failed / requests, 0..1
+	ErrorSamples map[string]string `json:"error_samples,omitempty"` // class → one message seen
+	TTFT         measure.Summary   `json:"ttft_ms"`
+	E2E          measure.Summary   `json:"e2e_ms"`
+	ITL          measure.Summary   `json:"itl_ms"`
+	TPOT         measure.Summary   `json:"tpot_ms"`
+	SendLag      measure.Summary   `json:"send_lag_ms"`
+	PromptTokens int64             `json:"prompt_tokens"`
+	OutputTokens int64             `json:"output_tokens"`
+	AchievedRPS  float64           `json:"achieved_rps"`  // requests sent per second of load
+	TargetRPS    float64           `json:"target_rps"`    // what the schedule asked for (0 under concurrency)
+	OutputTPS    float64           `json:"output_tps"`    // output tokens per second of load
+	LoadS        float64           `json:"load_s"`        // seconds the load ran
+	MaxInFlight  int64             `json:"max_in_flight"` // the most requests in flight at once (row ends)
+	CapReached   int64             `json:"cap_reached"`   // sends held back by max_in_flight
+	Goodput      *Goodput          `json:"goodput,omitempty"`
+}
+
+// Goodput is the share and rate of requests that met every SLO.
+type Goodput struct {
+	SLO   map[string]float64 `json:"slo_ms"`
+	Good  int64              `json:"good"`
+	Share float64            `json:"share"` // good / requests
+	RPS   float64            `json:"rps"`
+}
+
+// StageReport is one stage's plan, timing and load.
+type StageReport struct {
+	Name     string  `json:"name"`
+	Plan     string  `json:"plan"` // "ramp 1/s→12/s for 2m"
+	PlannedS float64 `json:"planned_s"`
+	StartS   float64 `json:"start_s"`
+	EndS     float64 `json:"end_s"`
+	EndedBy  string  `json:"ended_by"` // duration, until, interrupt
+	LoadReport
+}
+
+// Row is one interval of the timeline. Counts are within the row; in
+// flight is at the row's end; series are the last sample in the row.
+type Row struct {
+	T         float64             `json:"t_s"`
+	SampleT   *float64            `json:"sample_s,omitempty"` // when the row's sample was taken (absent: no sample in the row)
+	Stage     string              `json:"stage"`
+	TargetRPS float64             `json:"target_rps"`
+	Sent      int64               `json:"sent"`
+	Done      int64               `json:"done"`
+	InFlight  int64               `json:"in_flight"`
+	Errors    int64               `json:"errors"`
+	TTFTP50   *float64            `json:"ttft_p50_ms"`
+	TTFTP95   *float64            `json:"ttft_p95_ms"`
+	OutputTPS float64             `json:"output_tps"`
+	LagP99    *float64            `json:"send_lag_p99_ms,omitempty"`
+	Capped    bool                `json:"capped,omitempty"` // max_in_flight held sends back in this row
+	Series    map[string]*float64 `json:"series"`
+	Gaps      map[string]string   `json:"gaps,omitempty"` // series → why it has no value
+}
+
+// EventKind names what an event is about.
+type EventKind string
+
+// The event kinds.
+const (
+	StageStart  EventKind = "stage_start"
+	StageEnd    EventKind = "stage_end"
+	LoadStop    EventKind = "load_stop"
+	Change      EventKind = "change"    // a replica series changed value (from → to)
+	Crossing    EventKind = "threshold" // waiting crossed threshold × replicas
+	GapStart    EventKind = "gap"       // a series lost its value
+	GapEnd      EventKind = "gap_end"
+	CapReached  EventKind = "max_in_flight"
+	Interrupted EventKind = "interrupt"
+	Divergence  EventKind = "divergence" // observed desired did not follow the prediction
+	Note        EventKind = "note"
+)
+
+// Event is one thing that happened, on the run's clock.
+type Event struct {
+	T      float64   `json:"t_s"`
+	Kind   EventKind `json:"kind"`
+	Series string    `json:"series,omitempty"`
+	From   *float64  `json:"from,omitempty"`
+	To     *float64  `json:"to,omitempty"`
+	Text   string    `json:"text"`
+}
+
+// KPIs are the scale-out figures, in seconds from the load's start (or
+// from the load's stop for scale-in); nil when not reached.
+type KPIs struct {
+	TimeToQueue  *float64           `json:"time_to_queue_s"`  // waiting first above threshold × replicas
+	TimeToIntent *float64           `json:"time_to_intent_s"` // desired first above its starting value
+	TimeToReady  *float64           `json:"time_to_ready_s"`  // ready first above its starting value
+	ScaleIn      *float64           `json:"scale_in_s"`       // load stop → desired back to its starting value
+	ReadyIn      *float64           `json:"ready_in_s"`       // load stop → ready back to its starting value
+	IntentLag    *float64           `json:"intent_lag_s"`     // predicted desired first rose → observed desired first rose
+	Start        map[string]float64 `json:"start"`            // the value each series started from
+	Peak         map[string]float64 `json:"peak"`
+	PeakAt       map[string]float64 `json:"peak_at_s"`
+}
+
+// Outcome is one expectation's result.
+type Outcome struct {
+	Expr   string `json:"expr"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail"`
+}
+
+// ServerCount is what the server side counted over the run, set beside
+// the client's own counts to show that nothing was lost.
+type ServerCount struct {
+	Source       string `json:"source"`   // "embedded simulator", or the vLLM counters queried
+	Requests     int64  `json:"requests"` // requests the server finished, whatever the outcome
+	OK           int64  `json:"ok"`
+	OutputTokens int64  `json:"output_tokens"`
+	Detail       string `json:"detail,omitempty"`
+}
+
+// GuardResult is the paused-by-default guard's finding at the end of a run.
+type GuardResult struct {
+	Required string `json:"required"` // "repause"
+	State    string `json:"state"`    // paused, unpaused, unknown
+	OK       bool   `json:"ok"`
+	Detail   string `json:"detail"`
+}
+
+// WriteJSON writes the report as indented JSON.
+func WriteJSON(w io.Writer, r *Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// ReadJSON reads a report written by WriteJSON.
+func ReadJSON(rd io.Reader) (*Report, error) {
+	var r Report
+	if err := json.NewDecoder(rd).Decode(&r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}

@@ -1,0 +1,741 @@
+package timeline
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/scaleout/scaleout/measure"
+)
+
+// The series names the timeline gives meaning to.
+const (
+	Waiting = "waiting"
+	Running = "running"
+	KVCache = "kv_cache"
+	Desired = "desired"
+	Current = "current"
+	Ready   = "ready"
+	// Predicted is the desired replicas KEDA and the HPA should compute
+	// from the trigger samples (added by the caller when it knows the
+	// ScaledObject).
+	Predicted = "predicted"
+)
+
+// replicaSeries are the series whose every change is an event.
+var replicaSeries = map[string]bool{Desired: true, Current: true, Ready: true}
+
+// Config says what the timeline is made of.
+type Config struct {
+	Interval  time.Duration
+	Series    []measure.Series
+	Stages    []StagePlan
+	Threshold float64 // queued requests per replica (the waiting crossing)
+	SLO       SLO
+}
+
+// SLO are per-request objectives for goodput; zero fields are not checked.
+type SLO struct {
+	TTFT, TPOT, E2E time.Duration
+}
+
+func (s SLO) set() bool { return s.TTFT > 0 || s.TPOT > 0 || s.E2E > 0 }
+
+// StagePlan is what a stage was asked to do.
+type StagePlan struct {
+	Name        string
+	Plan        string // printed form, e.g. "ramp 1/s→12/s for 2m"
+	Duration    time.Duration
+	RateFrom    float64
+	RateTo      float64
+	Concurrency int
+}
+
+// rateAt is the planned rate at offset t into the stage.
+func (p StagePlan) rateAt(t time.Duration) float64 {
+	if p.Concurrency > 0 || p.Duration <= 0 {
+		return 0
+	}
+	f := min(max(t.Seconds()/p.Duration.Seconds(), 0), 1)
+	return p.RateFrom + (p.RateTo-p.RateFrom)*f
+}
+
+// planned is the number of requests the schedule asks for in the first t.
+func (p StagePlan) planned(t time.Duration) float64 {
+	if p.Concurrency > 0 || p.Duration <= 0 {
+		return 0
+	}
+	s, d := min(t, p.Duration).Seconds(), p.Duration.Seconds()
+	return p.RateFrom*s + (p.RateTo-p.RateFrom)*s*s/(2*d)
+}
+
+// lateWindow is how long after a row ends a request may still add its
+// first token to the row. Older rows are closed: their distributions are
+// reduced to the percentiles shown and their memory is used again, so a
+// long run keeps a bounded number of open rows.
+const lateWindow = 2 * time.Minute
+
+// Timeline accumulates a run. It is safe for concurrent use: requests
+// arrive from the recorder, samples from the watcher, stage changes from
+// the run loop.
+type Timeline struct {
+	mu  sync.Mutex
+	cfg Config
+	idx map[string]int // series name → index in samples
+
+	rows    []*row
+	closed  int // rows before this index are closed
+	free    []*measure.Dist
+	run     *load
+	stages  []*stageState
+	events  []Event
+	loadEnd time.Duration // when the load stopped; -1 while it runs
+	maxDone time.Duration
+
+	// sample state, in sample order
+	known       []*float64 // each series' last value, across gaps
+	start       map[string]float64
+	peak        map[string]float64
+	peakAt      map[string]float64
+	above       bool // waiting is above threshold × replicas
+	predictedAt *float64
+	gapReason   []string
+	kpi         KPIs
+	latest      measure.Sample
+}
+
+type stageState struct {
+	plan    StagePlan
+	start   time.Duration
+	end     time.Duration
+	started bool
+	endedBy string
+	load    *load
+}
+
+type row struct {
+	sent, done, errs int64
+	tokens           float64
+	ttft             *measure.Dist
+	lag              *measure.Dist
+	ttftP50, ttftP95 *float64
+	lagP99           *float64
+	sample           *measure.Sample
+	capped           bool
+}
+
+// New returns an empty timeline.
+func New(cfg Config) *Timeline {
+	if cfg.Interval <= 0 {
+		cfg.Interval = 5 * time.Second
+	}
+	t := &Timeline{
+		cfg: cfg, idx: map[string]int{}, run: newLoad(), loadEnd: -1,
+		start: map[string]float64{}, peak: map[string]float64{}, peakAt: map[string]float64{},
+		gapReason: make([]string, len(cfg.Series)), known: make([]*float64, len(cfg.Series)),
+	}
+	for i, s := range cfg.Series {
+		t.idx[s.Name] = i
+	}
+	for _, p := range cfg.Stages {
+		t.stages = append(t.stages, &stageState{plan: p, load: newLoad()})
+	}
+	return t
+}
+
+func (t *Timeline) rowAt(at time.Duration) *row {
+	if at < 0 {
+		at = 0
+	}
+	i := int(at / t.cfg.Interval)
+	for len(t.rows) <= i {
+		t.rows = append(t.rows, &row{})
+	}
+	return t.rows[i]
+}
+
+func (t *Timeline) open(at time.Duration) bool {
+	return int(max(at, 0)/t.cfg.Interval) >= t.closed
+}
+
+func (t *Timeline) dist() *measure.Dist {
+	if n := len(t.free); n > 0 {
+		d := t.free[n-1]
+		t.free = t.free[:n-1]
+		return d
+	}
+	return measure.NewDist(2)
+}
+
+// AddRequest adds one finished request.
+func (t *Timeline) AddRequest(r *measure.Request) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.run.add(r, t.cfg.SLO)
+	if r.Stage >= 0 && r.Stage < len(t.stages) {
+		t.stages[r.Stage].load.add(r, t.cfg.SLO)
+	}
+	done := r.Done()
+	sr := t.rowAt(r.Sent)
+	sr.sent++
+	if r.Scheduled >= 0 && t.open(r.Sent) {
+		if sr.lag == nil {
+			sr.lag = t.dist()
+		}
+		sr.lag.Add(r.Lag())
+	}
+	rw := t.rowAt(done)
+	rw.done++
+	if r.Failed() {
+		rw.errs++
+	}
+	if r.TTFT > 0 && t.open(r.Sent+r.TTFT) {
+		fr := t.rowAt(r.Sent + r.TTFT)
+		if fr.ttft == nil {
+			fr.ttft = t.dist()
+		}
+		fr.ttft.Add(r.TTFT)
+	}
+	if r.OutputTokens > 0 {
+		from := r.Sent + r.TTFT
+		if r.TTFT <= 0 {
+			from = done // not streamed: every token arrives with the body
+		}
+		t.spread(float64(r.OutputTokens), from, done)
+	}
+	if done > t.maxDone {
+		t.maxDone = done
+		t.closeBefore(done - lateWindow)
+	}
+}
+
+// spread adds n tokens evenly over [from, to] to the rows they fall in.
+func (t *Timeline) spread(n float64, from, to time.Duration) {
+	if to <= from {
+		t.rowAt(to).tokens += n
+		return
+	}
+	iv := t.cfg.Interval
+	span := float64(to - from)
+	for a := from; a < to; {
+		b := min((a/iv+1)*iv, to)
+		t.rowAt(a).tokens += n * float64(b-a) / span
+		a = b
+	}
+}
+
+// closeBefore closes the rows that end before at.
+func (t *Timeline) closeBefore(at time.Duration) {
+	for t.closed < len(t.rows) && time.Duration(t.closed+1)*t.cfg.Interval <= at {
+		t.closeRow(t.rows[t.closed])
+		t.closed++
+	}
+}
+
+func (t *Timeline) closeRow(rw *row) {
+	if rw.ttft != nil {
+		rw.ttftP50, rw.ttftP95 = ms(rw.ttft.Quantile(.5)), ms(rw.ttft.Quantile(.95))
+		rw.ttft.Reset()
+		t.free = append(t.free, rw.ttft)
+		rw.ttft = nil
+	}
+	if rw.lag != nil {
+		rw.lagP99 = ms(rw.lag.Quantile(.99))
+		rw.lag.Reset()
+		t.free = append(t.free, rw.lag)
+		rw.lag = nil
+	}
+}
+
+func ms(d time.Duration) *float64 {
+	v := math.Round(float64(d)/float64(time.Microsecond)) / 1000
+	return &v
+}
+
+func secs(d time.Duration) float64 { return math.Round(d.Seconds()*1000) / 1000 }
+
+func fptr(v float64) *float64 { return &v }
+
+// StageStarted marks stage i as begun at offset at.
+func (t *Timeline) StageStarted(i int, at time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st := t.stages[i]
+	st.start, st.started, st.end = at, true, -1
+	t.events = append(t.events, Event{T: secs(at), Kind: StageStart, Text: "stage " + st.plan.Name + " (" + st.plan.Plan + ")"})
+}
+
+// StageEnded marks stage i as over at offset at; by says why (duration,
+// until, interrupt).
+func (t *Timeline) StageEnded(i int, at time.Duration, by string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st := t.stages[i]
+	st.end, st.endedBy = at, by
+	text := "stage " + st.plan.Name + " ended"
+	if by != "duration" {
+		text += " (" + by + ")"
+	}
+	t.events = append(t.events, Event{T: secs(at), Kind: StageEnd, Text: text})
+}
+
+// LoadStopped marks the end of all load.
+func (t *Timeline) LoadStopped(at time.Duration, why string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.loadEnd = at
+	text := "load stopped"
+	if why != "" {
+		text += " (" + why + ")"
+	}
+	t.events = append(t.events, Event{T: secs(at), Kind: LoadStop, Text: text})
+}
+
+// Capped notes that sends were held back by max_in_flight around at.
+func (t *Timeline) Capped(at time.Duration, cap int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	rw := t.rowAt(at)
+	if !rw.capped {
+		first := true
+		for _, e := range t.events {
+			if e.Kind == CapReached {
+				first = false
+				break
+			}
+		}
+		if first {
+			t.events = append(t.events, Event{T: secs(at), Kind: CapReached,
+				Text: fmt.Sprintf("max_in_flight %d reached: sends are held back, the offered rate falls short", cap)})
+		}
+	}
+	rw.capped = true
+}
+
+// Add records a free-form event.
+func (t *Timeline) Add(e Event) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.events = append(t.events, e)
+}
+
+// Latest returns the most recent sample (for live progress).
+func (t *Timeline) Latest() measure.Sample {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.latest
+}
+
+// Value returns a series' value in the latest sample.
+func (t *Timeline) Value(name string) measure.Value {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	i, ok := t.idx[name]
+	if !ok || i >= len(t.latest.Values) {
+		return measure.Value{Gap: "not observed"}
+	}
+	return t.latest.Values[i]
+}
+
+// AddSample adds one sample; samples must arrive in time order.
+func (t *Timeline) AddSample(s measure.Sample) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s.Values = append([]measure.Value(nil), s.Values...)
+	t.latest = s
+	kept := s
+	t.rowAt(s.At).sample = &kept
+	t.events = append(t.events, t.sampleEvents(s)...)
+	if s.At > t.maxDone {
+		t.closeBefore(s.At - lateWindow)
+	}
+}
+
+func (t *Timeline) val(vals []measure.Value, name string) (float64, bool) {
+	i, ok := t.idx[name]
+	if !ok || i >= len(vals) || !vals[i].OK() {
+		return 0, false
+	}
+	return vals[i].V, true
+}
+
+// sampleEvents derives the events one sample brings and advances the KPIs.
+func (t *Timeline) sampleEvents(s measure.Sample) []Event {
+	var evs []Event
+	at := secs(s.At)
+	afterLoad := t.loadEnd >= 0 && s.At >= t.loadEnd
+	// Gaps: one event per reason for the series that lost (or regained)
+	// their value in this sample.
+	lost := map[string][]string{}
+	var back []string
+	for i, ser := range t.cfg.Series {
+		v := s.Values[i]
+		switch {
+		case !v.OK() && t.gapReason[i] != v.Gap:
+			lost[v.Gap] = append(lost[v.Gap], ser.Name)
+		case v.OK() && t.gapReason[i] != "":
+			back = append(back, ser.Name)
+		}
+		t.gapReason[i] = v.Gap
+	}
+	reasons := make([]string, 0, len(lost))
+	for r := range lost {
+		reasons = append(reasons, r)
+	}
+	sort.Strings(reasons)
+	for _, r := range reasons {
+		evs = append(evs, Event{T: at, Kind: GapStart, Series: strings.Join(lost[r], ","),
+			Text: fmt.Sprintf("no value for %s: %s", strings.Join(lost[r], ", "), r)})
+	}
+	if len(back) > 0 {
+		evs = append(evs, Event{T: at, Kind: GapEnd, Series: strings.Join(back, ","),
+			Text: strings.Join(back, ", ") + " back"})
+	}
+	for i, ser := range t.cfg.Series {
+		v := s.Values[i]
+		if !v.OK() {
+			continue
+		}
+		if _, ok := t.start[ser.Name]; !ok {
+			t.start[ser.Name] = v.V
+		}
+		if p, ok := t.peak[ser.Name]; !ok || v.V > p {
+			t.peak[ser.Name], t.peakAt[ser.Name] = v.V, at
+		}
+		if prev := t.known[i]; replicaSeries[ser.Name] && prev != nil && *prev != v.V {
+			evs = append(evs, Event{T: at, Kind: Change, Series: ser.Name, From: fptr(*prev), To: fptr(v.V),
+				Text: fmt.Sprintf("%s %s→%s", ser.Name, num(*prev), num(v.V))})
+		}
+		t.known[i] = fptr(v.V)
+	}
+	// The waiting crossing: above threshold × replicas (current, else ready, else 1).
+	if w, ok := t.val(s.Values, Waiting); ok {
+		reps := 1.0
+		if c, ok := t.val(s.Values, Current); ok && c > 0 {
+			reps = c
+		} else if r, ok := t.val(s.Values, Ready); ok && r > 0 {
+			reps = r
+		}
+		limit := t.cfg.Threshold * reps
+		switch {
+		case w > limit && !t.above:
+			t.above = true
+			evs = append(evs, Event{T: at, Kind: Crossing, Series: Waiting, To: fptr(w),
+				Text: fmt.Sprintf("waiting %s > %s (%s × %s)", num(w), num(limit), num(t.cfg.Threshold), plural(reps, "replica"))})
+			if t.kpi.TimeToQueue == nil && !afterLoad {
+				t.kpi.TimeToQueue = fptr(at)
+			}
+		case w <= limit && t.above:
+			t.above = false
+			evs = append(evs, Event{T: at, Kind: Crossing, Series: Waiting, To: fptr(w),
+				Text: fmt.Sprintf("waiting %s ≤ %s", num(w), num(limit))})
+		}
+	}
+	// When the prediction first asked for more than desired started at.
+	if p, ok := t.val(s.Values, Predicted); ok && t.predictedAt == nil {
+		if st, ok := t.start[Desired]; ok && p > st {
+			t.predictedAt = fptr(at)
+		}
+	}
+	// KPIs on the replica series.
+	if d, ok := t.val(s.Values, Desired); ok {
+		st := t.start[Desired]
+		if t.kpi.TimeToIntent == nil && d > st {
+			t.kpi.TimeToIntent = fptr(at)
+		}
+		if afterLoad && t.kpi.ScaleIn == nil && t.kpi.TimeToIntent != nil && d <= st {
+			t.kpi.ScaleIn = fptr(secs(s.At - t.loadEnd))
+		}
+	}
+	if r, ok := t.val(s.Values, Ready); ok {
+		st := t.start[Ready]
+		if t.kpi.TimeToReady == nil && r > st {
+			t.kpi.TimeToReady = fptr(at)
+		}
+		if afterLoad && t.kpi.ReadyIn == nil && t.kpi.TimeToReady != nil && r <= st {
+			t.kpi.ReadyIn = fptr(secs(s.At - t.loadEnd))
+		}
+	}
+	return evs
+}
+
+// ScaledIn reports whether every replica series that rose is back at its
+// starting value after the load: the run has seen what it came for.
+func (t *Timeline) ScaledIn() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.loadEnd < 0 {
+		return false
+	}
+	rose := false
+	if t.kpi.TimeToIntent != nil {
+		rose = true
+		if t.kpi.ScaleIn == nil {
+			return false
+		}
+	}
+	if t.kpi.TimeToReady != nil {
+		rose = true
+		if t.kpi.ReadyIn == nil {
+			return false
+		}
+	}
+	return rose
+}
+
+func num(v float64) string {
+	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
+		return fmt.Sprintf("%d", int64(v))
+	}
+	if math.Abs(v) < 10 {
+		return trimZeros(fmt.Sprintf("%.2f", v))
+	}
+	return trimZeros(fmt.Sprintf("%.1f", v))
+}
+
+func trimZeros(s string) string {
+	if strings.Contains(s, ".") {
+		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	}
+	return s
+}
+
+func plural(n float64, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return num(n) + " " + word + "s"
+}
+
+// Meta is what the report says about the run besides its measurements.
+type Meta struct {
+	Scenario      string
+	File          string
+	Started       time.Time
+	Target        TargetInfo
+	Partial       bool
+	PartialReason string
+	CapReached    int64
+	Notes         []string
+}
+
+// Report closes the timeline at end (the run's last offset) and builds
+// the report. It can be called once the run is over.
+func (t *Timeline) Report(end time.Duration, m Meta) *Report {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	loadEnd := t.loadEnd
+	if loadEnd < 0 {
+		loadEnd = end
+	}
+	t.rowAt(max(end-1, 0)) // rows reach the end of the run
+	for _, rw := range t.rows[t.closed:] {
+		t.closeRow(rw)
+	}
+	t.closed = len(t.rows)
+
+	r := &Report{
+		Version: ReportVersion, Scenario: m.Scenario, File: m.File, Started: m.Started.UTC(),
+		DurationS: secs(end), Partial: m.Partial, PartialReason: m.PartialReason, Target: m.Target,
+		IntervalS: secs(t.cfg.Interval), Threshold: t.cfg.Threshold, Verdict: "none",
+		Notes: m.Notes, Expectations: []Outcome{},
+	}
+	for _, s := range t.cfg.Series {
+		r.Series = append(r.Series, SeriesInfo{Name: s.Name, Query: s.Query})
+	}
+
+	// Stages.
+	var plannedAll float64
+	for _, st := range t.stages {
+		sr := StageReport{Name: st.plan.Name, Plan: st.plan.Plan, PlannedS: secs(st.plan.Duration), EndedBy: st.endedBy}
+		if !st.started {
+			sr.EndedBy = "not started"
+			r.Stages = append(r.Stages, sr)
+			continue
+		}
+		stEnd := st.end
+		if stEnd < 0 {
+			stEnd = loadEnd
+			if sr.EndedBy == "" {
+				sr.EndedBy = "interrupt"
+			}
+		}
+		sr.StartS, sr.EndS = secs(st.start), secs(stEnd)
+		planned := st.plan.planned(stEnd - st.start)
+		plannedAll += planned
+		sr.LoadReport = st.load.report(stEnd-st.start, planned, t.cfg.SLO)
+		r.Stages = append(r.Stages, sr)
+	}
+	r.Load = t.run.report(loadEnd, plannedAll, t.cfg.SLO)
+	r.Load.CapReached = m.CapReached
+
+	// Rows.
+	var inflight int64
+	var prevVals []measure.Value
+	for i, rw := range t.rows {
+		at := time.Duration(i) * t.cfg.Interval
+		mid := at + t.cfg.Interval/2
+		row := Row{T: secs(at), Sent: rw.sent, Done: rw.done, Errors: rw.errs, TTFTP50: rw.ttftP50, TTFTP95: rw.ttftP95,
+			LagP99: rw.lagP99, Capped: rw.capped, OutputTPS: round3(rw.tokens / t.cfg.Interval.Seconds()),
+			Series: map[string]*float64{}}
+		inflight += rw.sent - rw.done
+		row.InFlight = inflight
+		if inflight > r.Load.MaxInFlight {
+			r.Load.MaxInFlight = inflight
+		}
+		row.Stage = "-"
+		for _, st := range t.stages {
+			stEnd := st.end
+			if stEnd < 0 {
+				stEnd = loadEnd
+			}
+			if st.started && mid >= st.start && mid < stEnd {
+				row.Stage = st.plan.Name
+				row.TargetRPS = round3(st.plan.rateAt(mid - st.start))
+			}
+		}
+		if row.Stage == "-" && mid >= loadEnd {
+			row.Stage = "after"
+		}
+		vals := prevVals
+		if rw.sample != nil {
+			vals = rw.sample.Values
+			row.SampleT = fptr(secs(rw.sample.At))
+		}
+		for j, s := range t.cfg.Series {
+			if vals == nil || j >= len(vals) {
+				row.Series[s.Name] = nil
+				continue
+			}
+			if vals[j].OK() {
+				row.Series[s.Name] = fptr(vals[j].V)
+			} else {
+				row.Series[s.Name] = nil
+				if row.Gaps == nil {
+					row.Gaps = map[string]string{}
+				}
+				row.Gaps[s.Name] = vals[j].Gap
+			}
+		}
+		prevVals = vals
+		r.Timeline = append(r.Timeline, row)
+	}
+
+	// Events in time order (stable: a stage's end comes before the next start).
+	r.Events = append([]Event(nil), t.events...)
+	sort.SliceStable(r.Events, func(i, j int) bool { return r.Events[i].T < r.Events[j].T })
+	if r.Events == nil {
+		r.Events = []Event{}
+	}
+
+	k := t.kpi
+	k.Start, k.Peak, k.PeakAt = map[string]float64{}, map[string]float64{}, map[string]float64{}
+	for n, v := range t.start {
+		k.Start[n] = v
+	}
+	for n, v := range t.peak {
+		k.Peak[n], k.PeakAt[n] = v, t.peakAt[n]
+	}
+	if t.predictedAt != nil && k.TimeToIntent != nil {
+		k.IntentLag = fptr(round3(*k.TimeToIntent - *t.predictedAt))
+	}
+	r.KPIs = k
+	return r
+}
+
+func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
+
+// load accumulates requests into the run's or a stage's summary.
+type load struct {
+	requests, ok, good   int64
+	promptTok, outTok    int64
+	errors               map[string]int64
+	samples              map[string]string
+	ttft, e2e, itl, tpot *measure.Dist
+	lag                  *measure.Dist
+}
+
+func newLoad() *load {
+	return &load{errors: map[string]int64{}, samples: map[string]string{},
+		ttft: measure.NewDist(3), e2e: measure.NewDist(3), itl: measure.NewDist(3), tpot: measure.NewDist(3), lag: measure.NewDist(3)}
+}
+
+func (l *load) add(r *measure.Request, slo SLO) {
+	l.requests++
+	if r.Scheduled >= 0 {
+		l.lag.Add(r.Lag())
+	}
+	if r.Failed() {
+		c := string(r.Class)
+		l.errors[c]++
+		if _, ok := l.samples[c]; !ok && r.Message != "" {
+			l.samples[c] = r.Message
+		}
+		return
+	}
+	l.ok++
+	l.e2e.Add(r.E2E)
+	if r.TTFT > 0 {
+		l.ttft.Add(r.TTFT)
+	}
+	if tp := r.TPOT(); tp > 0 {
+		l.tpot.Add(tp)
+	}
+	if len(r.ITL) > 0 {
+		k := r.TokensPerEvent()
+		n := max(int64(math.Round(k)), 1)
+		for _, g := range r.ITL {
+			l.itl.AddN(time.Duration(float64(g)/k), n)
+		}
+	}
+	if r.PromptTokens > 0 {
+		l.promptTok += int64(r.PromptTokens)
+	}
+	if r.OutputTokens > 0 {
+		l.outTok += int64(r.OutputTokens)
+	}
+	if slo.set() && (slo.TTFT == 0 || (r.TTFT > 0 && r.TTFT <= slo.TTFT)) &&
+		(slo.TPOT == 0 || r.TPOT() <= slo.TPOT) && (slo.E2E == 0 || r.E2E <= slo.E2E) {
+		l.good++
+	}
+}
+
+func (l *load) report(span time.Duration, planned float64, slo SLO) LoadReport {
+	lr := LoadReport{
+		Requests: l.requests, OK: l.ok, Errors: l.errors, ErrorSamples: l.samples,
+		TTFT: l.ttft.Summary(), E2E: l.e2e.Summary(), ITL: l.itl.Summary(), TPOT: l.tpot.Summary(), SendLag: l.lag.Summary(),
+		PromptTokens: l.promptTok, OutputTokens: l.outTok, LoadS: secs(span),
+	}
+	if len(lr.ErrorSamples) == 0 {
+		lr.ErrorSamples = nil
+	}
+	if l.requests > 0 {
+		lr.ErrorRate = round6(float64(l.requests-l.ok) / float64(l.requests))
+	}
+	if s := span.Seconds(); s > 0 {
+		lr.AchievedRPS = round3(float64(l.requests) / s)
+		lr.TargetRPS = round3(planned / s)
+		lr.OutputTPS = round3(float64(l.outTok) / s)
+	}
+	if slo.set() {
+		g := &Goodput{SLO: map[string]float64{}, Good: l.good}
+		for name, d := range map[string]time.Duration{"ttft": slo.TTFT, "tpot": slo.TPOT, "e2e": slo.E2E} {
+			if d > 0 {
+				g.SLO[name] = *ms(d)
+			}
+		}
+		if l.requests > 0 {
+			g.Share = round6(float64(l.good) / float64(l.requests))
+		}
+		if s := span.Seconds(); s > 0 {
+			g.RPS = round3(float64(l.good) / s)
+		}
+		lr.Goodput = g
+	}
+	return lr
+}
+
+func round6(v float64) float64 { return math.Round(v*1e6) / 1e6 }

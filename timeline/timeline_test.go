@@ -1,0 +1,304 @@
+package timeline
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scaleout/scaleout/measure"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+const sec = time.Second
+
+func series(names ...string) []measure.Series {
+	out := make([]measure.Series, len(names))
+	for i, n := range names {
+		out[i] = measure.Series{Name: n, Query: "q_" + n}
+	}
+	return out
+}
+
+func sample(at time.Duration, vals ...any) measure.Sample {
+	s := measure.Sample{At: at}
+	for _, v := range vals {
+		switch v := v.(type) {
+		case int:
+			s.Values = append(s.Values, measure.Value{V: float64(v)})
+		case float64:
+			s.Values = append(s.Values, measure.Value{V: v})
+		case string:
+			s.Values = append(s.Values, measure.Value{Gap: v})
+		}
+	}
+	return s
+}
+
+// scripted builds the story of one scale-out: a warm stage at 1/s, a
+// ramp to 5/s, then 60 s of observation after the load.
+func scripted(t *testing.T) *Report {
+	t.Helper()
+	tl := New(Config{
+		Interval: 10 * sec,
+		Series:   series(Waiting, Desired, Current, Ready),
+		Stages: []StagePlan{
+			{Name: "warm", Plan: "1/s for 20s", Duration: 20 * sec, RateFrom: 1, RateTo: 1},
+			{Name: "ramp", Plan: "1/s→5/s for 20s", Duration: 20 * sec, RateFrom: 1, RateTo: 5},
+		},
+		Threshold: 5,
+		SLO:       SLO{TTFT: 500 * time.Millisecond},
+	})
+	tl.StageStarted(0, 0)
+	// warm: 20 requests, one a second, TTFT 100 ms, 10 tokens each over 1 s.
+	for i := range 20 {
+		at := time.Duration(i) * sec
+		tl.AddRequest(&measure.Request{Stage: 0, Seq: uint64(i), Scheduled: at, Sent: at + time.Millisecond,
+			TTFT: 100 * time.Millisecond, E2E: sec, Events: 10, OutputTokens: 10, PromptTokens: 5,
+			ITL: []time.Duration{100 * time.Millisecond}})
+	}
+	tl.StageEnded(0, 20*sec, "duration")
+	tl.StageStarted(1, 20*sec)
+	// ramp: 60 requests, TTFT 1 s (queued), two of them fail with 429.
+	for i := range 60 {
+		at := 20*sec + time.Duration(i)*sec/3
+		r := &measure.Request{Stage: 1, Seq: uint64(i), Scheduled: at, Sent: at, TTFT: sec, E2E: 2 * sec,
+			Events: 10, OutputTokens: 10, PromptTokens: 5}
+		if i%30 == 7 {
+			r = &measure.Request{Stage: 1, Seq: uint64(i), Scheduled: at, Sent: at, E2E: 5 * time.Millisecond,
+				Status: 429, Class: measure.HTTPClass(429), Message: "queue is full", OutputTokens: -1, PromptTokens: -1}
+		}
+		tl.AddRequest(r)
+	}
+	tl.StageEnded(1, 40*sec, "duration")
+	tl.LoadStopped(40*sec, "")
+	for _, s := range []measure.Sample{
+		sample(1*sec, 0, 1, 1, 1),
+		sample(11*sec, 2, 1, 1, 1),
+		sample(21*sec, 7, 1, 1, 1),
+		sample(31*sec, 15, 3, 1, 1),
+		sample(41*sec, 9, 3, 3, 2),
+		sample(51*sec, "connection refused", "connection refused", "connection refused", "connection refused"),
+		sample(61*sec, 0, 3, 3, 3),
+		sample(71*sec, 0, 1, 3, 3),
+		sample(81*sec, 0, 1, 1, 1),
+	} {
+		tl.AddSample(s)
+	}
+	return tl.Report(90*sec, Meta{Scenario: "story", Started: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC),
+		Target: TargetInfo{URL: "http://127.0.0.1:8000", API: "completions", Model: "m", Stream: true, Observation: "scrape of 1 page"}})
+}
+
+func TestStory(t *testing.T) {
+	r := scripted(t)
+	if len(r.Timeline) != 9 {
+		t.Fatalf("rows = %d, want 9", len(r.Timeline))
+	}
+	wantSent := []int64{10, 10, 30, 30, 0, 0, 0, 0, 0}
+	wantDone := []int64{9, 10, 25, 30, 6, 0, 0, 0, 0}
+	wantStage := []string{"warm", "warm", "ramp", "ramp", "after", "after", "after", "after", "after"}
+	var inflight int64
+	for i, x := range r.Timeline {
+		if x.Sent != wantSent[i] || x.Done != wantDone[i] || x.Stage != wantStage[i] {
+			t.Errorf("row %d: sent %d done %d stage %s, want %d %d %s", i, x.Sent, x.Done, x.Stage, wantSent[i], wantDone[i], wantStage[i])
+		}
+		inflight += x.Sent - x.Done
+		if x.InFlight != inflight {
+			t.Errorf("row %d: in flight %d, want %d", i, x.InFlight, inflight)
+		}
+	}
+	if r.Timeline[0].TargetRPS != 1 || r.Timeline[2].TargetRPS != 2 || r.Timeline[3].TargetRPS != 4 {
+		t.Errorf("target rps = %v %v %v", r.Timeline[0].TargetRPS, r.Timeline[2].TargetRPS, r.Timeline[3].TargetRPS)
+	}
+	if p := r.Timeline[0].TTFTP50; p == nil || *p < 99 || *p > 101 {
+		t.Errorf("row 0 ttft p50 = %v", p)
+	}
+	if p := r.Timeline[2].TTFTP95; p == nil || *p < 990 || *p > 1010 {
+		t.Errorf("row 2 ttft p95 = %v", p)
+	}
+	// 20 warm requests of 10 tokens over [0.1 s, 1 s] after their send.
+	if got := r.Timeline[0].OutputTPS + r.Timeline[1].OutputTPS; got < 19.9 || got > 20.1 {
+		t.Errorf("warm tokens/s over rows 0-1 = %v, want 20", got)
+	}
+	if v := r.Timeline[3].Series[Waiting]; v == nil || *v != 15 {
+		t.Errorf("row 3 waiting = %v", v)
+	}
+	if v := r.Timeline[5].Series[Desired]; v != nil || r.Timeline[5].Gaps[Desired] != "connection refused" {
+		t.Errorf("row 5 desired = %v gap %q", v, r.Timeline[5].Gaps[Desired])
+	}
+
+	var texts []string
+	for _, e := range r.Events {
+		texts = append(texts, clock(e.T)+" "+e.Text)
+	}
+	want := []string{
+		"0:00 stage warm (1/s for 20s)",
+		"0:20 stage warm ended",
+		"0:20 stage ramp (1/s→5/s for 20s)",
+		"0:21 waiting 7 > 5 (5 × 1 replica)",
+		"0:31 desired 1→3",
+		"0:40 stage ramp ended",
+		"0:40 load stopped",
+		"0:41 current 1→3",
+		"0:41 ready 1→2",
+		"0:41 waiting 9 ≤ 15",
+		"0:51 no value for waiting, desired, current, ready: connection refused",
+		"1:01 waiting, desired, current, ready back",
+		"1:01 ready 2→3",
+		"1:11 desired 3→1",
+		"1:21 current 3→1",
+		"1:21 ready 3→1",
+	}
+	if strings.Join(texts, "\n") != strings.Join(want, "\n") {
+		t.Errorf("events:\n%s\nwant:\n%s", strings.Join(texts, "\n"), strings.Join(want, "\n"))
+	}
+	k := r.KPIs
+	check := func(name string, got *float64, want float64) {
+		t.Helper()
+		if got == nil || *got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	check("time to queue", k.TimeToQueue, 21)
+	check("time to intent", k.TimeToIntent, 31)
+	check("time to ready", k.TimeToReady, 41)
+	check("scale-in", k.ScaleIn, 31)
+	check("ready in", k.ReadyIn, 41)
+	if k.Peak[Waiting] != 15 || k.Peak[Desired] != 3 || k.PeakAt[Waiting] != 31 || k.Start[Desired] != 1 {
+		t.Errorf("peaks %v at %v start %v", k.Peak, k.PeakAt, k.Start)
+	}
+
+	l := r.Load
+	if l.Requests != 80 || l.OK != 78 || l.Errors["http_429"] != 2 || l.ErrorSamples["http_429"] != "queue is full" {
+		t.Errorf("load = %+v", l)
+	}
+	if l.OutputTokens != 780 || l.PromptTokens != 390 || l.AchievedRPS != 2 || l.TargetRPS != 2 || l.ErrorRate != 0.025 {
+		t.Errorf("load tokens %d %d rps %v target %v err %v", l.OutputTokens, l.PromptTokens, l.AchievedRPS, l.TargetRPS, l.ErrorRate)
+	}
+	if l.Goodput == nil || l.Goodput.Good != 20 || l.Goodput.Share != 0.25 {
+		t.Errorf("goodput = %+v", l.Goodput)
+	}
+	if p := l.ITL.P50; p == nil || *p < 99 || *p > 101 {
+		t.Errorf("itl p50 = %v", p)
+	}
+	w, ramp := r.Stages[0], r.Stages[1]
+	if w.Requests != 20 || w.AchievedRPS != 1 || w.TargetRPS != 1 || ramp.Requests != 60 || ramp.AchievedRPS != 3 || ramp.TargetRPS != 3 {
+		t.Errorf("stages: %+v / %+v", w.LoadReport, ramp.LoadReport)
+	}
+	if p := ramp.TTFT.P50; p == nil || *p < 995 || *p > 1005 {
+		t.Errorf("ramp ttft p50 = %v", p)
+	}
+	if r.Verdict != "none" || r.Partial {
+		t.Errorf("verdict %q partial %v", r.Verdict, r.Partial)
+	}
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./timeline -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file (go test ./timeline -update rewrites it):\n%s", name, got)
+	}
+}
+
+func TestRenderGolden(t *testing.T) {
+	r := scripted(t)
+	var text, csvOut, js bytes.Buffer
+	if err := WriteText(&text, r, TextOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "story.txt", text.Bytes())
+	if err := WriteCSV(&csvOut, r); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "story.csv", csvOut.Bytes())
+	if err := WriteJSON(&js, r); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadJSON(&js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var again bytes.Buffer
+	if err := WriteText(&again, back, TextOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if again.String() != text.String() {
+		t.Errorf("a report read back from JSON renders differently:\n%s", again.String())
+	}
+}
+
+func TestStrideKeepsEventRows(t *testing.T) {
+	tl := New(Config{Interval: sec, Series: series(Desired)})
+	for i := range 300 {
+		d := 1
+		if i >= 150 {
+			d = 2
+		}
+		tl.AddSample(sample(time.Duration(i)*sec, d))
+	}
+	r := tl.Report(300*sec, Meta{Scenario: "long"})
+	var b bytes.Buffer
+	if err := WriteText(&b, r, TextOptions{MaxRows: 30}); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if !strings.Contains(out, "2:30") || !strings.Contains(out, "desired 1→2") {
+		t.Errorf("the row of the change is missing:\n%s", out)
+	}
+	if !strings.Contains(out, "(every 10th row of 300 is shown") {
+		t.Errorf("no stride note:\n%s", out)
+	}
+}
+
+// Rows older than the late window are closed and their distributions
+// reused, so a long run keeps a bounded number of them.
+func TestRowsCloseAndReuseMemory(t *testing.T) {
+	tl := New(Config{Interval: sec})
+	for i := range 3600 {
+		at := time.Duration(i) * sec
+		tl.AddRequest(&measure.Request{Sent: at, Scheduled: at, TTFT: 50 * time.Millisecond, E2E: 100 * time.Millisecond, OutputTokens: 1, Events: 1})
+	}
+	open := 0
+	for _, rw := range tl.rows {
+		if rw.ttft != nil {
+			open++
+		}
+	}
+	if limit := int(lateWindow/sec) + 2; open > limit {
+		t.Errorf("%d rows hold a distribution, want at most %d", open, limit)
+	}
+	if len(tl.free) == 0 {
+		t.Error("no distribution was returned for reuse")
+	}
+	r := tl.Report(3600*sec, Meta{})
+	if p := r.Timeline[10].TTFTP50; p == nil || *p < 49 || *p > 51 {
+		t.Errorf("a closed row lost its percentile: %v", p)
+	}
+}
+
+func TestFormat(t *testing.T) {
+	for in, want := range map[float64]string{0: "0:00", 5: "0:05", 65: "1:05", 3725: "1:02:05", 2.5: "0:02.5"} {
+		if got := clock(in); got != want {
+			t.Errorf("clock(%v) = %s, want %s", in, got, want)
+		}
+	}
+	for in, want := range map[float64]string{0.5: "0.5s", 45: "45s", 130: "2:10", 305: "5:05"} {
+		if got := span(in); got != want {
+			t.Errorf("span(%v) = %s, want %s", in, got, want)
+		}
+	}
+}
