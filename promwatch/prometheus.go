@@ -1,0 +1,255 @@
+package promwatch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/api"
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
+)
+
+// querier is what Prometheus needs of a Prometheus server: one instant query.
+// It returns the result, the server's warnings and an error (an *apiError
+// for answers that are not results, a transport error otherwise).
+type querier interface {
+	Query(ctx context.Context, query string, ts time.Time) (model.Value, []string, error)
+}
+
+// Prometheus evaluates queries as instant queries against a Prometheus
+// server's HTTP API (POST /api/v1/query, falling back to GET as client_golang
+// does).
+type Prometheus struct {
+	q      querier
+	source string              // "prometheus http://host:9090", credentials removed
+	scrub  func(string) string // removes the token from server messages; only the RoundTripper holds it to send it
+}
+
+var _ Evaluator = (*Prometheus)(nil)
+
+// NewPrometheus queries a Prometheus server's HTTP API through client_golang
+// (api.NewClient and v1.NewAPI; instant queries at `at`, all queries of one Eval
+// concurrently). bearerToken "" means none; it is sent to the address's host
+// only. rt nil means client_golang's api.DefaultRoundTripper.
+func NewPrometheus(address, bearerToken string, rt http.RoundTripper) (*Prometheus, error) {
+	u, err := parseHTTPURL(address)
+	if err != nil {
+		return nil, fmt.Errorf("prometheus address: %w", err)
+	}
+	if rt == nil {
+		rt = api.DefaultRoundTripper
+	}
+	if bearerToken != "" {
+		rt = &bearerTransport{next: rt, token: secret(bearerToken), hosts: map[string]bool{u.Host: true}}
+	}
+	client, err := api.NewClient(api.Config{Address: address, RoundTripper: rt})
+	if err != nil {
+		return nil, fmt.Errorf("prometheus address %s: %w", redactedURL(u), err)
+	}
+	return newPrometheus(&apiQuerier{api: v1.NewAPI(client)}, "prometheus "+strings.TrimRight(redactedURL(u), "/"), secret(bearerToken)), nil
+}
+
+// newPrometheus keeps the token only inside a scrubbing closure, so even
+// %#v of a Prometheus cannot print it.
+func newPrometheus(q querier, source string, token secret) *Prometheus {
+	return &Prometheus{q: q, source: source, scrub: token.scrub}
+}
+
+func (p *Prometheus) String() string { return p.source }
+
+// Eval sends every query as an instant query at `at`, all concurrently, and
+// waits for all of them. A zero `at` means the server's now. A ctx without a
+// deadline is bounded by DefaultTimeout.
+func (p *Prometheus) Eval(ctx context.Context, at time.Time, queries []string) []Result {
+	ctx, cancel := withDefaultDeadline(ctx)
+	defer cancel()
+	results := make([]Result, len(queries))
+	var wg sync.WaitGroup
+	for i, q := range queries {
+		wg.Go(func() { results[i] = p.query(ctx, at, q) })
+	}
+	wg.Wait()
+	return results
+}
+
+func (p *Prometheus) query(ctx context.Context, at time.Time, q string) Result {
+	if strings.TrimSpace(q) == "" {
+		return Result{Err: &QueryError{Query: q, Col: 1, Msg: "empty query"}}
+	}
+	val, warnings, err := p.q.Query(ctx, q, at)
+	if err != nil {
+		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) { // our deadline, whatever the transport said
+			err = fmt.Errorf("%w (%w)", ctx.Err(), err)
+		}
+		return Result{Err: &SourceError{Source: p.source, Reason: p.scrub(apiReason(err)), Err: err}}
+	}
+	var notes []string
+	for _, w := range warnings {
+		notes = append(notes, p.scrub(w))
+	}
+	vec, err := toVector(val)
+	return Result{Vector: vec, Err: err, Warnings: notes}
+}
+
+// toVector maps an instant query's answer: a vector to its elements, a
+// scalar to one element; anything else is an error that says what to change.
+func toVector(val model.Value) ([]Element, error) {
+	switch v := val.(type) {
+	case model.Vector:
+		out := make([]Element, 0, len(v))
+		for _, s := range v {
+			if s == nil {
+				continue
+			}
+			if s.Histogram != nil {
+				return nil, errors.New("native histogram result: wrap it in histogram_sum(…), histogram_count(…) or histogram_quantile(…)")
+			}
+			labels := make(map[string]string, len(s.Metric))
+			for k, lv := range s.Metric {
+				labels[string(k)] = string(lv)
+			}
+			out = append(out, Element{Labels: labels, V: float64(s.Value)})
+		}
+		return out, nil
+	case *model.Scalar:
+		return []Element{{Labels: map[string]string{}, V: float64(v.Value)}}, nil
+	case model.Matrix:
+		return nil, errors.New("range vector result: drop the [range] or wrap it in rate(…) or avg_over_time(…)")
+	case *model.String:
+		return nil, errors.New("string result: the query must return a number")
+	default:
+		return nil, errors.New("empty answer from Prometheus")
+	}
+}
+
+// apiError is an answer of the HTTP API that is not a result: a non-2xx
+// status, an error envelope, or a body that is not the API's JSON.
+type apiError struct {
+	Status int    // HTTP status
+	Type   string // the API's errorType ("bad_data", "execution", "timeout", …); "" without a JSON envelope
+	Msg    string // the API's error message
+}
+
+func (e *apiError) Error() string {
+	if e.Type == "" {
+		return fmt.Sprintf("HTTP %d", e.Status)
+	}
+	return fmt.Sprintf("HTTP %d: %s: %s", e.Status, e.Type, e.Msg)
+}
+
+// apiReason is the gap reason for what a querier returned.
+func apiReason(err error) string {
+	var ae *apiError
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || !errors.As(err, &ae) {
+		return ShortError(err)
+	}
+	msg := strings.TrimPrefix(ae.Msg, `invalid parameter "query": `)
+	switch ae.Type {
+	case "bad_data":
+		return clip("bad query: " + msg)
+	case "execution":
+		return clip("query failed: " + msg)
+	case "timeout":
+		return "timeout (in Prometheus)"
+	case "canceled":
+		return "canceled (in Prometheus)"
+	case "bad_response":
+		return clip("bad response: " + msg)
+	}
+	return httpReason(ae.Status)
+}
+
+// apiQuerier queries through client_golang's api/prometheus/v1 (a POSTed
+// form, and a GET when the server refuses POST) and turns its *v1.Error into
+// an *apiError the gap reasons can read.
+type apiQuerier struct {
+	api v1.API
+}
+
+func (a *apiQuerier) Query(ctx context.Context, query string, ts time.Time) (model.Value, []string, error) {
+	val, warnings, _, err := a.api.Query(ctx, query, ts)
+	if err != nil {
+		var ve *v1.Error
+		if !errors.As(err, &ve) {
+			return nil, warnings, err
+		}
+		if ve.Type == v1.ErrBadResponse && strings.Contains(ve.Msg, `value type "string"`) {
+			return &model.String{}, warnings, nil // v1 does not decode string results: say what the query returned
+		}
+		return nil, warnings, fromV1(ve)
+	}
+	return val, warnings, nil
+}
+
+// fromV1 reads client_golang's error: an API error keeps its type and
+// message; a bare HTTP status ("client error: 401", "server error: 503")
+// keeps the status, and a JSON error envelope in the body (Prometheus sends
+// one with 503 on a query timeout) its type.
+func fromV1(e *v1.Error) *apiError {
+	switch e.Type {
+	case v1.ErrClient, v1.ErrServer, v1.ErrBadResponse:
+		var status int
+		if i := strings.LastIndexByte(e.Msg, ' '); i >= 0 {
+			status, _ = strconv.Atoi(e.Msg[i+1:])
+		}
+		if status == 0 {
+			return &apiError{Status: http.StatusOK, Type: "bad_response", Msg: "not the Prometheus API's JSON (check the address)"}
+		}
+		var env struct {
+			Status    string `json:"status"`
+			ErrorType string `json:"errorType"`
+			Error     string `json:"error"`
+		}
+		if json.Unmarshal([]byte(e.Detail), &env) == nil && env.Status == "error" {
+			return &apiError{Status: status, Type: env.ErrorType, Msg: env.Error}
+		}
+		return &apiError{Status: status}
+	}
+	return &apiError{Status: http.StatusBadRequest, Type: string(e.Type), Msg: e.Msg}
+}
+
+// formatTime writes an instant as the API's decimal Unix seconds.
+func formatTime(t time.Time) string {
+	return strconv.FormatFloat(float64(t.Unix())+float64(t.Nanosecond())/1e9, 'f', -1, 64)
+}
+
+// bearerTransport adds "Authorization: Bearer <token>" to requests for the
+// hosts it was given (a redirect elsewhere does not get the token).
+type bearerTransport struct {
+	next  http.RoundTripper
+	token secret
+	hosts map[string]bool // host:port as in the URLs
+}
+
+func (t *bearerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !t.hosts[req.URL.Host] || req.Header.Get("Authorization") != "" {
+		return t.next.RoundTrip(req)
+	}
+	r := req.Clone(req.Context()) // a RoundTripper must not modify its request
+	r.Header.Set("Authorization", "Bearer "+string(t.token))
+	return t.next.RoundTrip(r)
+}
+
+// parseHTTPURL accepts an absolute http(s) URL with a host.
+func parseHTTPURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // url.Error repeats the raw string, which may hold a password
+		}
+		return nil, fmt.Errorf("not a URL (%v)", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Hostname() == "" {
+		return nil, fmt.Errorf("%q is not an http(s)://host:port address", redactedURL(u))
+	}
+	return u, nil
+}
