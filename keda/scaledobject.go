@@ -1,0 +1,471 @@
+package keda
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	yaml "go.yaml.in/yaml/v4"
+)
+
+// ScaledObject is what scaleout needs of a KEDA ScaledObject manifest:
+// who it scales, within which bounds, on which Prometheus queries, and the
+// HPA KEDA makes of it.
+type ScaledObject struct {
+	File            string
+	Line            int
+	Namespace       string // metadata.namespace ("default" when absent)
+	Name            string
+	Target          string // spec.scaleTargetRef.name
+	TargetKind      string // spec.scaleTargetRef.kind (Deployment when absent)
+	Min             int32  // spec.minReplicaCount (KEDA's default 0)
+	Max             int32  // spec.maxReplicaCount (KEDA's default 100)
+	PollingInterval time.Duration
+	CooldownPeriod  time.Duration
+	Paused          bool   // autoscaling.keda.sh/paused: "true"
+	PausedReplicas  *int32 // autoscaling.keda.sh/paused-replicas
+	HPAName         string // keda-hpa-<name>, or advanced.horizontalPodAutoscalerConfig.name
+	Behavior        *Behavior
+	Triggers        []Trigger // every trigger, prometheus or not
+}
+
+// Trigger is one entry of spec.triggers. Only prometheus triggers carry a
+// query; the others are listed so the HPA's metric names stay right.
+type Trigger struct {
+	Index               int
+	Line                int
+	Type                string
+	Name                string
+	MetricType          MetricType
+	ServerAddress       string
+	Query               string
+	Threshold           float64
+	ActivationThreshold float64
+	IgnoreNullValues    bool
+}
+
+// MetricName is the external metric KEDA gives the HPA for the trigger.
+func (t Trigger) MetricName() string { return fmt.Sprintf("s%d-%s", t.Index, t.Type) }
+
+// Metric is the trigger as the HPA model's metric.
+func (t Trigger) Metric() Metric {
+	return Metric{Name: t.MetricName(), Type: t.MetricType, Target: t.Threshold}
+}
+
+// HPAMin is the HPA's minReplicas: KEDA turns a minReplicaCount of 0 into 1
+// (it scales 1↔0 itself).
+func (so *ScaledObject) HPAMin() int32 { return max(so.Min, 1) }
+
+// Prometheus returns the prometheus triggers.
+func (so *ScaledObject) Prometheus() []Trigger {
+	var out []Trigger
+	for _, t := range so.Triggers {
+		if t.Type == "prometheus" {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// HPA is the HPA model KEDA's HPA for this ScaledObject follows, with one
+// metric per prometheus trigger.
+func (so *ScaledObject) HPA() *HPA {
+	h := &HPA{Min: so.HPAMin(), Max: so.Max, Tolerance: DefaultTolerance, Behavior: so.Behavior, DownscaleWindow: DefaultDownscaleWindow}
+	for _, t := range so.Prometheus() {
+		h.Metrics = append(h.Metrics, t.Metric())
+	}
+	return h
+}
+
+// Predict is the desired replicas the HPA should reach at its next sync,
+// given each prometheus trigger's total (NaN when unknown) and the current
+// replicas: the largest trigger's recommendation (tolerance, AverageValue or
+// Value), within the scale-up rate one sync allows, clamped to the bounds.
+// Stabilization is left out on purpose: it only ever holds desired up, and
+// scale-down is judged by its own KPI. It returns 0 when no total is known.
+func (so *ScaledObject) Predict(totals []float64, current int32) int32 {
+	current = max(current, 1)
+	var best int32
+	known := false
+	for i, t := range so.Prometheus() {
+		if i >= len(totals) || math.IsNaN(totals[i]) {
+			continue
+		}
+		known = true
+		best = max(best, Recommend(t.Metric(), totals[i], current, DefaultTolerance))
+	}
+	if !known {
+		return 0
+	}
+	if best > current {
+		best = min(best, so.scaleUpLimit(current))
+	}
+	return min(max(best, so.HPAMin()), so.Max)
+}
+
+// scaleUpLimit is the most replicas one sync may reach from current.
+func (so *ScaledObject) scaleUpLimit(current int32) int32 {
+	if so.Behavior == nil {
+		return max(2*current, 4)
+	}
+	r := so.Behavior.ScaleUp
+	if r.SelectPolicy == SelectDisabled {
+		return current
+	}
+	var limit int32 = -1
+	for _, p := range r.Policies {
+		var l int32
+		switch p.Type {
+		case PodsPolicy:
+			l = current + p.Value
+		case PercentPolicy:
+			l = int32(math.Ceil(float64(current) * (1 + float64(p.Value)/100)))
+		}
+		switch {
+		case limit < 0:
+			limit = l
+		case r.SelectPolicy == SelectMin:
+			limit = min(limit, l)
+		default:
+			limit = max(limit, l)
+		}
+	}
+	if limit < 0 {
+		return math.MaxInt32
+	}
+	return limit
+}
+
+// Lint returns the shapes that cannot scale as intended, each with the fix.
+func (so *ScaledObject) Lint() []string {
+	var out []string
+	proms := so.Prometheus()
+	if len(proms) == 0 {
+		out = append(out, fmt.Sprintf("%s/%s has no prometheus trigger: scaleout can watch its replicas but not predict them", so.Namespace, so.Name))
+	}
+	for _, t := range proms {
+		q := strings.TrimSpace(t.Query)
+		outer := outerAggregation(q)
+		if outer == "avg" && t.MetricType == AverageValue {
+			out = append(out, fmt.Sprintf("trigger %d (%s) averages under AverageValue: desired = ceil(avg / %g) does not grow with more replicas%s; use sum(…) or metricType: Value",
+				t.Index, q, t.Threshold, avgCeiling(q, t.Threshold)))
+		}
+		if outer == "" && !strings.HasPrefix(q, "scalar(") {
+			out = append(out, fmt.Sprintf("trigger %d (%s) is not aggregated: KEDA needs exactly one sample and fails on several; wrap it in sum(…)", t.Index, q))
+		}
+		if strings.Contains(q, "vllm:gpu_cache_usage_perc") {
+			out = append(out, fmt.Sprintf("trigger %d uses vllm:gpu_cache_usage_perc, deprecated in vLLM 0.9.2 and removed in 0.12; use vllm:kv_cache_usage_perc", t.Index))
+		}
+		if t.Threshold <= 0 {
+			out = append(out, fmt.Sprintf("trigger %d has threshold %g: the HPA divides by it; give a positive threshold", t.Index, t.Threshold))
+		}
+	}
+	if so.Min > so.Max {
+		out = append(out, fmt.Sprintf("minReplicaCount %d is above maxReplicaCount %d", so.Min, so.Max))
+	}
+	return out
+}
+
+var aggRE = regexp.MustCompile(`^(sum|avg|max|min|count)\b\s*(by|without)?\s*(\([^)]*\))?\s*\(`)
+
+// outerAggregation is the aggregation a query starts with, or "".
+func outerAggregation(q string) string {
+	if m := aggRE.FindStringSubmatch(q); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+// avgCeiling says how far an averaged KV fraction can drive desired.
+func avgCeiling(q string, threshold float64) string {
+	if !strings.Contains(q, "cache_usage_perc") || threshold <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (a KV fraction is at most 1, so it asks for at most %d replicas)", int(math.Ceil(1/threshold)))
+}
+
+// ManifestError is a problem in a ScaledObject manifest, with its place.
+type ManifestError struct {
+	File  string
+	Line  int
+	Col   int
+	Field string
+	Msg   string
+}
+
+func (e *ManifestError) Error() string {
+	pos := e.File
+	if e.Line > 0 {
+		pos += fmt.Sprintf(":%d:%d", e.Line, e.Col)
+	}
+	if e.Field != "" {
+		return pos + ": " + e.Field + ": " + e.Msg
+	}
+	return pos + ": " + e.Msg
+}
+
+// ReadScaledObjects reads every ScaledObject of a manifest file (several
+// YAML documents may stand in it; other kinds are skipped).
+func ReadScaledObjects(path string) ([]*ScaledObject, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseScaledObjects(path, data)
+}
+
+// ParseScaledObjects reads the ScaledObjects of data; file names it in
+// errors. It is an error when there is none.
+func ParseScaledObjects(file string, data []byte) ([]*ScaledObject, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var out []*ScaledObject
+	var errs []error
+	for doc := 0; ; doc++ {
+		var n yaml.Node
+		err := dec.Decode(&n)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, &ManifestError{File: file, Msg: "not valid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+		}
+		if len(n.Content) == 0 {
+			continue
+		}
+		r := &soReader{file: file}
+		so := r.read(n.Content[0])
+		errs = append(errs, r.errs...)
+		if so != nil {
+			out = append(out, so)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if len(out) == 0 {
+		return nil, &ManifestError{File: file, Msg: "no ScaledObject (kind: ScaledObject, apiVersion: keda.sh/v1alpha1) in the file"}
+	}
+	return out, nil
+}
+
+type soReader struct {
+	file string
+	errs []error
+}
+
+func (r *soReader) fail(n *yaml.Node, field, format string, args ...any) {
+	e := &ManifestError{File: r.file, Field: field, Msg: fmt.Sprintf(format, args...)}
+	if n != nil {
+		e.Line, e.Col = n.Line, n.Column
+	}
+	r.errs = append(r.errs, e)
+}
+
+// get returns the value of key in a mapping node, or nil.
+func get(n *yaml.Node, key string) *yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			v := n.Content[i+1]
+			for v.Kind == yaml.AliasNode {
+				v = v.Alias
+			}
+			return v
+		}
+	}
+	return nil
+}
+
+func path(n *yaml.Node, keys ...string) *yaml.Node {
+	for _, k := range keys {
+		n = get(n, k)
+	}
+	return n
+}
+
+func (r *soReader) str(n *yaml.Node) string {
+	if n == nil || n.Kind != yaml.ScalarNode {
+		return ""
+	}
+	return n.Value
+}
+
+func (r *soReader) num(n *yaml.Node, field string, def float64) float64 {
+	if n == nil || n.Tag == "!!null" {
+		return def
+	}
+	v, err := strconv.ParseFloat(strings.TrimSpace(r.str(n)), 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+		r.fail(n, field, "%q is not a number", n.Value)
+		return def
+	}
+	return v
+}
+
+func (r *soReader) int32(n *yaml.Node, field string, def int32) int32 {
+	v := r.num(n, field, float64(def))
+	if v != math.Trunc(v) || v < 0 || v > math.MaxInt32 {
+		r.fail(n, field, "%q is not a whole number of replicas", n.Value)
+		return def
+	}
+	return int32(v)
+}
+
+func (r *soReader) seconds(n *yaml.Node, field string, def time.Duration) time.Duration {
+	v := r.num(n, field, def.Seconds())
+	if v < 0 {
+		r.fail(n, field, "%g is negative", v)
+		return def
+	}
+	return time.Duration(v * float64(time.Second))
+}
+
+func (r *soReader) boolean(n *yaml.Node, field string, def bool) bool {
+	if n == nil {
+		return def
+	}
+	switch strings.ToLower(strings.TrimSpace(r.str(n))) {
+	case "true":
+		return true
+	case "false":
+		return false
+	}
+	r.fail(n, field, "%q is not true or false", n.Value)
+	return def
+}
+
+func (r *soReader) read(doc *yaml.Node) *ScaledObject {
+	if r.str(get(doc, "kind")) != "ScaledObject" {
+		return nil
+	}
+	so := &ScaledObject{File: r.file, Line: doc.Line, Namespace: "default", TargetKind: "Deployment"}
+	meta := get(doc, "metadata")
+	so.Name = r.str(get(meta, "name"))
+	if so.Name == "" {
+		r.fail(doc, "metadata.name", "missing")
+	}
+	if ns := r.str(get(meta, "namespace")); ns != "" {
+		so.Namespace = ns
+	}
+	ann := get(meta, "annotations")
+	if p := get(ann, "autoscaling.keda.sh/paused"); p != nil {
+		so.Paused = r.boolean(p, "metadata.annotations[autoscaling.keda.sh/paused]", false)
+	}
+	if p := get(ann, "autoscaling.keda.sh/paused-replicas"); p != nil {
+		v := r.int32(p, "metadata.annotations[autoscaling.keda.sh/paused-replicas]", 0)
+		so.PausedReplicas = &v
+		so.Paused = true // KEDA pauses at that count
+	}
+	spec := get(doc, "spec")
+	if spec == nil {
+		r.fail(doc, "spec", "missing")
+		return so
+	}
+	ref := get(spec, "scaleTargetRef")
+	so.Target = r.str(get(ref, "name"))
+	if so.Target == "" {
+		r.fail(spec, "spec.scaleTargetRef.name", "missing (the Deployment the ScaledObject scales)")
+	}
+	if k := r.str(get(ref, "kind")); k != "" {
+		so.TargetKind = k
+	}
+	so.Min = r.int32(get(spec, "minReplicaCount"), "spec.minReplicaCount", 0)
+	so.Max = r.int32(get(spec, "maxReplicaCount"), "spec.maxReplicaCount", 100)
+	so.PollingInterval = r.seconds(get(spec, "pollingInterval"), "spec.pollingInterval", 30*time.Second)
+	so.CooldownPeriod = r.seconds(get(spec, "cooldownPeriod"), "spec.cooldownPeriod", 300*time.Second)
+	hpaCfg := path(spec, "advanced", "horizontalPodAutoscalerConfig")
+	so.HPAName = "keda-hpa-" + so.Name
+	if n := r.str(get(hpaCfg, "name")); n != "" {
+		so.HPAName = n
+	}
+	if b := get(hpaCfg, "behavior"); b != nil {
+		so.Behavior = r.behavior(b)
+	}
+	trigs := get(spec, "triggers")
+	if trigs == nil || trigs.Kind != yaml.SequenceNode || len(trigs.Content) == 0 {
+		r.fail(spec, "spec.triggers", "missing: a ScaledObject needs at least one trigger")
+		return so
+	}
+	for i, tn := range trigs.Content {
+		so.Triggers = append(so.Triggers, r.trigger(i, tn))
+	}
+	return so
+}
+
+func (r *soReader) trigger(i int, n *yaml.Node) Trigger {
+	field := fmt.Sprintf("spec.triggers[%d]", i)
+	t := Trigger{Index: i, Line: n.Line, Type: r.str(get(n, "type")), Name: r.str(get(n, "name")), MetricType: AverageValue, IgnoreNullValues: true}
+	switch mt := r.str(get(n, "metricType")); mt {
+	case "", "AverageValue":
+	case "Value":
+		t.MetricType = Value
+	default:
+		r.fail(get(n, "metricType"), field+".metricType", "%q is not supported here (AverageValue or Value)", mt)
+	}
+	if t.Type != "prometheus" {
+		return t
+	}
+	md := get(n, "metadata")
+	t.ServerAddress = r.str(get(md, "serverAddress"))
+	t.Query = strings.TrimSpace(r.str(get(md, "query")))
+	if t.Query == "" {
+		r.fail(n, field+".metadata.query", "missing: a prometheus trigger needs a query")
+	}
+	if th := get(md, "threshold"); th != nil {
+		t.Threshold = r.num(th, field+".metadata.threshold", 0)
+	} else {
+		r.fail(n, field+".metadata.threshold", "missing: KEDA needs a threshold for a prometheus trigger")
+	}
+	t.ActivationThreshold = r.num(get(md, "activationThreshold"), field+".metadata.activationThreshold", 0)
+	t.IgnoreNullValues = r.boolean(get(md, "ignoreNullValues"), field+".metadata.ignoreNullValues", true)
+	return t
+}
+
+func (r *soReader) behavior(n *yaml.Node) *Behavior {
+	b := DefaultBehavior()
+	rules := func(key string, into *Rules) {
+		rn := get(n, key)
+		if rn == nil {
+			return
+		}
+		field := "spec.advanced.horizontalPodAutoscalerConfig.behavior." + key
+		if w := get(rn, "stabilizationWindowSeconds"); w != nil {
+			into.StabilizationWindow = r.seconds(w, field+".stabilizationWindowSeconds", into.StabilizationWindow)
+		}
+		if s := r.str(get(rn, "selectPolicy")); s != "" {
+			if s != SelectMax && s != SelectMin && s != SelectDisabled {
+				r.fail(get(rn, "selectPolicy"), field+".selectPolicy", "%q is not Max, Min or Disabled", s)
+			}
+			into.SelectPolicy = s
+		}
+		if ps := get(rn, "policies"); ps != nil && ps.Kind == yaml.SequenceNode {
+			into.Policies = nil
+			for j, pn := range ps.Content {
+				pf := fmt.Sprintf("%s.policies[%d]", field, j)
+				p := Policy{Type: r.str(get(pn, "type")), Value: r.int32(get(pn, "value"), pf+".value", 0),
+					Period: r.seconds(get(pn, "periodSeconds"), pf+".periodSeconds", 15*time.Second)}
+				if p.Type != PodsPolicy && p.Type != PercentPolicy {
+					r.fail(pn, pf+".type", "%q is not Pods or Percent", p.Type)
+				}
+				into.Policies = append(into.Policies, p)
+			}
+		}
+	}
+	rules("scaleUp", &b.ScaleUp)
+	rules("scaleDown", &b.ScaleDown)
+	return &b
+}
+
+// String prints the ScaledObject the way the findings name it.
+func (so *ScaledObject) String() string {
+	return fmt.Sprintf("ScaledObject %s/%s (%s %s, %d..%d replicas)", so.Namespace, so.Name, so.TargetKind, so.Target, so.HPAMin(), so.Max)
+}

@@ -1,0 +1,197 @@
+package keda
+
+import (
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+const rawVLLM = `
+apiVersion: v1
+kind: Service
+metadata: {name: raw-vllm}
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata:
+  name: raw-vllm
+  namespace: serving
+  annotations:
+    autoscaling.keda.sh/paused: "true"
+spec:
+  scaleTargetRef:
+    name: raw-vllm
+  pollingInterval: 15
+  cooldownPeriod: 300
+  minReplicaCount: 1
+  maxReplicaCount: 3
+  triggers:
+    - type: prometheus
+      metadata:
+        serverAddress: http://prometheus-operated.monitoring.svc:9090
+        query: sum(vllm:num_requests_waiting{namespace="serving"})
+        threshold: "5"
+    - type: prometheus
+      metricType: Value
+      metadata:
+        serverAddress: http://prometheus-operated.monitoring.svc:9090
+        query: sum(vllm:kv_cache_usage_perc{namespace="serving"})
+        threshold: "0.8"
+        activationThreshold: "0.1"
+        ignoreNullValues: "false"
+`
+
+func TestParseScaledObject(t *testing.T) {
+	sos, err := ParseScaledObjects("so.yaml", []byte(rawVLLM))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sos) != 1 {
+		t.Fatalf("%d ScaledObjects", len(sos))
+	}
+	so := sos[0]
+	if so.Namespace != "serving" || so.Name != "raw-vllm" || so.Target != "raw-vllm" || so.TargetKind != "Deployment" ||
+		so.Min != 1 || so.Max != 3 || so.PollingInterval != 15*time.Second || so.CooldownPeriod != 300*time.Second ||
+		!so.Paused || so.HPAName != "keda-hpa-raw-vllm" || so.Behavior != nil || so.Line != 6 {
+		t.Errorf("parsed %#v", *so)
+	}
+	if len(so.Triggers) != 2 {
+		t.Fatalf("triggers %+v", so.Triggers)
+	}
+	t0, t1 := so.Triggers[0], so.Triggers[1]
+	if t0.Query != `sum(vllm:num_requests_waiting{namespace="serving"})` || t0.Threshold != 5 || t0.MetricType != AverageValue ||
+		!t0.IgnoreNullValues || t0.MetricName() != "s0-prometheus" || t0.ServerAddress != "http://prometheus-operated.monitoring.svc:9090" {
+		t.Errorf("trigger 0 %+v", t0)
+	}
+	if t1.MetricType != Value || t1.Threshold != 0.8 || t1.ActivationThreshold != 0.1 || t1.IgnoreNullValues || t1.MetricName() != "s1-prometheus" {
+		t.Errorf("trigger 1 %+v", t1)
+	}
+	if lint := so.Lint(); len(lint) != 0 {
+		t.Errorf("lint: %v", lint)
+	}
+	h := so.HPA()
+	if h.Min != 1 || h.Max != 3 || len(h.Metrics) != 2 || h.Metrics[1] != (Metric{Name: "s1-prometheus", Type: Value, Target: 0.8}) {
+		t.Errorf("HPA %+v", h)
+	}
+}
+
+func TestPredict(t *testing.T) {
+	so := &ScaledObject{Min: 0, Max: 10, Triggers: []Trigger{
+		{Index: 0, Type: "prometheus", MetricType: AverageValue, Threshold: 5},
+		{Index: 1, Type: "prometheus", MetricType: Value, Threshold: 0.8},
+	}}
+	nan := math.NaN()
+	cases := []struct {
+		waiting, kv float64
+		current     int32
+		want        int32
+	}{
+		{0, nan, 1, 1},    // min 0 becomes 1 for the HPA
+		{5.4, nan, 1, 1},  // ratio 1.08: inside the 0.1 tolerance
+		{5.6, nan, 1, 2},  // ratio 1.12: ceil(5.6/5)
+		{31, nan, 1, 4},   // ceil(31/5) = 7, but one sync goes at most to max(2×1, 4)
+		{31, nan, 4, 7},   // from 4 the limit is 8
+		{200, nan, 8, 10}, // clamped to max
+		{0, 0.4, 2, 1},    // Value: ceil(2 × 0.4/0.8) = 1
+		{0, 1.6, 2, 4},    // Value: ceil(2 × 1.6/0.8) = 4
+		{12, 1.2, 2, 3},   // the larger trigger wins: 3 (waiting) vs 3 (kv)
+		{nan, nan, 3, 0},  // nothing known
+		{nan, 0.96, 5, 6}, // only kv known: ceil(5 × 1.2) = 6
+		{10.4, nan, 2, 2}, // ratio 1.04 on 2 replicas
+		{0, nan, 3, 1},    // scale down to min
+	}
+	for _, c := range cases {
+		if got := so.Predict([]float64{c.waiting, c.kv}, c.current); got != c.want {
+			t.Errorf("Predict(waiting %v, kv %v, current %d) = %d, want %d", c.waiting, c.kv, c.current, got, c.want)
+		}
+	}
+	b := DefaultBehavior()
+	b.ScaleUp.Policies = []Policy{{Type: PodsPolicy, Value: 1, Period: 15 * time.Second}}
+	so.Behavior = &b
+	if got := so.Predict([]float64{100, nan}, 2); got != 3 {
+		t.Errorf("with a Pods 1 policy, from 2: %d, want 3", got)
+	}
+}
+
+func TestLint(t *testing.T) {
+	doc := `
+kind: ScaledObject
+metadata: {name: x}
+spec:
+  scaleTargetRef: {name: x}
+  triggers:
+    - type: prometheus
+      metadata: {query: 'avg(vllm:gpu_cache_usage_perc)', threshold: "0.8"}
+    - type: prometheus
+      metadata: {query: 'vllm:num_requests_waiting', threshold: "5"}
+`
+	sos, err := ParseScaledObjects("x.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lint := strings.Join(sos[0].Lint(), "\n")
+	for _, want := range []string{
+		"trigger 0 (avg(vllm:gpu_cache_usage_perc)) averages under AverageValue",
+		"asks for at most 2 replicas",
+		"trigger 0 uses vllm:gpu_cache_usage_perc",
+		"trigger 1 (vllm:num_requests_waiting) is not aggregated",
+	} {
+		if !strings.Contains(lint, want) {
+			t.Errorf("lint lacks %q:\n%s", want, lint)
+		}
+	}
+	if sos[0].Namespace != "default" || sos[0].Max != 100 || sos[0].Min != 0 || sos[0].PollingInterval != 30*time.Second {
+		t.Errorf("defaults: %+v", sos[0])
+	}
+}
+
+func TestBehavior(t *testing.T) {
+	doc := `
+kind: ScaledObject
+metadata: {name: b, namespace: n}
+spec:
+  scaleTargetRef: {name: d}
+  advanced:
+    horizontalPodAutoscalerConfig:
+      name: my-hpa
+      behavior:
+        scaleDown:
+          stabilizationWindowSeconds: 60
+          policies: [{type: Pods, value: 1, periodSeconds: 30}]
+  triggers: [{type: prometheus, metadata: {query: 'sum(x)', threshold: "2"}}]
+`
+	sos, err := ParseScaledObjects("b.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	so := sos[0]
+	if so.HPAName != "my-hpa" || so.Behavior == nil {
+		t.Fatalf("%+v", so)
+	}
+	d, u := so.Behavior.ScaleDown, so.Behavior.ScaleUp
+	if d.StabilizationWindow != time.Minute || len(d.Policies) != 1 || d.Policies[0] != (Policy{Type: PodsPolicy, Value: 1, Period: 30 * time.Second}) {
+		t.Errorf("scale down %+v", d)
+	}
+	if len(u.Policies) != 2 || u.StabilizationWindow != 0 {
+		t.Errorf("scale up keeps the defaults: %+v", u)
+	}
+}
+
+func TestManifestErrors(t *testing.T) {
+	cases := []struct{ doc, want string }{
+		{"kind: Service\n", "m.yaml: no ScaledObject"},
+		{"kind: ScaledObject\nmetadata: {name: x}\nspec:\n  scaleTargetRef: {name: x}\n  maxReplicaCount: lots\n  triggers: [{type: prometheus, metadata: {query: 'sum(x)'}}]\n",
+			`m.yaml:5:20: spec.maxReplicaCount: "lots" is not a number`},
+		{"kind: ScaledObject\nmetadata: {name: x}\nspec:\n  scaleTargetRef: {name: x}\n  triggers: [{type: prometheus, metadata: {query: 'sum(x)'}}]\n",
+			"m.yaml:5:14: spec.triggers[0].metadata.threshold: missing"},
+		{"kind: ScaledObject\nmetadata: {name: x}\nspec: {scaleTargetRef: {name: x}}\n", "spec.triggers: missing"},
+		{"a: [\n", "m.yaml: not valid YAML"},
+	}
+	for _, c := range cases {
+		_, err := ParseScaledObjects("m.yaml", []byte(c.doc))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("err = %v, want %q", err, c.want)
+		}
+	}
+}

@@ -1,0 +1,197 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// Config is every knob of the simulated fleet. Each field is a plain value
+// with a yaml tag: a scenario's `sim:` block decodes straight into it, and
+// BindFlags makes each one a flag whose name is the yaml path with "." and
+// "_" turned into "-" (replicas.max → --replicas-max).
+type Config struct {
+	Model           string        `yaml:"model"`              // served model name
+	MaxModelLen     int           `yaml:"max_model_len"`      // 400 when prompt+max_tokens exceed it
+	MaxNumSeqs      int           `yaml:"max_num_seqs"`       // running slots per replica
+	MaxWaiting      int           `yaml:"max_waiting"`        // waiting-queue bound per replica; 0 = unbounded; full → 429
+	TTFT            time.Duration `yaml:"ttft"`               // base prefill time
+	PrefillPerToken time.Duration `yaml:"prefill_per_token"`  // extra prefill per prompt token
+	ITL             time.Duration `yaml:"itl"`                // inter-token latency with a batch of one
+	BatchSlowdown   float64       `yaml:"batch_slowdown"`     // ITL × (1 + slowdown × (running−1))
+	KVCapacity      int           `yaml:"kv_capacity_tokens"` // tokens of KV cache per replica
+	Replicas        Replicas      `yaml:"replicas"`           // the ScaledObject's min/max and the Deployment's starting size
+	ColdStart       time.Duration `yaml:"cold_start"`         // pod start + model load
+	GPUQuota        int           `yaml:"gpu_quota"`          // pods that can hold a GPU; 0 = unlimited; the rest stay Pending
+	Threshold       float64       `yaml:"threshold"`          // KEDA threshold on the fleet's total waiting (AverageValue)
+	HPASync         time.Duration `yaml:"hpa_sync"`           // the HPA controller's sync period
+	ScaleDownWindow time.Duration `yaml:"scale_down_window"`  // the HPA's downscale stabilization window
+	Namespace       string        `yaml:"namespace"`          // namespace label of every series
+	Deployment      string        `yaml:"deployment"`         // the Deployment (and pod name prefix)
+	ScaledObject    string        `yaml:"scaled_object"`      // the ScaledObject; its HPA is keda-hpa-<name>
+	Paused          bool          `yaml:"paused"`             // start paused, as the GPU tier ships
+	Seed            uint64        `yaml:"seed"`               // pod names, output lengths and ids derive from it
+}
+
+// Replicas is the ScaledObject's minReplicaCount/maxReplicaCount and the
+// Deployment's replicas when the fleet starts.
+type Replicas struct {
+	Min   int32 `yaml:"min"`
+	Max   int32 `yaml:"max"`
+	Start int32 `yaml:"start"`
+}
+
+// DefaultConfig is a fleet that behaves like the runbook's CPU-sim
+// deployment, fast enough for a demo: each value says why it is what it is.
+func DefaultConfig() Config {
+	return Config{
+		// The model the runbook's vLLM and llm-d-inference-sim serve.
+		Model: "Qwen/Qwen2.5-1.5B-Instruct",
+		// A common --max-model-len for a small model on one GPU: bench prompts
+		// and outputs fit, and KV numbers stay small.
+		MaxModelLen: 4096,
+		// A small batch, so a queue builds under a few dozen concurrent
+		// requests and the 1→N proof needs little load (the fixtures were
+		// captured with 2; vLLM's default of 256 would need thousands).
+		MaxNumSeqs: 8,
+		// vLLM's waiting queue is unbounded: overload shows as queue depth
+		// (what KEDA scales on), not as errors.
+		MaxWaiting: 0,
+		// 100 ms to the first token and 10 ms a token: the settings the
+		// llm-d-inference-sim captures were taken with.
+		TTFT: 100 * time.Millisecond,
+		ITL:  10 * time.Millisecond,
+		// Prefill of a 1.5B model runs at about ten thousand tokens a second:
+		// a 1,000-token prompt adds 100 ms.
+		PrefillPerToken: 100 * time.Microsecond,
+		// Decode is memory-bound, so a bigger batch slows each sequence a
+		// little: 8 running → 1.35× the ITL.
+		BatchSlowdown: 0.05,
+		// Half of max_num_seqs × max_model_len: KV use climbs high only with
+		// long contexts, as on a small GPU.
+		KVCapacity: 16384,
+		// The runbook's throwaway ScaledObject: min 1, max 5; one warm replica.
+		Replicas: Replicas{Min: 1, Max: 5, Start: 1},
+		// Pod start plus model load; a GPU takes minutes, 30 s keeps a demo
+		// short while still lagging the HPA by two syncs.
+		ColdStart: 30 * time.Second,
+		// The CPU sim holds no GPU.
+		GPUQuota: 0,
+		// The runbook's threshold: about 5 waiting requests per replica.
+		Threshold: 5,
+		// Kubernetes' --horizontal-pod-autoscaler-sync-period and
+		// --horizontal-pod-autoscaler-downscale-stabilization: the run
+		// should show what a cluster really does; scenarios shorten them.
+		HPASync:         15 * time.Second,
+		ScaleDownWindow: 300 * time.Second,
+		// The runbook's CPU-sim namespace, Deployment and ScaledObject.
+		Namespace:    "inference",
+		Deployment:   "vllm-sim",
+		ScaledObject: "vllm-sim",
+		// The runbook's sim ScaledObject is applied un-paused (only the GPU
+		// tier ships paused).
+		Paused: false,
+		// Fixed, so two runs of a scenario see the same pod names and lengths.
+		Seed: 1,
+	}
+}
+
+// FieldError is one invalid Config field, named by its yaml path.
+type FieldError struct {
+	Field string // e.g. "replicas.max"
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// dns1123 is a Kubernetes object name (a DNS-1123 label).
+var dns1123 = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
+// Validate reports every invalid field at once (errors.Join of *FieldError).
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
+	if c.Model == "" {
+		bad("model", "is empty (want the served model name, e.g. %q)", DefaultConfig().Model)
+	}
+	if c.MaxModelLen < 2 {
+		bad("max_model_len", "%d leaves no room for a prompt and one token (want at least 2)", c.MaxModelLen)
+	}
+	if c.MaxNumSeqs < 1 {
+		bad("max_num_seqs", "%d gives a replica no running slot (want at least 1)", c.MaxNumSeqs)
+	}
+	if c.MaxWaiting < 0 {
+		bad("max_waiting", "%d is negative (0 means unbounded)", c.MaxWaiting)
+	}
+	for _, d := range []struct {
+		field string
+		v     time.Duration
+	}{{"ttft", c.TTFT}, {"prefill_per_token", c.PrefillPerToken}, {"itl", c.ITL}, {"cold_start", c.ColdStart}, {"scale_down_window", c.ScaleDownWindow}} {
+		if d.v < 0 {
+			bad(d.field, "%v is negative", d.v)
+		}
+	}
+	if c.BatchSlowdown < 0 || c.BatchSlowdown != c.BatchSlowdown {
+		bad("batch_slowdown", "%g is not a factor ≥ 0", c.BatchSlowdown)
+	}
+	if c.KVCapacity < 1 {
+		bad("kv_capacity_tokens", "%d is below 1", c.KVCapacity)
+	}
+	r := c.Replicas
+	if r.Min < 1 {
+		bad("replicas.min", "%d is below 1 (KEDA turns 0 into 1 for the HPA; the sim does not scale to zero)", r.Min)
+	}
+	if r.Max < r.Min {
+		bad("replicas.max", "%d is below replicas.min %d", r.Max, r.Min)
+	}
+	if r.Start < r.Min || r.Start > r.Max {
+		bad("replicas.start", "%d is outside replicas.min..replicas.max (%d..%d)", r.Start, r.Min, r.Max)
+	}
+	if c.GPUQuota < 0 {
+		bad("gpu_quota", "%d is negative (0 means unlimited)", c.GPUQuota)
+	}
+	if !(c.Threshold > 0) || c.Threshold*1000 < 1 {
+		bad("threshold", "%g is not a positive threshold of at least 0.001", c.Threshold)
+	}
+	if c.HPASync <= 0 {
+		bad("hpa_sync", "%v is not a positive period (Kubernetes uses 15s)", c.HPASync)
+	}
+	for _, n := range []struct{ field, v string }{{"namespace", c.Namespace}, {"deployment", c.Deployment}, {"scaled_object", c.ScaledObject}} {
+		if !dns1123.MatchString(n.v) || len(n.v) > 63 {
+			bad(n.field, "%q is not a Kubernetes name (lower-case letters, digits and '-', at most 63)", n.v)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// BindFlags binds every knob to a flag of `scaleout sim`, with the Config's
+// current values as defaults.
+func (c *Config) BindFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.Model, "model", c.Model, "served model name")
+	fs.IntVar(&c.MaxModelLen, "max-model-len", c.MaxModelLen, "context length: prompt + max_tokens above it is a 400")
+	fs.IntVar(&c.MaxNumSeqs, "max-num-seqs", c.MaxNumSeqs, "running slots per replica (continuous batching)")
+	fs.IntVar(&c.MaxWaiting, "max-waiting", c.MaxWaiting, "waiting-queue bound per replica, 0 = unbounded; a full queue answers 429")
+	fs.DurationVar(&c.TTFT, "ttft", c.TTFT, "base prefill time (time to first token without queueing)")
+	fs.DurationVar(&c.PrefillPerToken, "prefill-per-token", c.PrefillPerToken, "extra prefill time per prompt token")
+	fs.DurationVar(&c.ITL, "itl", c.ITL, "inter-token latency with a batch of one")
+	fs.Float64Var(&c.BatchSlowdown, "batch-slowdown", c.BatchSlowdown, "ITL grows by this fraction per extra running request")
+	fs.IntVar(&c.KVCapacity, "kv-capacity-tokens", c.KVCapacity, "tokens of KV cache per replica")
+	fs.Int32Var(&c.Replicas.Min, "replicas-min", c.Replicas.Min, "ScaledObject minReplicaCount")
+	fs.Int32Var(&c.Replicas.Max, "replicas-max", c.Replicas.Max, "ScaledObject maxReplicaCount")
+	fs.Int32Var(&c.Replicas.Start, "replicas-start", c.Replicas.Start, "ready replicas when the fleet starts")
+	fs.DurationVar(&c.ColdStart, "cold-start", c.ColdStart, "pod start plus model load")
+	fs.IntVar(&c.GPUQuota, "gpu-quota", c.GPUQuota, "pods that can hold a GPU, 0 = unlimited; the rest stay Pending")
+	fs.Float64Var(&c.Threshold, "threshold", c.Threshold, "KEDA threshold on the fleet's total waiting requests (AverageValue)")
+	fs.DurationVar(&c.HPASync, "hpa-sync", c.HPASync, "HPA controller sync period")
+	fs.DurationVar(&c.ScaleDownWindow, "scale-down-window", c.ScaleDownWindow, "HPA downscale stabilization window")
+	fs.StringVar(&c.Namespace, "namespace", c.Namespace, "namespace label of the series")
+	fs.StringVar(&c.Deployment, "deployment", c.Deployment, "Deployment name (pod name prefix)")
+	fs.StringVar(&c.ScaledObject, "scaled-object", c.ScaledObject, "ScaledObject name (the HPA is keda-hpa-<name>)")
+	fs.BoolVar(&c.Paused, "paused", c.Paused, "start with the ScaledObject paused")
+	fs.Uint64Var(&c.Seed, "seed", c.Seed, "seed of pod names, output lengths and ids")
+}

@@ -1,0 +1,189 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+	yaml "go.yaml.in/yaml/v4"
+)
+
+func TestDefaultConfigIsValid(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestValidateErrors(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		mutate func(*Config)
+		want   []string
+	}{
+		{"max below min", func(c *Config) { c.Replicas = Replicas{Min: 1, Max: 0, Start: 1} },
+			[]string{"replicas.max: 0 is below replicas.min 1", "replicas.start: 1 is outside replicas.min..replicas.max (1..0)"}},
+		{"min 0", func(c *Config) { c.Replicas.Min = 0 }, []string{"replicas.min: 0 is below 1"}},
+		{"start above max", func(c *Config) { c.Replicas.Start = 9 }, []string{"replicas.start: 9 is outside replicas.min..replicas.max (1..5)"}},
+		{"no slots", func(c *Config) { c.MaxNumSeqs = 0 }, []string{"max_num_seqs: 0 gives a replica no running slot"}},
+		{"negative queue", func(c *Config) { c.MaxWaiting = -1 }, []string{"max_waiting: -1 is negative"}},
+		{"negative ttft", func(c *Config) { c.TTFT = -time.Millisecond }, []string{"ttft: -1ms is negative"}},
+		{"negative itl", func(c *Config) { c.ITL = -1 }, []string{"itl: -1ns is negative"}},
+		{"negative prefill", func(c *Config) { c.PrefillPerToken = -1 }, []string{"prefill_per_token: -1ns is negative"}},
+		{"negative cold start", func(c *Config) { c.ColdStart = -time.Second }, []string{"cold_start: -1s is negative"}},
+		{"negative window", func(c *Config) { c.ScaleDownWindow = -time.Second }, []string{"scale_down_window: -1s is negative"}},
+		{"slowdown", func(c *Config) { c.BatchSlowdown = -0.5 }, []string{"batch_slowdown: -0.5 is not a factor"}},
+		{"kv", func(c *Config) { c.KVCapacity = 0 }, []string{"kv_capacity_tokens: 0 is below 1"}},
+		{"context", func(c *Config) { c.MaxModelLen = 1 }, []string{"max_model_len: 1 leaves no room"}},
+		{"quota", func(c *Config) { c.GPUQuota = -2 }, []string{"gpu_quota: -2 is negative"}},
+		{"threshold", func(c *Config) { c.Threshold = 0 }, []string{"threshold: 0 is not a positive threshold"}},
+		{"sync", func(c *Config) { c.HPASync = 0 }, []string{"hpa_sync: 0s is not a positive period"}},
+		{"model", func(c *Config) { c.Model = "" }, []string{"model: is empty"}},
+		{"names", func(c *Config) { c.Namespace, c.Deployment, c.ScaledObject = "Infer", "", "a_b" },
+			[]string{`namespace: "Infer" is not a Kubernetes name`, `deployment: "" is not a Kubernetes name`, `scaled_object: "a_b" is not a Kubernetes name`}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tt.mutate(&c)
+			err := c.Validate()
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			msgs := strings.Split(err.Error(), "\n")
+			if len(msgs) != len(tt.want) {
+				t.Fatalf("errors %q, want %d", msgs, len(tt.want))
+			}
+			for i, w := range tt.want {
+				if !strings.HasPrefix(msgs[i], w) {
+					t.Errorf("error %d = %q, want it to start with %q", i, msgs[i], w)
+				}
+			}
+			var fe *FieldError
+			if !errors.As(err, &fe) || !strings.HasPrefix(tt.want[0], fe.Field+": ") {
+				t.Errorf("errors.As FieldError: %v", fe)
+			}
+			if _, err := New(c, nil); err == nil {
+				t.Error("New accepted an invalid config")
+			}
+		})
+	}
+}
+
+// yamlPaths lists each Config field as its yaml path and a pointer to it.
+func yamlPaths(v reflect.Value, prefix string) map[string]reflect.Value {
+	out := map[string]reflect.Value{}
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		tag := f.Tag.Get("yaml")
+		if tag == "" {
+			panic("no yaml tag on " + f.Name)
+		}
+		path := prefix + tag
+		switch f.Type.Kind() {
+		case reflect.Struct:
+			for k, x := range yamlPaths(v.Field(i), path+".") {
+				out[k] = x
+			}
+		case reflect.String, reflect.Bool, reflect.Int, reflect.Int32, reflect.Int64, reflect.Uint64, reflect.Float64:
+			out[path] = v.Field(i)
+		default:
+			panic(fmt.Sprintf("%s: %s is not a plain field", path, f.Type))
+		}
+	}
+	return out
+}
+
+func flagName(path string) string { return strings.NewReplacer(".", "-", "_", "-").Replace(path) }
+
+func TestBindFlagsCoversEveryKnob(t *testing.T) {
+	c := DefaultConfig()
+	fs := pflag.NewFlagSet("sim", pflag.ContinueOnError)
+	c.BindFlags(fs)
+	paths := yamlPaths(reflect.ValueOf(&c).Elem(), "")
+	if n := 0; true {
+		fs.VisitAll(func(*pflag.Flag) { n++ })
+		if n != len(paths) {
+			t.Errorf("%d flags for %d knobs", n, len(paths))
+		}
+	}
+	var args []string
+	for path, v := range paths {
+		fl := fs.Lookup(flagName(path))
+		if fl == nil {
+			t.Errorf("no flag --%s for %s", flagName(path), path)
+			continue
+		}
+		if def := fmt.Sprint(v.Interface()); fl.DefValue != def && !(v.Kind() == reflect.Float64 && fl.DefValue == fmt.Sprintf("%g", v.Float())) {
+			t.Errorf("--%s default %q, config %q", fl.Name, fl.DefValue, def)
+		}
+		// A value different from the default for each knob.
+		var set string
+		switch x := v.Interface().(type) {
+		case string:
+			set = x + "x"
+		case bool:
+			set = fmt.Sprint(!x)
+		case time.Duration:
+			set = (x + time.Second).String()
+		case float64:
+			set = fmt.Sprint(x + 0.25)
+		default:
+			set = fmt.Sprint(reflect.ValueOf(x).Convert(reflect.TypeFor[int64]()).Int() + 3)
+			if _, ok := x.(uint64); ok {
+				set = fmt.Sprint(v.Uint() + 3)
+			}
+		}
+		args = append(args, "--"+fl.Name+"="+set)
+	}
+	before := DefaultConfig()
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	after := yamlPaths(reflect.ValueOf(&c).Elem(), "")
+	orig := yamlPaths(reflect.ValueOf(&before).Elem(), "")
+	for path := range paths {
+		if reflect.DeepEqual(after[path].Interface(), orig[path].Interface()) {
+			t.Errorf("--%s did not change %s", flagName(path), path)
+		}
+	}
+	if c.Replicas.Max != before.Replicas.Max+3 || c.TTFT != before.TTFT+time.Second {
+		t.Errorf("flags set replicas.max %d ttft %v", c.Replicas.Max, c.TTFT)
+	}
+}
+
+func TestConfigFromYAML(t *testing.T) {
+	c := DefaultConfig()
+	doc := `
+model: tiny
+max_num_seqs: 4
+ttft: 250ms
+itl: 5ms
+kv_capacity_tokens: 1000
+replicas: {min: 2, max: 8, start: 2}
+cold_start: 2m
+threshold: 2.5
+scale_down_window: 60s
+scaled_object: raw-vllm
+paused: true
+seed: 42
+`
+	dec := yaml.NewDecoder(strings.NewReader(doc))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		t.Fatal(err)
+	}
+	want := DefaultConfig()
+	want.Model, want.MaxNumSeqs, want.TTFT, want.ITL, want.KVCapacity = "tiny", 4, 250*time.Millisecond, 5*time.Millisecond, 1000
+	want.Replicas = Replicas{Min: 2, Max: 8, Start: 2}
+	want.ColdStart, want.Threshold, want.ScaleDownWindow = 2*time.Minute, 2.5, time.Minute
+	want.ScaledObject, want.Paused, want.Seed = "raw-vllm", true, 42
+	if c != want {
+		t.Errorf("decoded %+v\nwant    %+v", c, want)
+	}
+	if err := c.Validate(); err != nil {
+		t.Error(err)
+	}
+}
