@@ -698,18 +698,26 @@ const (
 	Ready   = "ready"
 )
 
+// columnOrder is the order of the well-known series in the timeline.
+var columnOrder = []string{Waiting, Running, KVCache, Desired, Current, Ready}
+
 // derived builds the series list: the shorthands (vllm, hpa, deployment)
-// first, in the timeline's column order, then the file's own series. A
-// series the file names itself replaces the shorthand of that name.
+// and the file's own series, the well-known names first in the timeline's
+// column order, then the others in file order. A series the file names
+// itself replaces the shorthand of that name.
 func (o Observe) derived() []measure.Series {
-	var out []measure.Series
-	add := func(name, query string) {
-		for _, s := range o.Series {
-			if s.Name == name {
-				return // the file's own query wins, and keeps its place below
-			}
+	byName := map[string]measure.Series{}
+	var own []string
+	for _, s := range o.Series {
+		if _, dup := byName[s.Name]; !dup {
+			own = append(own, s.Name)
 		}
-		out = append(out, measure.Series{Name: name, Query: query})
+		byName[s.Name] = s
+	}
+	add := func(name, query string) {
+		if _, ok := byName[name]; !ok {
+			byName[name] = measure.Series{Name: name, Query: query}
+		}
 	}
 	if o.VLLM != "" {
 		add(Waiting, "sum(vllm:num_requests_waiting"+o.VLLM+")")
@@ -724,14 +732,16 @@ func (o Observe) derived() []measure.Series {
 	if ns, name, ok := strings.Cut(o.Deployment, "/"); ok {
 		add(Ready, fmt.Sprintf(`max(kube_deployment_status_replicas_ready{namespace=%q,deployment=%q})`, ns, name))
 	}
-	seen := map[string]bool{}
-	for _, s := range out {
-		seen[s.Name] = true
-	}
-	for _, s := range o.Series {
-		if !seen[s.Name] {
+	var out []measure.Series
+	for _, n := range columnOrder {
+		if s, ok := byName[n]; ok {
 			out = append(out, s)
-			seen[s.Name] = true
+			delete(byName, n)
+		}
+	}
+	for _, n := range own {
+		if s, ok := byName[n]; ok {
+			out = append(out, s)
 		}
 	}
 	return out

@@ -108,8 +108,8 @@ func TestParseFull(t *testing.T) {
 		{Name: "kv_cache", Query: `avg(vllm:kv_cache_usage_perc{namespace="serving"})`},
 		{Name: "desired", Query: `max(kube_horizontalpodautoscaler_status_desired_replicas{namespace="serving",horizontalpodautoscaler="keda-hpa-raw-vllm"})`},
 		{Name: "current", Query: `max(kube_horizontalpodautoscaler_status_current_replicas{namespace="serving",horizontalpodautoscaler="keda-hpa-raw-vllm"})`},
-		{Name: "queue", Query: "sum(vllm:num_requests_waiting)"},
 		{Name: "ready", Query: `kube_deployment_status_replicas_ready{deployment="x"}`},
+		{Name: "queue", Query: "sum(vllm:num_requests_waiting)"},
 	}
 	if len(o.Series) != len(want) {
 		t.Fatalf("series = %+v", o.Series)

@@ -35,6 +35,10 @@ type Config struct {
 	Stages    []StagePlan
 	Threshold float64 // queued requests per replica (the waiting crossing)
 	SLO       SLO
+	// Grace is how long the observed desired may stay below the predicted
+	// one before that is an event: one HPA sync plus one sample (0: 15 s
+	// plus the interval).
+	Grace time.Duration
 }
 
 // SLO are per-request objectives for goodput; zero fields are not checked.
@@ -102,6 +106,8 @@ type Timeline struct {
 	peakAt      map[string]float64
 	above       bool // waiting is above threshold × replicas
 	predictedAt *float64
+	behind      time.Duration // since when desired is below predicted; -1 when it is not
+	behindTold  bool          // the lag has been reported as an event
 	gapReason   []string
 	kpi         KPIs
 	latest      measure.Sample
@@ -132,9 +138,12 @@ func New(cfg Config) *Timeline {
 	if cfg.Interval <= 0 {
 		cfg.Interval = 5 * time.Second
 	}
+	if cfg.Grace <= 0 {
+		cfg.Grace = 15*time.Second + cfg.Interval
+	}
 	t := &Timeline{
 		cfg: cfg, idx: map[string]int{}, run: newLoad(), loadEnd: -1,
-		start: map[string]float64{}, peak: map[string]float64{}, peakAt: map[string]float64{},
+		start: map[string]float64{}, peak: map[string]float64{}, peakAt: map[string]float64{}, behind: -1,
 		gapReason: make([]string, len(cfg.Series)), known: make([]*float64, len(cfg.Series)),
 	}
 	for i, s := range cfg.Series {
@@ -440,6 +449,7 @@ func (t *Timeline) sampleEvents(s measure.Sample) []Event {
 			t.predictedAt = fptr(at)
 		}
 	}
+	evs = append(evs, t.divergence(s)...)
 	// KPIs on the replica series.
 	if d, ok := t.val(s.Values, Desired); ok {
 		st := t.start[Desired]
@@ -459,6 +469,38 @@ func (t *Timeline) sampleEvents(s measure.Sample) []Event {
 			t.kpi.ReadyIn = fptr(secs(s.At - t.loadEnd))
 		}
 	}
+	return evs
+}
+
+// divergence follows the observed desired against the predicted one: an
+// event when desired has not reached the prediction within the grace (one
+// HPA sync plus one sample), and one when it catches up. Only a desired
+// below the prediction counts: above it is the scale-down stabilization
+// holding replicas, which is by design.
+func (t *Timeline) divergence(s measure.Sample) []Event {
+	p, okP := t.val(s.Values, Predicted)
+	d, okD := t.val(s.Values, Desired)
+	if !okP || !okD {
+		return nil
+	}
+	at := secs(s.At)
+	if d < p {
+		if t.behind < 0 {
+			t.behind = s.At
+		}
+		if lag := s.At - t.behind; lag >= t.cfg.Grace && !t.behindTold {
+			t.behindTold = true
+			return []Event{{T: at, Kind: Divergence, Series: Desired, From: fptr(d), To: fptr(p),
+				Text: fmt.Sprintf("desired %s has not reached the predicted %s within %s (one HPA sync plus one sample)", num(d), num(p), span(lag.Seconds()))}}
+		}
+		return nil
+	}
+	var evs []Event
+	if t.behindTold {
+		evs = append(evs, Event{T: at, Kind: Divergence, Series: Desired, To: fptr(d),
+			Text: fmt.Sprintf("desired caught up with the prediction after %s", span((s.At - t.behind).Seconds()))})
+	}
+	t.behind, t.behindTold = -1, false
 	return evs
 }
 

@@ -302,3 +302,28 @@ func TestFormat(t *testing.T) {
 		}
 	}
 }
+
+func TestDivergence(t *testing.T) {
+	tl := New(Config{Interval: 5 * sec, Series: series(Desired, Predicted), Grace: 20 * sec})
+	// predicted jumps to 4 at 10 s; desired follows only at 40 s.
+	for i, v := range [][2]int{{1, 1}, {1, 1}, {1, 4}, {1, 4}, {1, 4}, {1, 4}, {1, 4}, {2, 4}, {4, 4}, {4, 1}} {
+		tl.AddSample(sample(time.Duration(i)*5*sec, v[0], v[1]))
+	}
+	r := tl.Report(50*sec, Meta{})
+	var got []string
+	for _, e := range r.Events {
+		if e.Kind == Divergence {
+			got = append(got, clock(e.T)+" "+e.Text)
+		}
+	}
+	want := []string{
+		"0:30 desired 1 has not reached the predicted 4 within 20s (one HPA sync plus one sample)",
+		"0:40 desired caught up with the prediction after 30s",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("divergence events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if k := r.KPIs; k.IntentLag == nil || *k.IntentLag != 25 || *k.TimeToIntent != 35 {
+		t.Errorf("intent lag %v (time to intent %v)", k.IntentLag, k.TimeToIntent)
+	}
+}
