@@ -1,0 +1,384 @@
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/scaleout/scaleout/measure"
+)
+
+func waitIdle(t *testing.T, g *Generator, within time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	if err := g.Wait(ctx); err != nil {
+		t.Fatalf("Wait: %v (live %+v)", err, g.Live())
+	}
+}
+
+func TestOpenLoopSchedule(t *testing.T) {
+	var auth atomic.Value
+	ts := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth.Store(r.Header.Get("Authorization"))
+		_, _ = io.Copy(io.Discard, r.Body)
+		io.WriteString(w, tinyStream)
+	}))
+	g, c := newGen(t, ts.URL+"/v1/", testBodies(t, "completions", true, 5), func(c *Config) {
+		c.Header = http.Header{"authorization": {"Bearer sk-secret"}}
+	})
+	// 20/s for 230 ms: hits due at 0, 50, …, 200 ms; hit 5 would be due
+	// at 250 ms, after the end, so exactly 5 go.
+	st := Stage{Name: "steady", Duration: 230 * time.Millisecond, Schedule: Constant(20, 230*time.Millisecond)}
+	if err := g.Run(context.Background(), 2, st); err != nil {
+		t.Fatal(err)
+	}
+	waitIdle(t, g, 5*time.Second)
+	recs := c.rest()
+	if len(recs) != 5 {
+		t.Fatalf("%d requests, want 5", len(recs))
+	}
+	slices.SortFunc(recs, func(a, b *measure.Request) int { return int(a.Seq) - int(b.Seq) })
+	w := g.Windows()
+	if len(w) != 1 || w[0].Stage != 2 || w[0].Name != "steady" || w[0].Stopped || w[0].Label != "steady: 20/s for 230ms" {
+		t.Fatalf("windows %+v", w)
+	}
+	if d := w[0].End - w[0].Start; d < 230*time.Millisecond || d > 330*time.Millisecond {
+		t.Errorf("stage window %s long, want 230ms (+ a little)", d)
+	}
+	for i, r := range recs {
+		want := w[0].Start + time.Duration(i)*50*time.Millisecond
+		if r.Seq != uint64(i) || r.Stage != 2 || r.Scheduled != want || r.Class != measure.OK || r.OutputTokens != 1 {
+			t.Errorf("record %d: seq %d stage %d scheduled %s class %q output %d, want %d 2 %s ok 1", i, r.Seq, r.Stage, r.Scheduled, r.Class, r.OutputTokens, i, want)
+		}
+		if r.Sent < r.Scheduled-time.Millisecond {
+			t.Errorf("record %d went out at %s, before its time %s", i, r.Sent, r.Scheduled)
+		}
+	}
+	if got, _ := auth.Load().(string); got != "Bearer sk-secret" {
+		t.Errorf("server got Authorization %q", got)
+	}
+	if s := g.cfg.String(); strings.Contains(s, "sk-secret") || !strings.Contains(s, "Authorization: ***") {
+		t.Errorf("Config.String() = %q: the header value must be redacted", s)
+	}
+	if l := g.Live(); l.Sent != 5 || l.Done != 5 || l.Errors != 0 || l.InFlight != 0 || l.CapReached != 0 || l.OutputTokens != 5 {
+		t.Errorf("live %+v", l)
+	}
+}
+
+func TestStop(t *testing.T) {
+	gt := newGate()
+	gt.open() // answer at once, but report arrivals
+	ts := newServer(t, gt)
+	g, c := newGen(t, ts.URL, testBodies(t, "completions", true, 5), nil)
+	g.Stop() // no stage running: a no-op
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		done <- g.Run(context.Background(), 0, Stage{Duration: time.Minute, Schedule: Constant(50, time.Minute)})
+	}()
+	gt.waitArrivals(t, 3, 5*time.Second)
+	g.Stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run = %v, want nil after Stop", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after Stop")
+	}
+	if el := time.Since(start); el > 10*time.Second {
+		t.Errorf("a 1-minute stage stopped after %s", el)
+	}
+	waitIdle(t, g, 5*time.Second)
+	sent := g.Live().Sent
+	recs := c.rest()
+	if sent < 3 || sent > 10 || uint64(gt.n.Load()) != sent || uint64(len(recs)) != sent {
+		t.Errorf("sent %d, server saw %d, %d records: want the same, 3..10", sent, gt.n.Load(), len(recs))
+	}
+	g.Stop() // between stages: a no-op, the next stage runs in full
+	// 20/s for 230 ms: 5 hits.
+	if err := g.Run(context.Background(), 1, Stage{Duration: 230 * time.Millisecond, Schedule: Constant(20, 230*time.Millisecond)}); err != nil {
+		t.Errorf("Run after Stop = %v", err)
+	}
+	waitIdle(t, g, 5*time.Second)
+	if n := g.Live().Sent - sent; n != 5 {
+		t.Errorf("the stage after a Stop sent %d requests, want 5", n)
+	}
+	if w := g.Windows(); len(w) != 2 || !w[0].Stopped || w[1].Stopped {
+		t.Errorf("windows %+v, want the first stopped, the second not", w)
+	}
+}
+
+func TestContextEndsStage(t *testing.T) {
+	gt := newGate()
+	gt.open()
+	ts := newServer(t, gt)
+	g, _ := newGen(t, ts.URL, testBodies(t, "completions", true, 5), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx, 0, Stage{Duration: time.Minute, Concurrency: 2}) }()
+	gt.waitArrivals(t, 2, 5*time.Second)
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Run = %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+	waitIdle(t, g, 5*time.Second)
+}
+
+func TestAbort(t *testing.T) {
+	gt := newGate() // holds every request until the client goes away
+	ts := newServer(t, gt)
+	g, c := newGen(t, ts.URL, testBodies(t, "chat", true, 5), nil)
+	done := make(chan error, 1)
+	go func() { done <- g.Run(context.Background(), 0, Stage{Duration: time.Minute, Concurrency: 3}) }()
+	gt.waitArrivals(t, 3, 5*time.Second)
+	aborted := time.Now()
+	g.Abort()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrAborted) {
+			t.Fatalf("Run = %v, want ErrAborted", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after Abort")
+	}
+	recs := c.take(t, 3, 2*time.Second)
+	if el := time.Since(aborted); el > 2*time.Second {
+		t.Errorf("in-flight requests ended %s after Abort", el)
+	}
+	waitIdle(t, g, 5*time.Second)
+	recs = append(recs, c.rest()...)
+	for _, r := range recs {
+		if r.Class != measure.Canceled || r.Message != "aborted" || r.Status != 0 || r.Scheduled != -1 {
+			t.Errorf("record %+v: want canceled, no status", r)
+		}
+	}
+	l := g.Live()
+	if l.InFlight != 0 || l.Errors != uint64(len(recs)) || l.Done != l.Sent {
+		t.Errorf("live %+v after %d canceled requests", l, len(recs))
+	}
+	// Abort is final.
+	if err := g.Run(context.Background(), 1, Stage{Duration: time.Second, Concurrency: 1}); !errors.Is(err, ErrAborted) {
+		t.Errorf("Run after Abort = %v, want ErrAborted", err)
+	}
+	if g.Live().Sent != l.Sent {
+		t.Error("a stage after Abort sent requests")
+	}
+}
+
+// TestStageBoundary checks that a stage ends on time while its requests are
+// still in flight, that the next stage starts at once, and that the slow
+// requests still reach the sink with their own stage index.
+func TestStageBoundary(t *testing.T) {
+	var slow atomic.Int64
+	gt := newGate()
+	gt.next = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, tinyStream) })
+	ts := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if slow.Load() > 0 {
+			gt.ServeHTTP(w, r) // stage 0: held until released
+			return
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+		io.WriteString(w, tinyStream)
+	}))
+	g, c := newGen(t, ts.URL, testBodies(t, "completions", true, 5), nil)
+	slow.Store(1)
+	// 20/s for 100 ms: hits at 0 and 50 ms.
+	start := time.Now()
+	if err := g.Run(context.Background(), 0, Stage{Duration: 100 * time.Millisecond, Schedule: Constant(20, 100*time.Millisecond)}); err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el > time.Second {
+		t.Fatalf("stage 0 of 100ms returned after %s: it waited for its requests", el)
+	}
+	gt.waitArrivals(t, 2, 5*time.Second)
+	if l := g.Live(); l.InFlight != 2 || l.Done != 0 {
+		t.Fatalf("live %+v after stage 0, want 2 in flight", l)
+	}
+	slow.Store(0)
+	if err := g.Run(context.Background(), 1, Stage{Duration: 100 * time.Millisecond, Schedule: Constant(20, 100*time.Millisecond)}); err != nil {
+		t.Fatal(err)
+	}
+	stage1 := c.take(t, 2, 5*time.Second)
+	for _, r := range stage1 {
+		if r.Stage != 1 || r.Class != measure.OK {
+			t.Errorf("first records: stage %d class %q, want stage 1 done while stage 0 waits", r.Stage, r.Class)
+		}
+	}
+	w := g.Windows()
+	if len(w) != 2 || w[1].Start < w[0].End || w[1].Start-w[0].End > 50*time.Millisecond {
+		t.Errorf("windows %+v: stage 1 should start right after stage 0", w)
+	}
+	gt.open()
+	stage0 := c.take(t, 2, 5*time.Second)
+	for _, r := range stage0 {
+		if r.Stage != 0 || r.Class != measure.OK || r.Done() < w[1].Start {
+			t.Errorf("held record: stage %d class %q done %s, want stage 0, ok, after stage 1 started at %s", r.Stage, r.Class, r.Done(), w[1].Start)
+		}
+	}
+	waitIdle(t, g, 5*time.Second)
+}
+
+func TestMaxInFlightCapReached(t *testing.T) {
+	tests := []struct {
+		name           string
+		hold           bool          // the server holds requests until the stage ends
+		latency        time.Duration // else it answers after this long
+		cap            int
+		sentMin        uint64
+		sentMax        uint64
+		capMin, capMax uint64
+	}{
+		// 100/s for 300 ms: 30 hits due. Two go out at once, the other 28
+		// find both slots taken and never go.
+		{name: "server holds everything, cap 2", hold: true, cap: 2, sentMin: 2, sentMax: 2, capMin: 28, capMax: 28},
+		// 50 ms a request through 2 slots: about 40/s of the 100/s go out,
+		// late; the rest are still waiting when the stage ends.
+		{name: "slow server, cap 2", latency: 50 * time.Millisecond, cap: 2, sentMin: 8, sentMax: 16, capMin: 26, capMax: 28},
+		{name: "fast server, cap 50: never reached", cap: 50, sentMin: 30, sentMax: 30, capMin: 0, capMax: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := &sseServer{ttft: tt.latency, tokens: 1, prompt: 1}
+			gt := newGate()
+			gt.next = srv
+			var h http.Handler = srv
+			if tt.hold {
+				h = gt
+			} else {
+				gt.open()
+			}
+			ts := newServer(t, h)
+			g, c := newGen(t, ts.URL, testBodies(t, "completions", true, 5), func(c *Config) { c.MaxInFlight = tt.cap })
+			if err := g.Run(context.Background(), 0, Stage{Duration: 300 * time.Millisecond, Schedule: Constant(100, 300*time.Millisecond)}); err != nil {
+				t.Fatal(err)
+			}
+			l := g.Live()
+			gt.open()
+			waitIdle(t, g, 5*time.Second)
+			recs := c.rest()
+			t.Logf("live at the stage end %+v", l)
+			if l.Sent < tt.sentMin || l.Sent > tt.sentMax || l.CapReached < tt.capMin || l.CapReached > tt.capMax {
+				t.Errorf("live %+v: want %d..%d sent and %d..%d held back", l, tt.sentMin, tt.sentMax, tt.capMin, tt.capMax)
+			}
+			if uint64(len(recs)) != l.Sent {
+				t.Errorf("%d records for %d sent", len(recs), l.Sent)
+			}
+			if m := srv.maxInFlight.Load(); m > int64(tt.cap) {
+				t.Errorf("server saw %d in flight, cap %d", m, tt.cap)
+			}
+			if tt.latency > 0 {
+				var lag time.Duration
+				for _, r := range recs {
+					lag = max(lag, r.Lag())
+				}
+				if lag < 50*time.Millisecond {
+					t.Errorf("largest lag %s: held-back requests should show it", lag)
+				}
+			}
+		})
+	}
+}
+
+func TestClosedLoopConcurrency(t *testing.T) {
+	tests := []struct {
+		name        string
+		concurrency int
+		cap         int
+		want        int64
+	}{
+		{"4 concurrent", 4, 0, 4},
+		{"cap above: ignored", 3, 10, 3},
+		{"cap below: the cap wins", 8, 3, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := &sseServer{ttft: 5 * time.Millisecond, itl: 5 * time.Millisecond, tokens: 3, prompt: 2}
+			ts := newServer(t, srv)
+			g, c := newGen(t, ts.URL, testBodies(t, "completions", true, 3), func(c *Config) { c.MaxInFlight = tt.cap })
+			if err := g.Run(context.Background(), 0, Stage{Duration: 300 * time.Millisecond, Concurrency: tt.concurrency}); err != nil {
+				t.Fatal(err)
+			}
+			waitIdle(t, g, 5*time.Second)
+			recs := c.rest()
+			if m := srv.maxInFlight.Load(); m != tt.want {
+				t.Errorf("server saw at most %d in flight, want exactly %d", m, tt.want)
+			}
+			// Each request takes about 15 ms: 300 ms gives each worker ~20.
+			if min := int(tt.want) * 8; len(recs) < min {
+				t.Errorf("%d requests, want at least %d", len(recs), min)
+			}
+			for _, r := range recs {
+				if r.Scheduled != -1 || r.Class != measure.OK || r.OutputTokens != 3 {
+					t.Fatalf("record %+v: want scheduled -1, ok, 3 tokens", r)
+				}
+			}
+			if l := g.Live(); l.CapReached != 0 || l.Sent != uint64(len(recs)) {
+				t.Errorf("live %+v", l)
+			}
+		})
+	}
+}
+
+func TestNewAndRunErrors(t *testing.T) {
+	streamed := testBodies(t, "completions", true, 5)
+	tests := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"no bodies", Config{URL: "http://127.0.0.1:1"}, "Bodies is nil"},
+		{"stream mismatch", Config{URL: "http://127.0.0.1:1", Bodies: streamed}, "Config.Stream is false but the bodies ask for stream:true"},
+		{"no scheme", Config{URL: "127.0.0.1:8000", Bodies: streamed, Stream: true}, "want http://host"},
+		{"ftp", Config{URL: "ftp://u:pw@host", Bodies: streamed, Stream: true}, `"ftp://u:xxxxx@host"`},
+		{"negative cap", Config{URL: "http://h", Bodies: streamed, Stream: true, MaxInFlight: -1}, "max in flight -1"},
+		{"negative timeout", Config{URL: "http://h", Bodies: streamed, Stream: true, Timeout: -time.Second}, "timeout -1s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(tt.cfg, nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), ":pw@") {
+				t.Errorf("err = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+	for _, u := range []struct{ in, want string }{
+		{"http://gw:8000", "http://gw:8000/v1/completions"},
+		{"http://gw:8000/", "http://gw:8000/v1/completions"},
+		{"http://gw:8000/v1", "http://gw:8000/v1/completions"},
+		{"https://gw/prefix/v1/", "https://gw/prefix/v1/completions"},
+		{"https://gw/prefix", "https://gw/prefix/v1/completions"},
+	} {
+		g, err := New(Config{URL: u.in, Bodies: streamed, Stream: true}, nil)
+		if err != nil || g.url != u.want {
+			t.Errorf("URL %q: got %q (%v), want %q", u.in, g.url, err, u.want)
+		}
+	}
+
+	g, _ := newGen(t, "http://127.0.0.1:1", streamed, nil)
+	for _, st := range []struct {
+		s    Stage
+		want string
+	}{
+		{Stage{Name: "x", Schedule: Constant(1, time.Second)}, "duration 0s"},
+		{Stage{Duration: time.Second}, "give a schedule or a concurrency"},
+		{Stage{Duration: time.Second, Concurrency: 2, Schedule: Constant(1, time.Second)}, "not both"},
+		{Stage{Duration: time.Second, Concurrency: -1}, "concurrency -1"},
+	} {
+		if err := g.Run(context.Background(), 0, st.s); err == nil || !strings.Contains(err.Error(), st.want) {
+			t.Errorf("Run(%+v) = %v, want %q", st.s, err, st.want)
+		}
+	}
+}
