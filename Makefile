@@ -1,0 +1,81 @@
+# scaleout: build, test, and the runs of the team's KEDA runbook.
+# `make demo` runs the main job on the embedded simulator; `make test` runs the tests.
+
+GO       ?= go
+BIN      := bin/scaleout
+SCENARIO ?= scenarios/demo.yaml
+
+# Optional overrides for the cluster runs: make validate-gpu GATEWAY=http://… PROMETHEUS=http://…
+GATEWAY    ?=
+PROMETHEUS ?=
+TARGET     ?=
+MODEL      ?=
+RUN_FLAGS  ?=
+
+target_flags = $(if $(GATEWAY),--target $(GATEWAY)) $(if $(TARGET),--target $(TARGET)) $(if $(MODEL),--model $(MODEL)) $(if $(PROMETHEUS),--prometheus $(PROMETHEUS))
+
+.PHONY: all build test test-short vet fmt-check run demo bench validate-gpu sim-proof sim perf fuzz setup clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/scaleout
+
+# The whole suite: formatting, vet, every test with the race detector, and a
+# short fuzzing pass over the parsers. The end-to-end tests need the Debian
+# prometheus package (and chromium for the report page): `make setup`.
+test: fmt-check vet
+	$(GO) test -race -count=1 -timeout 12m ./...
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 10s -fuzzminimizetime 5s ./scenario/
+	$(GO) test -run '^$$' -fuzz FuzzExpectation -fuzztime 10s -fuzzminimizetime 5s ./timeline/
+	$(GO) test -run '^$$' -fuzz FuzzSSE -fuzztime 10s -fuzzminimizetime 5s ./loadgen/
+
+test-short:
+	$(GO) test -short ./...
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
+
+# One run of any scenario: make run SCENARIO=scenarios/x.yaml RUN_FLAGS="--after 1m"
+run: build
+	$(BIN) run $(SCENARIO) $(target_flags) $(RUN_FLAGS)
+
+# The main job on the embedded simulator: the 1→N→1 story in about two minutes.
+demo: build
+	$(BIN) run scenarios/demo.yaml $(RUN_FLAGS)
+
+# The benchmark that replaces the hand-run hey/vegeta: make bench TARGET=http://… MODEL=…
+bench: build
+	$(BIN) run scenarios/bench.yaml $(target_flags) $(RUN_FLAGS)
+
+# Runbook §2: KEDA computes scale intent on the one-GPU tier (desired >= 2 while ready stays 1).
+validate-gpu: build
+	$(BIN) run scenarios/gpu-trigger.yaml $(target_flags) --strict-guard $(RUN_FLAGS)
+
+# Runbook §3: real 1→N→1 on the CPU simulator backends (ready reaches the max and comes back).
+sim-proof: build
+	$(BIN) run scenarios/sim-1toN.yaml $(target_flags) $(RUN_FLAGS)
+
+# The simulated fleet as a server on 127.0.0.1:8000.
+sim: build
+	$(BIN) sim $(RUN_FLAGS)
+
+# Load-generator speed against vegeta's own CLI; writes docs/perf.md.
+perf:
+	$(GO) run ./internal/perf -out docs/perf.md
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 2m ./scenario/
+	$(GO) test -run '^$$' -fuzz FuzzExpectation -fuzztime 2m ./timeline/
+	$(GO) test -run '^$$' -fuzz FuzzSSE -fuzztime 2m ./loadgen/
+
+# Everything a fresh machine lacks for the full test suite.
+setup:
+	bash .ci/setup
+
+clean:
+	rm -rf bin runs

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/scaleout/scaleout/measure"
+	"github.com/scaleout/scaleout/scenario"
+	"github.com/scaleout/scaleout/timeline"
+)
+
+// expectations are the scenario's conditions, parsed: the ones that
+// decide the verdict and each stage's until.
+type expectations struct {
+	list  []*timeline.Expectation
+	until map[int]*timeline.Live
+}
+
+// parseExpectations parses expect: entries, --expect flags and every
+// stage's until; errors point at the file, line and column.
+func parseExpectations(s *scenario.Scenario, series []measure.Series) (*expectations, error) {
+	x := &expectations{until: map[int]*timeline.Live{}}
+	var names []string
+	for _, ser := range series {
+		names = append(names, ser.Name)
+	}
+	var errs scenario.Errors
+	fail := func(e scenario.Expect, field string, err error) {
+		col := e.Col
+		var se *timeline.SyntaxError
+		if errors.As(err, &se) {
+			col += se.Col - 1
+			err = errors.New(se.Msg)
+		}
+		pe := &scenario.Error{File: e.File, Line: e.Line, Col: col, Field: field, Msg: fmt.Sprintf("%v (in %q)", err, e.Text)}
+		if e.Line == 0 { // from a flag: say the column inside the flag's text
+			pe.Col = 0
+			pe.Msg = fmt.Sprintf("column %d: %v (in %q)", col, err, e.Text)
+		}
+		errs = append(errs, pe)
+	}
+	for i, e := range s.Expect {
+		ex, err := timeline.ParseExpectation(e.Text, names)
+		if err != nil {
+			fail(e, fmt.Sprintf("expect[%d]", i), err)
+			continue
+		}
+		x.list = append(x.list, ex)
+	}
+	for i, st := range s.Load {
+		if st.Until == nil {
+			continue
+		}
+		field := fmt.Sprintf("load[%d].until", i)
+		ex, err := timeline.ParseExpectation(st.Until.Text, names)
+		if err != nil {
+			fail(*st.Until, field, err)
+			continue
+		}
+		live, err := timeline.NewLive(ex)
+		if err != nil {
+			fail(*st.Until, field, err)
+			continue
+		}
+		if !s.Observe.Source() {
+			fail(*st.Until, field, fmt.Errorf("until needs observation (observe.prometheus or observe.scrape)"))
+			continue
+		}
+		x.until[i] = live
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return x, nil
+}
+
+// evaluate fills the report's expectations and verdict.
+func (x *expectations) evaluate(r *timeline.Report) {
+	if len(x.list) == 0 {
+		r.Verdict = "none"
+		return
+	}
+	r.Verdict = "pass"
+	for _, e := range x.list {
+		o := e.Evaluate(r)
+		r.Expectations = append(r.Expectations, o)
+		if !o.OK {
+			r.Verdict = "fail"
+		}
+	}
+}

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"net/http"
+	"syscall"
+
+	"github.com/scaleout/scaleout/loadgen"
+	"github.com/scaleout/scaleout/scenario"
+)
+
+// newBodies builds the request bodies; a bad prompts file is the user's to
+// fix (exit 2).
+func newBodies(s *scenario.Scenario) (*loadgen.Bodies, error) {
+	q := s.Request
+	var prompts loadgen.PromptSource
+	if q.Prompts != "" {
+		p, err := loadgen.LoadPrompts(q.Prompts)
+		if err != nil {
+			return nil, usagef("%s: request.prompts: %v", s.File, err)
+		}
+		prompts = p
+	} else {
+		prompts = loadgen.Synthetic(q.PromptTokens, q.Seed)
+	}
+	b, err := loadgen.NewBodies(loadgen.RequestSpec{
+		API: s.Target.API, Model: s.Target.Model, Stream: s.Target.Stream, MaxTokens: q.MaxTokens,
+		IgnoreEOS: q.IgnoreEOS, Temperature: q.Temperature, Prompts: prompts, Seed: q.Seed,
+	})
+	if err != nil {
+		return nil, usagef("%s: request: %v", s.File, err)
+	}
+	return b, nil
+}
+
+// headers are the scenario's extra request headers.
+func headers(s *scenario.Scenario) http.Header {
+	h := http.Header{}
+	for _, x := range s.Target.Headers {
+		h.Set(x.Name, x.Value)
+	}
+	return h
+}
+
+// defaultMaxInFlight derives max_in_flight from the machine: the file
+// descriptors this process may open (Go raises the soft limit to the hard
+// one at start), less a reserve for everything else, and at most 10,000.
+func defaultMaxInFlight() int {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur < 512 {
+		return 256
+	}
+	return int(min(rl.Cur-256, 10000))
+}

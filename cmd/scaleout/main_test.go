@@ -1,0 +1,340 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/scaleout/scaleout/timeline"
+)
+
+// lockedBuffer is a bytes.Buffer safe for the run's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// cli runs scaleout in-process with its own stdout, stderr and signals.
+type cli struct {
+	stdout, stderr lockedBuffer
+	signals        chan os.Signal
+}
+
+func newCLI() *cli { return &cli{signals: make(chan os.Signal, 2)} }
+
+func (c *cli) run(t *testing.T, args ...string) int {
+	t.Helper()
+	e := env{stdout: &c.stdout, stderr: &c.stderr, signals: c.signals, getenv: func(string) string { return "" }}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	return runMain(ctx, e, args)
+}
+
+func writeFile(t *testing.T, dir, name, text string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func readReportFile(t *testing.T, dir string) *timeline.Report {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := timeline.ReadJSON(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func countLines(t *testing.T, path string) int {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	n := 0
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var v map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
+			t.Fatalf("%s line %d is not JSON: %v", path, n+1, err)
+		}
+		n++
+	}
+	return n
+}
+
+// closedPort is a loopback address nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// A fast scale-out story on the embedded simulator: a 1 s HPA sync, a 1 s
+// cold start and a 4 s scale-down window, so 1→N→1 fits in half a minute.
+const storySim = `
+sim:
+  replicas: {min: 1, max: 4, start: 1}
+  max_num_seqs: 4
+  ttft: 20ms
+  itl: 5ms
+  cold_start: 1s
+  hpa_sync: 1s
+  scale_down_window: 4s
+  threshold: 5
+request: {prompt_tokens: 16, max_tokens: 20}
+`
+
+const storyLoad = `
+load:
+  - {name: ramp, duration: 5s, rate: 10/s..80/s}
+  - {name: hold, duration: 6s, rate: 80/s}
+`
+
+func TestRunEmbeddedSimStory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end run")
+	}
+	dir := t.TempDir()
+	path := writeFile(t, dir, "story.yaml", storySim+storyLoad+`
+observe: {interval: 500ms, after: 25s}
+expect:
+  - waiting > 5 within 8s
+  - desired >= 3 within 11s
+  - ready >= 3 within 12s
+  - desired <= 1 after load within 25s
+  - error_rate < 1%
+`)
+	out := filepath.Join(dir, "run")
+	c := newCLI()
+	code := c.run(t, "run", path, "--out", out)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, c.stdout.String(), c.stderr.String())
+	}
+	r := readReportFile(t, out)
+	k := r.KPIs
+	if k.Start["desired"] != 1 || k.Peak["desired"] < 3 || k.Peak["ready"] < 3 || k.TimeToIntent == nil || k.TimeToReady == nil || k.ScaleIn == nil {
+		t.Errorf("the story did not happen: start %v peak %v intent %v ready %v scale-in %v", k.Start, k.Peak, k.TimeToIntent, k.TimeToReady, k.ScaleIn)
+	}
+	if *k.TimeToReady < *k.TimeToIntent {
+		t.Errorf("ready rose (%v) before desired (%v)", *k.TimeToReady, *k.TimeToIntent)
+	}
+	if r.Verdict != "pass" || len(r.Expectations) != 5 {
+		t.Errorf("verdict %s: %+v", r.Verdict, r.Expectations)
+	}
+	// Nothing lost: every request is in requests.jsonl and was served.
+	if n := countLines(t, filepath.Join(out, "requests.jsonl")); int64(n) != r.Load.Requests || n == 0 {
+		t.Errorf("requests.jsonl has %d lines, the report counts %d", n, r.Load.Requests)
+	}
+	if r.Server == nil || r.Server.Requests != r.Load.Requests || r.Server.OK != r.Load.OK || r.Server.OutputTokens != r.Load.OutputTokens {
+		t.Errorf("client %d requests (%d ok, %d tokens), server %+v", r.Load.Requests, r.Load.OK, r.Load.OutputTokens, r.Server)
+	}
+	for _, f := range []string{"report.json", "timeline.csv", "report.html", "scenario.yaml"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Errorf("run directory lacks %s", f)
+		}
+	}
+	text := c.stdout.String()
+	for _, want := range []string{"desired 1→", "ready 1→", "time to intent", "verdict: PASS", "run directory: " + out} {
+		if !strings.Contains(text, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, text)
+		}
+	}
+}
+
+func TestScenarioMistakesExit2(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		name, text, want string
+	}{
+		{"typo", "target: {url: http://127.0.0.1:1}\nload:\n  - {duration: 1s, rat: 1/s}\n", "typo.yaml:3:20: load[0].rat: unknown field (did you mean rate?)"},
+		{"rate", "target: {url: http://127.0.0.1:1}\nload:\n  - {duration: 1s, rate: 5/minute}\n", `typo.yaml:3:26: load[0].rate: "5/minute" is not a rate (try 5/s, 5/m or 5/h)`},
+		{"expect", "target: {url: http://127.0.0.1:1}\nload: [{duration: 1s, rate: 1/s}]\nexpect: [ttft_p95 < 2]\n", `typo.yaml:3:21: expect[0]: "2" needs a unit: ttft_p95 is a time`},
+		{"sim", "load: [{duration: 1s, rate: 1/s}]\nsim:\n  replicas: {min: 3, max: 2}\n", "typo.yaml:3:27: sim.replicas.max: 2 is below replicas.min 3"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeFile(t, dir, "typo.yaml", tc.text)
+			c := newCLI()
+			if code := c.run(t, "run", p, "--out", filepath.Join(dir, "out")); code != exitUsage {
+				t.Fatalf("exit %d, want 2; stderr:\n%s", code, c.stderr.String())
+			}
+			if !strings.Contains(c.stderr.String(), tc.want) {
+				t.Errorf("stderr lacks %q:\n%s", tc.want, c.stderr.String())
+			}
+		})
+	}
+	c := newCLI()
+	if code := c.run(t, "run", filepath.Join(dir, "missing.yaml")); code != exitUsage || !strings.Contains(c.stderr.String(), "no such file") {
+		t.Errorf("missing file: exit %d, %s", code, c.stderr.String())
+	}
+	c = newCLI()
+	if code := c.run(t, "run", "--intervl", "1s", "x.yaml"); code != exitUsage || !strings.Contains(c.stderr.String(), "unknown flag: --intervl") {
+		t.Errorf("bad flag: exit %d, %s", code, c.stderr.String())
+	}
+}
+
+func TestTargetDownExit3(t *testing.T) {
+	dir := t.TempDir()
+	p := writeFile(t, dir, "down.yaml", "target: {url: http://"+closedPort(t)+"}\nload: [{duration: 1s, rate: 1/s}]\n")
+	c := newCLI()
+	if code := c.run(t, "run", p, "--out", filepath.Join(dir, "out")); code != exitCannotRun {
+		t.Fatalf("exit %d, want 3; stderr:\n%s", code, c.stderr.String())
+	}
+	if !strings.Contains(c.stderr.String(), "does not answer: connection refused") {
+		t.Errorf("stderr: %s", c.stderr.String())
+	}
+}
+
+// fakeVLLM is a minimal OpenAI-compatible server for tests that are about
+// the CLI rather than the fleet: it streams three tokens per request at
+// once. The channel closes when the first completion has been served.
+func fakeVLLM(t *testing.T) (*httptest.Server, <-chan struct{}) {
+	t.Helper()
+	first := make(chan struct{})
+	var once sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/models":
+			fmt.Fprint(w, `{"object":"list","data":[{"id":"m","max_model_len":4096}]}`)
+		case "/v1/completions":
+			defer once.Do(func() { close(first) })
+			w.Header().Set("Content-Type", "text/event-stream")
+			for range 3 {
+				fmt.Fprint(w, `data: {"choices":[{"index":0,"text":"x"}]}`+"\n\n")
+			}
+			fmt.Fprint(w, `data: {"choices":[],"usage":{"prompt_tokens":4,"completion_tokens":3,"total_tokens":7}}`+"\n\ndata: [DONE]\n\n")
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv, first
+}
+
+// Prometheus goes away in the middle of the run: the load goes on, the
+// timeline shows the gap with its reason, and everything is written.
+func TestPrometheusGoesAway(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end run")
+	}
+	target, _ := fakeVLLM(t)
+	var mu sync.Mutex
+	calls := 0
+	enough := make(chan struct{})
+	prom := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls++
+		if calls == 4 { // the preflight and a few samples: then Prometheus goes away
+			close(enough)
+		}
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"2"]}]}}`)
+	}))
+	dir := t.TempDir()
+	p := writeFile(t, dir, "away.yaml", `
+target: {url: `+target.URL+`}
+load: [{duration: 4s, rate: 20/s}]
+observe:
+  prometheus: `+prom.URL+`
+  interval: 250ms
+  series: {waiting: sum(vllm:num_requests_waiting)}
+`)
+	go func() {
+		<-enough
+		prom.CloseClientConnections()
+		prom.Close()
+	}()
+	out := filepath.Join(dir, "run")
+	c := newCLI()
+	if code := c.run(t, "run", p, "--out", out); code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, c.stdout.String(), c.stderr.String())
+	}
+	r := readReportFile(t, out)
+	if r.Load.Requests < 70 || r.Load.OK != r.Load.Requests {
+		t.Errorf("the load suffered: %d requests, %d ok", r.Load.Requests, r.Load.OK)
+	}
+	gap := false
+	for _, e := range r.Events {
+		gap = gap || (e.Kind == timeline.GapStart && strings.Contains(e.Text, "connection refused"))
+	}
+	if !gap {
+		t.Errorf("no gap event with its reason: %+v", r.Events)
+	}
+	if !strings.Contains(c.stdout.String(), "gap") {
+		t.Errorf("the terminal timeline does not show the gap:\n%s", c.stdout.String())
+	}
+}
+
+// The first Ctrl-C stops the load and still writes everything, marked
+// partial, with exit 130.
+func TestInterruptWritesPartialReport(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end run")
+	}
+	target, first := fakeVLLM(t)
+	dir := t.TempDir()
+	p := writeFile(t, dir, "long.yaml", "target: {url: "+target.URL+"}\nload: [{duration: 2m, rate: 20/s}]\nobserve: {interval: 200ms}\n")
+	out := filepath.Join(dir, "run")
+	c := newCLI()
+	go func() {
+		<-first // interrupt once the load is under way
+		c.signals <- os.Interrupt
+	}()
+	start := time.Now()
+	code := c.run(t, "run", p, "--out", out)
+	if code != exitInterrupted {
+		t.Fatalf("exit %d, want 130\n%s", code, c.stderr.String())
+	}
+	if time.Since(start) > time.Minute {
+		t.Errorf("the interrupted run took %s", time.Since(start))
+	}
+	r := readReportFile(t, out)
+	if !r.Partial || !strings.Contains(r.PartialReason, "interrupted") || r.Load.Requests == 0 {
+		t.Errorf("partial %v (%s), %d requests", r.Partial, r.PartialReason, r.Load.Requests)
+	}
+	if n := countLines(t, filepath.Join(out, "requests.jsonl")); int64(n) != r.Load.Requests {
+		t.Errorf("requests.jsonl has %d lines, the report %d", n, r.Load.Requests)
+	}
+	if r.Stages[0].EndedBy != "interrupt" {
+		t.Errorf("stage ended by %q", r.Stages[0].EndedBy)
+	}
+}

@@ -1,0 +1,218 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
+
+	"github.com/scaleout/scaleout/loadgen"
+	"github.com/scaleout/scaleout/scenario"
+	"github.com/scaleout/scaleout/timeline"
+)
+
+// progress watches the run twice a second. It notes in the timeline when
+// max_in_flight holds sends back, and it shows the run's state on stderr:
+// a live bar per stage (mpb) on a terminal, a plain line every few seconds
+// otherwise, nothing with --quiet.
+type progress struct {
+	e      env
+	quiet  bool
+	s      *scenario.Scenario
+	gen    *loadgen.Generator
+	tl     *timeline.Timeline
+	epoch  time.Time
+	cap    int
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu         sync.Mutex
+	stageIdx   int // -1 before the first stage and after the last
+	stageStart time.Time
+	line       string // the latest status, shared by both displays
+	bars       *mpb.Progress
+	bar        *mpb.Bar
+}
+
+func newProgress(e env, quiet bool, s *scenario.Scenario, gen *loadgen.Generator, tl *timeline.Timeline, epoch time.Time, cap int) *progress {
+	return &progress{e: e, quiet: quiet, s: s, gen: gen, tl: tl, epoch: epoch, cap: cap, stageIdx: -1, done: make(chan struct{})}
+}
+
+const progressEvery = 500 * time.Millisecond
+
+func (p *progress) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	if p.e.stderrTTY && !p.quiet {
+		p.bars = mpb.NewWithContext(ctx, mpb.WithOutput(p.e.stderr), mpb.WithRefreshRate(progressEvery), mpb.WithWidth(24))
+	}
+	go p.loop(ctx)
+}
+
+func (p *progress) loop(ctx context.Context) {
+	defer close(p.done)
+	tick := time.NewTicker(progressEvery)
+	defer tick.Stop()
+	plainEvery := max(5*time.Second, p.s.Observe.Interval)
+	var lastPlain time.Time
+	var lastCap uint64
+	// The achieved rate is taken over the last two seconds of ticks.
+	const window = 4
+	var sent [window]uint64
+	var at [window]time.Time
+	n := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			live := p.gen.Live()
+			if live.CapReached > lastCap {
+				lastCap = live.CapReached
+				p.tl.Capped(now.Sub(p.epoch), p.cap)
+			}
+			oldest := n % window
+			if n < window {
+				oldest = 0
+			}
+			sent[n%window], at[n%window] = live.Sent, now
+			n++
+			rate := 0.0
+			if d := now.Sub(at[oldest]).Seconds(); d > 0 {
+				rate = float64(live.Sent-sent[oldest]) / d
+			}
+			line := p.status(now, live, rate)
+			p.mu.Lock()
+			p.line = line
+			p.mu.Unlock()
+			if p.bars == nil && !p.quiet && now.Sub(lastPlain) >= plainEvery {
+				lastPlain = now
+				fmt.Fprintf(p.e.stderr, "%s %s\n", clockOf(now.Sub(p.epoch)), line)
+			}
+		}
+	}
+}
+
+// status is one line: the stage, the rate against the plan, the requests
+// and the latest samples.
+func (p *progress) status(now time.Time, live loadgen.Live, rate float64) string {
+	p.mu.Lock()
+	i, start := p.stageIdx, p.stageStart
+	p.mu.Unlock()
+	var b strings.Builder
+	if i >= 0 {
+		st := p.s.Load[i]
+		el := now.Sub(start)
+		fmt.Fprintf(&b, "%s %s/%s", st.Name, clockOf(el), clockOf(st.Duration))
+		if st.Concurrency > 0 {
+			fmt.Fprintf(&b, " · %.1f/s (concurrency %d)", rate, st.Concurrency)
+		} else {
+			f := min(el.Seconds()/st.Duration.Seconds(), 1)
+			fmt.Fprintf(&b, " · %.1f/s (target %.1f)", rate, st.RateFrom+(st.RateTo-st.RateFrom)*f)
+		}
+	} else {
+		b.WriteString("after the load")
+	}
+	fmt.Fprintf(&b, " · in flight %d · done %d · err %d", live.InFlight, live.Done, live.Errors)
+	for _, name := range []string{timeline.Waiting, timeline.Desired, timeline.Current, timeline.Ready} {
+		if v := p.tl.Value(name); v.OK() {
+			fmt.Fprintf(&b, " · %s %s", name, fmtValue(v))
+		} else if v.Gap != "not observed" {
+			fmt.Fprintf(&b, " · %s ?", name)
+		}
+	}
+	return b.String()
+}
+
+func (p *progress) snapshot() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.line
+}
+
+// stage shows stage i starting.
+func (p *progress) stage(i int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stageIdx, p.stageStart = i, time.Now()
+	if p.bars == nil {
+		return
+	}
+	p.completeBar()
+	st := p.s.Load[i]
+	start := p.stageStart
+	p.bar = p.bars.New(st.Duration.Milliseconds(), mpb.BarStyle(),
+		mpb.PrependDecorators(decor.Name(st.Name, decor.WC{W: 8, C: decor.DindentRight})),
+		mpb.AppendDecorators(decor.Any(func(decor.Statistics) string {
+			return strings.TrimPrefix(p.snapshot(), st.Name+" ")
+		})),
+	)
+	go func(bar *mpb.Bar) {
+		t := time.NewTicker(progressEvery)
+		defer t.Stop()
+		for !bar.Completed() && !bar.Aborted() {
+			bar.SetCurrent(min(time.Since(start).Milliseconds(), st.Duration.Milliseconds()))
+			<-t.C
+		}
+	}(p.bar)
+}
+
+// after shows the observation after the load.
+func (p *progress) after() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stageIdx = -1
+	if p.bars == nil {
+		return
+	}
+	p.completeBar()
+	after := p.s.Observe.After
+	if after <= 0 {
+		return
+	}
+	start := time.Now()
+	p.bar = p.bars.New(after.Milliseconds(), mpb.BarStyle(),
+		mpb.PrependDecorators(decor.Name("after", decor.WC{W: 8, C: decor.DindentRight})),
+		mpb.AppendDecorators(decor.Any(func(decor.Statistics) string { return p.snapshot() })),
+	)
+	go func(bar *mpb.Bar) {
+		t := time.NewTicker(progressEvery)
+		defer t.Stop()
+		for !bar.Completed() && !bar.Aborted() {
+			bar.SetCurrent(min(time.Since(start).Milliseconds(), after.Milliseconds()))
+			<-t.C
+		}
+	}(p.bar)
+}
+
+func (p *progress) completeBar() {
+	if p.bar != nil {
+		p.bar.SetTotal(-1, true)
+		p.bar = nil
+	}
+}
+
+// stop ends the display before the report is printed.
+func (p *progress) stop() {
+	p.cancel()
+	<-p.done
+	p.mu.Lock()
+	p.completeBar()
+	bars := p.bars
+	p.mu.Unlock()
+	if bars != nil {
+		bars.Wait()
+	}
+}
+
+func clockOf(d time.Duration) string {
+	s := int(d.Round(time.Second).Seconds())
+	if s >= 3600 {
+		return fmt.Sprintf("%d:%02d:%02d", s/3600, s/60%60, s%60)
+	}
+	return fmt.Sprintf("%d:%02d", s/60, s%60)
+}

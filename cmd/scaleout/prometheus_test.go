@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scaleout/scaleout/sim"
+)
+
+// needTool finds a program the test needs, or skips; on CI (where the
+// variable is set) a missing program fails the test instead.
+func needTool(t *testing.T, name, requireVar string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	if os.Getenv(requireVar) != "" {
+		t.Fatalf("%s is not installed (make setup installs it)", name)
+	}
+	t.Skipf("%s is not installed (make setup installs it; %s=1 turns this skip into a failure)", name, requireVar)
+	return ""
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, deadline time.Duration, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	timeout := time.After(deadline)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-timeout:
+			t.Fatalf("gave up after %s waiting for %s", deadline, what)
+		}
+	}
+}
+
+// startPrometheus runs a real Prometheus server on a free loopback port
+// that scrapes target every second, and waits until it has.
+func startPrometheus(t *testing.T, target string) string {
+	t.Helper()
+	bin := needTool(t, "prometheus", "SCALEOUT_REQUIRE_PROMETHEUS")
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: sim
+    honor_labels: true
+    static_configs:
+      - targets: [%q]
+`, target)
+	cfgPath := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, "--config.file="+cfgPath, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+addr, "--log.level=warn")
+	var logs strings.Builder
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("prometheus logs:\n%s", logs.String())
+		}
+	})
+	url := "http://" + addr
+	waitFor(t, "prometheus to scrape the simulator", time.Minute, func() bool {
+		resp, err := http.Get(url + "/api/v1/query?query=" + "kube_deployment_status_replicas_ready")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(b), `"result":[{`)
+	})
+	return url
+}
+
+// The scale-out story through a real Prometheus server: scaleout sim's
+// series are scraped every second and queried with --prometheus.
+func TestRunThroughRealPrometheus(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end run")
+	}
+	cfg := sim.DefaultConfig()
+	cfg.Replicas = sim.Replicas{Min: 1, Max: 4, Start: 1}
+	cfg.MaxNumSeqs, cfg.TTFT, cfg.ITL = 4, 20*time.Millisecond, 5*time.Millisecond
+	cfg.ColdStart, cfg.HPASync, cfg.ScaleDownWindow = time.Second, time.Second, 4*time.Second
+	fleet, err := sim.New(cfg, sim.RealClock())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = fleet.Run(ctx) }()
+	srv := httptest.NewServer(fleet.Handler())
+	defer srv.Close()
+	prom := startPrometheus(t, strings.TrimPrefix(srv.URL, "http://"))
+
+	dir := t.TempDir()
+	path := writeFile(t, dir, "prom.yaml", `
+target: {url: `+srv.URL+`}
+request: {prompt_tokens: 16, max_tokens: 20}
+`+storyLoad+`
+observe:
+  prometheus: `+prom+`
+  interval: 1s
+  after: 25s
+  vllm: '{namespace="inference"}'
+  hpa: inference/keda-hpa-vllm-sim
+  deployment: inference/vllm-sim
+expect:
+  - desired >= 3 within 12s
+  - ready >= 3 within 14s
+  - desired <= 1 after load within 25s
+`)
+	out := filepath.Join(dir, "run")
+	c := newCLI()
+	if code := c.run(t, "run", path, "--out", out); code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, c.stdout.String(), c.stderr.String())
+	}
+	r := readReportFile(t, out)
+	if !strings.HasPrefix(r.Target.Observation, "prometheus http://127.0.0.1:") {
+		t.Errorf("observation %q", r.Target.Observation)
+	}
+	k := r.KPIs
+	if k.Start["desired"] != 1 || k.Peak["desired"] < 3 || k.Peak["ready"] < 3 || k.Peak["waiting"] <= 5 || k.ScaleIn == nil {
+		t.Errorf("the story did not show through Prometheus: start %v peak %v scale-in %v", k.Start, k.Peak, k.ScaleIn)
+	}
+	if st := fleet.Stats(); int64(st.Received) != r.Load.Requests || int64(st.OK) != r.Load.OK || int64(st.GenerationTokens) != r.Load.OutputTokens {
+		t.Errorf("client: %d requests, %d ok, %d tokens; simulator: %+v", r.Load.Requests, r.Load.OK, r.Load.OutputTokens, st)
+	}
+	if r.Verdict != "pass" {
+		t.Errorf("verdict %s: %+v", r.Verdict, r.Expectations)
+	}
+}
