@@ -22,13 +22,30 @@ type Assets struct {
 // columns of each chart, with stage bands and event markers.
 type chartData struct {
 	T        []float64                 `json:"t"`
-	Load     map[string][]*float64     `json:"load"`
-	Replicas map[string][]*float64     `json:"replicas"`
-	Queue    map[string][]*float64     `json:"queue"`
-	Latency  map[string][]*float64     `json:"latency"`
+	Load     *chartCols                `json:"load"`
+	Replicas *chartCols                `json:"replicas"`
+	Queue    *chartCols                `json:"queue"`
+	Latency  *chartCols                `json:"latency"`
 	Stages   []chartStage              `json:"stages"`
 	Events   []chartEvent              `json:"events"`
 	Dists    map[string]map[string]any `json:"dists"`
+}
+
+// chartCols are a chart's series in the order they were first added.
+type chartCols struct {
+	Names  []string     `json:"names"`
+	Values [][]*float64 `json:"values"`
+}
+
+func (c *chartCols) add(name string, v *float64) {
+	for i, n := range c.Names {
+		if n == name {
+			c.Values[i] = append(c.Values[i], v)
+			return
+		}
+	}
+	c.Names = append(c.Names, name)
+	c.Values = append(c.Values, []*float64{v})
 }
 
 type chartStage struct {
@@ -44,30 +61,22 @@ type chartEvent struct {
 }
 
 func buildChartData(r *Report) chartData {
-	d := chartData{
-		Load:     map[string][]*float64{},
-		Replicas: map[string][]*float64{},
-		Queue:    map[string][]*float64{},
-		Latency:  map[string][]*float64{},
-		Dists:    map[string]map[string]any{},
-	}
+	d := chartData{Load: &chartCols{}, Replicas: &chartCols{}, Queue: &chartCols{}, Latency: &chartCols{}, Dists: map[string]map[string]any{}}
 	iv := r.IntervalS
 	for _, x := range r.Timeline {
 		d.T = append(d.T, x.T)
-		d.Load["target rps"] = append(d.Load["target rps"], nilIfZero(x.TargetRPS, x.Stage == "after" || x.Stage == "-"))
-		d.Load["sent/s"] = append(d.Load["sent/s"], fptr(round3(float64(x.Sent)/iv)))
-		d.Load["done/s"] = append(d.Load["done/s"], fptr(round3(float64(x.Done)/iv)))
-		d.Load["in flight"] = append(d.Load["in flight"], fptr(float64(x.InFlight)))
-		d.Load["errors/s"] = append(d.Load["errors/s"], fptr(round3(float64(x.Errors)/iv)))
-		d.Latency["ttft p50 (s)"] = append(d.Latency["ttft p50 (s)"], msToS(x.TTFTP50))
-		d.Latency["ttft p95 (s)"] = append(d.Latency["ttft p95 (s)"], msToS(x.TTFTP95))
+		d.Load.add("target rps", nilIfZero(x.TargetRPS, x.Stage == "after" || x.Stage == "-"))
+		d.Load.add("sent/s", fptr(round3(float64(x.Sent)/iv)))
+		d.Load.add("done/s", fptr(round3(float64(x.Done)/iv)))
+		d.Load.add("errors/s", fptr(round3(float64(x.Errors)/iv)))
+		d.Load.add("in flight", fptr(float64(x.InFlight)))
+		d.Latency.add("ttft p50 (s)", msToS(x.TTFTP50))
+		d.Latency.add("ttft p95 (s)", msToS(x.TTFTP95))
 		for _, s := range r.Series {
-			v := x.Series[s.Name]
-			switch {
-			case replicaSeries[s.Name] || s.Name == Predicted:
-				d.Replicas[s.Name] = append(d.Replicas[s.Name], v)
-			default:
-				d.Queue[s.Name] = append(d.Queue[s.Name], v)
+			if replicaSeries[s.Name] || s.Name == Predicted {
+				d.Replicas.add(s.Name, x.Series[s.Name])
+			} else {
+				d.Queue.add(s.Name, x.Series[s.Name])
 			}
 		}
 	}
@@ -217,7 +226,7 @@ function bandsPlugin() {
   }]}};
 }
 function chart(id, title, cols, opts) {
-  const names = Object.keys(cols);
+  const names = cols.names;
   if (names.length === 0 || D.t.length === 0) { document.getElementById(id).style.display = "none"; return; }
   const series = [{ label: "t", value: (u, v) => v == null ? "-" : fmtClock(v) }];
   names.forEach((n, i) => series.push(Object.assign({ label: n, stroke: palette[i % palette.length], width: 1.6, spanGaps: false },
@@ -225,10 +234,10 @@ function chart(id, title, cols, opts) {
   const axes = [{ values: (u, vals) => vals.map(fmtClock) }, { label: opts.y || "" }];
   if (opts.right) axes.push({ side: 1, scale: "r", grid: { show: false }, label: opts.right.join(", ") });
   new uPlot({ title: title, width: Math.min(1160, window.innerWidth - 40), height: 230, series: series, axes: axes,
-    scales: { x: { time: false } }, plugins: [bandsPlugin()] }, [D.t].concat(names.map(n => cols[n])), document.getElementById(id));
+    scales: { x: { time: false } }, plugins: [bandsPlugin()] }, [D.t].concat(cols.values), document.getElementById(id));
 }
 chart("chart-load", "Load: offered and achieved rate, in flight", D.load, { y: "requests/s", right: ["in flight"] });
-chart("chart-queue", "Queue: waiting, running and KV cache", D.queue, { y: "requests", right: Object.keys(D.queue).filter(n => n === "kv_cache") });
+chart("chart-queue", "Queue: waiting, running and KV cache", D.queue, { y: "requests", right: D.queue.names.filter(n => n === "kv_cache") });
 chart("chart-replicas", "Replicas: desired, current, ready", D.replicas, { y: "replicas", step: true });
 chart("chart-latency", "Time to first token per interval", D.latency, { y: "seconds" });
 // Latency distributions: percentiles per stage, on a log scale.

@@ -157,6 +157,7 @@ type KPIs struct {
 	ScaleIn      *float64           `json:"scale_in_s"`       // load stop → desired back to its starting value
 	ReadyIn      *float64           `json:"ready_in_s"`       // load stop → ready back to its starting value
 	IntentLag    *float64           `json:"intent_lag_s"`     // predicted desired first rose → observed desired first rose
+	FallsInLoad  int                `json:"desired_falls_during_load"` // times desired fell while the load still ran
 	Start        map[string]float64 `json:"start"`            // the value each series started from
 	Peak         map[string]float64 `json:"peak"`
 	PeakAt       map[string]float64 `json:"peak_at_s"`
@@ -172,9 +173,9 @@ type Outcome struct {
 // ServerCount is what the server side counted over the run, set beside
 // the client's own counts to show that nothing was lost.
 type ServerCount struct {
-	Source       string `json:"source"`   // "embedded simulator", or the vLLM counters queried
-	Requests     int64  `json:"requests"` // requests the server finished, whatever the outcome
-	OK           int64  `json:"ok"`
+	Source       string `json:"source"`             // "embedded simulator", or the vLLM counters queried
+	Requests     *int64 `json:"requests,omitempty"` // requests the server finished, whatever the outcome (absent: not counted)
+	OK           int64  `json:"ok"`                 // requests it finished successfully
 	OutputTokens int64  `json:"output_tokens"`
 	Detail       string `json:"detail,omitempty"`
 }

@@ -272,6 +272,9 @@ func writeKPIs(w *errWriter, r *Report) {
 			parts = append(parts, fmt.Sprintf("peak %s %s", n, num(k.Peak[n])))
 		}
 	}
+	if k.FallsInLoad > 0 {
+		parts = append(parts, fmt.Sprintf("desired fell %d× during the load", k.FallsInLoad))
+	}
 	if has(Desired) {
 		switch {
 		case k.ScaleIn != nil:
@@ -418,6 +421,30 @@ func writeVerdict(w *errWriter, r *Report) {
 				mark = "FAIL"
 			}
 			w.printf("  %s  %s — %s\n", mark, e.Expr, e.Detail)
+		}
+	}
+	if g := r.Guard; g != nil {
+		mark := "ok"
+		if !g.OK {
+			mark = "NOT OK"
+		}
+		w.printf("\nguard (%s): %s — %s: %s\n", g.Required, mark, g.State, g.Detail)
+	}
+	if s := r.Server; s != nil {
+		w.printf("\nserver (%s): ", s.Source)
+		same := s.OK == r.Load.OK && s.OutputTokens == r.Load.OutputTokens
+		if s.Requests != nil {
+			w.printf("%d requests, ", *s.Requests)
+			same = same && *s.Requests == r.Load.Requests
+		}
+		w.printf("%d ok, %d output tokens", s.OK, s.OutputTokens)
+		if same {
+			w.printf(" — the same as the client: nothing lost\n")
+		} else {
+			w.printf(" — the client counted %d requests, %d ok, %d tokens\n", r.Load.Requests, r.Load.OK, r.Load.OutputTokens)
+		}
+		if s.Detail != "" {
+			w.printf("         %s\n", s.Detail)
 		}
 	}
 	switch r.Verdict {

@@ -100,7 +100,8 @@ type Timeline struct {
 	maxDone time.Duration
 
 	// sample state, in sample order
-	known       []*float64 // each series' last value, across gaps
+	known       []*float64    // each series' last value, across gaps
+	lastAt      time.Duration // the latest sample's offset
 	start       map[string]float64
 	peak        map[string]float64
 	peakAt      map[string]float64
@@ -358,6 +359,7 @@ func (t *Timeline) AddSample(s measure.Sample) {
 	kept := s
 	t.rowAt(s.At).sample = &kept
 	t.events = append(t.events, t.sampleEvents(s)...)
+	t.lastAt = s.At
 	if s.At > t.maxDone {
 		t.closeBefore(s.At - lateWindow)
 	}
@@ -417,6 +419,13 @@ func (t *Timeline) sampleEvents(s measure.Sample) []Event {
 		if prev := t.known[i]; replicaSeries[ser.Name] && prev != nil && *prev != v.V {
 			evs = append(evs, Event{T: at, Kind: Change, Series: ser.Name, From: fptr(*prev), To: fptr(v.V),
 				Text: fmt.Sprintf("%s %s→%s", ser.Name, num(*prev), num(v.V))})
+			if ser.Name == Desired && v.V < *prev && !afterLoad {
+				t.kpi.FallsInLoad++
+				if t.kpi.FallsInLoad == 1 {
+					evs = append(evs, Event{T: at, Kind: Note, Series: Desired,
+						Text: "desired fell while the load still ran: a queue-depth trigger scales in once the queue drains, even under steady load (a KV-cache trigger or a longer scale-down window holds the replicas)"})
+				}
+			}
 		}
 		t.known[i] = fptr(v.V)
 	}
@@ -509,23 +518,27 @@ func (t *Timeline) divergence(s measure.Sample) []Event {
 func (t *Timeline) ScaledIn() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.loadEnd < 0 {
+	if t.loadEnd < 0 || t.kpi.TimeToIntent == nil && t.kpi.TimeToReady == nil {
 		return false
 	}
-	rose := false
-	if t.kpi.TimeToIntent != nil {
-		rose = true
-		if t.kpi.ScaleIn == nil {
+	for i, s := range t.cfg.Series {
+		if !replicaSeries[s.Name] {
+			continue
+		}
+		v, st := t.known[i], t.start[s.Name]
+		if v == nil || *v > st || t.gapReason[i] != "" {
 			return false
 		}
 	}
-	if t.kpi.TimeToReady != nil {
-		rose = true
-		if t.kpi.ReadyIn == nil {
-			return false
-		}
-	}
-	return rose
+	return t.lastAt >= t.loadEnd
+}
+
+// Idle reports whether, after the load, nothing rose and nothing is queued
+// above the threshold: there is no scale-in to wait for.
+func (t *Timeline) Idle() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.loadEnd >= 0 && t.lastAt >= t.loadEnd && t.kpi.TimeToIntent == nil && t.kpi.TimeToReady == nil && !t.above
 }
 
 func num(v float64) string {

@@ -327,3 +327,56 @@ func TestDivergence(t *testing.T) {
 		t.Errorf("intent lag %v (time to intent %v)", k.IntentLag, k.TimeToIntent)
 	}
 }
+
+func TestScaledIn(t *testing.T) {
+	tl := New(Config{Interval: sec, Series: series(Desired, Current, Ready)})
+	steps := []struct {
+		d, c, r  int
+		loadDone bool
+		want     bool
+	}{
+		{1, 1, 1, false, false},
+		{3, 1, 1, false, false},
+		{3, 3, 3, true, false}, // the load stopped; still scaled out
+		{1, 3, 1, true, false}, // current lags one sync
+		{1, 1, 1, true, true},
+	}
+	for i, s := range steps {
+		at := time.Duration(i) * sec
+		if s.loadDone && i == 2 {
+			tl.LoadStopped(at, "")
+		}
+		tl.AddSample(sample(at, s.d, s.c, s.r))
+		if got := tl.ScaledIn(); got != s.want {
+			t.Errorf("step %d: ScaledIn = %v, want %v", i, got, s.want)
+		}
+	}
+	never := New(Config{Interval: sec, Series: series(Desired)})
+	never.LoadStopped(0, "")
+	never.AddSample(sample(sec, 1))
+	if never.ScaledIn() {
+		t.Error("a run whose desired never rose counts as scaled in")
+	}
+}
+
+func TestDesiredFallsDuringLoad(t *testing.T) {
+	tl := New(Config{Interval: sec, Series: series(Desired)})
+	for i, d := range []int{1, 4, 4, 1, 4} {
+		tl.AddSample(sample(time.Duration(i)*sec, d))
+	}
+	tl.LoadStopped(5*sec, "")
+	tl.AddSample(sample(5*sec, 1)) // after the load: scale-in, not a fall
+	r := tl.Report(6*sec, Meta{})
+	if r.KPIs.FallsInLoad != 1 {
+		t.Errorf("falls during load = %d, want 1", r.KPIs.FallsInLoad)
+	}
+	notes := 0
+	for _, e := range r.Events {
+		if e.Kind == Note && strings.HasPrefix(e.Text, "desired fell while the load still ran") && e.T == 3 {
+			notes++
+		}
+	}
+	if notes != 1 {
+		t.Errorf("%d notes about the fall: %+v", notes, r.Events)
+	}
+}

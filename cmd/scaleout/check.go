@@ -260,7 +260,18 @@ func checkObservation(ctx context.Context, s *scenario.Scenario, src promwatch.E
 			*fs = append(*fs, finding{levelOK, fmt.Sprintf("series %s = %s", ser.Name, fmtValue(v)), ""})
 		}
 	}
-	pausedCheck(ctx, s, src, missing, fs)
+	if pausedCheck(ctx, s, src, missing, fs) {
+		// The paused finding explains the missing HPA series: drop their
+		// generic warnings.
+		kept := (*fs)[:0]
+		for _, f := range *fs {
+			if f.level == levelWarn && (strings.HasPrefix(f.msg, "series desired returns nothing") || strings.HasPrefix(f.msg, "series current returns nothing")) {
+				continue
+			}
+			kept = append(kept, f)
+		}
+		*fs = kept
+	}
 }
 
 var metricName = regexp.MustCompile(`[a-zA-Z_:][a-zA-Z0-9_:]*`)
@@ -307,15 +318,16 @@ func emptySeries(ctx context.Context, src promwatch.Evaluator, ser measure.Serie
 	return finding{levelWarn, fmt.Sprintf("series %s returns nothing (KEDA would read it as 0)", ser.Name), "check the query: " + ser.Query}
 }
 
-// pausedCheck explains missing HPA series by a paused ScaledObject.
-func pausedCheck(ctx context.Context, s *scenario.Scenario, src promwatch.Evaluator, missing []string, fs *[]finding) {
+// pausedCheck explains missing HPA series by a paused ScaledObject; it
+// reports whether it did.
+func pausedCheck(ctx context.Context, s *scenario.Scenario, src promwatch.Evaluator, missing []string, fs *[]finding) bool {
 	hpaMissing := false
 	for _, m := range missing {
 		hpaMissing = hpaMissing || m == "desired" || m == "current"
 	}
 	ns, hpa, ok := strings.Cut(s.Observe.HPA, "/")
 	if !hpaMissing || !ok || !strings.HasPrefix(hpa, "keda-hpa-") {
-		return
+		return false
 	}
 	so := strings.TrimPrefix(hpa, "keda-hpa-")
 	q := fmt.Sprintf(`max(keda_scaled_object_paused{scaledObject=%q})`, so)
@@ -323,7 +335,9 @@ func pausedCheck(ctx context.Context, s *scenario.Scenario, src promwatch.Evalua
 	if len(r) == 1 && r[0].Err == nil && len(r[0].Vector) == 1 && r[0].Vector[0].V == 1 {
 		*fs = append(*fs, finding{levelFail, fmt.Sprintf("the ScaledObject %s/%s is paused (KEDA deletes its HPA while paused, so desired and current have no series)", ns, so),
 			"un-pause it for the run (make keda-demo-up), and re-pause after (make keda-demo-down)"})
+		return true
 	}
+	return false
 }
 
 func fmtValue(v measure.Value) string {

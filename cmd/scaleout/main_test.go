@@ -163,7 +163,7 @@ expect:
 	if n := countLines(t, filepath.Join(out, "requests.jsonl")); int64(n) != r.Load.Requests || n == 0 {
 		t.Errorf("requests.jsonl has %d lines, the report counts %d", n, r.Load.Requests)
 	}
-	if r.Server == nil || r.Server.Requests != r.Load.Requests || r.Server.OK != r.Load.OK || r.Server.OutputTokens != r.Load.OutputTokens {
+	if r.Server == nil || r.Server.Requests == nil || *r.Server.Requests != r.Load.Requests || r.Server.OK != r.Load.OK || r.Server.OutputTokens != r.Load.OutputTokens {
 		t.Errorf("client %d requests (%d ok, %d tokens), server %+v", r.Load.Requests, r.Load.OK, r.Load.OutputTokens, r.Server)
 	}
 	for _, f := range []string{"report.json", "timeline.csv", "report.html", "scenario.yaml"} {

@@ -115,7 +115,10 @@ func TestRunThroughRealPrometheus(t *testing.T) {
 	cfg := sim.DefaultConfig()
 	cfg.Replicas = sim.Replicas{Min: 1, Max: 4, Start: 1}
 	cfg.MaxNumSeqs, cfg.TTFT, cfg.ITL = 4, 20*time.Millisecond, 5*time.Millisecond
-	cfg.ColdStart, cfg.HPASync, cfg.ScaleDownWindow = time.Second, time.Second, 4*time.Second
+	// A scale-down window longer than the time from the queue draining to the
+	// load's end: no pod goes away while it still serves (what a pod serves
+	// after its last scrape cannot be counted), so the counters must match.
+	cfg.ColdStart, cfg.HPASync, cfg.ScaleDownWindow = time.Second, time.Second, 8*time.Second
 	fleet, err := sim.New(cfg, sim.RealClock())
 	if err != nil {
 		t.Fatal(err)
@@ -135,14 +138,14 @@ request: {prompt_tokens: 16, max_tokens: 20}
 observe:
   prometheus: `+prom+`
   interval: 1s
-  after: 25s
+  after: 30s
   vllm: '{namespace="inference"}'
   hpa: inference/keda-hpa-vllm-sim
   deployment: inference/vllm-sim
 expect:
   - desired >= 3 within 12s
   - ready >= 3 within 14s
-  - desired <= 1 after load within 25s
+  - desired <= 1 after load within 30s
 `)
 	out := filepath.Join(dir, "run")
 	c := newCLI()
@@ -159,6 +162,15 @@ expect:
 	}
 	if st := fleet.Stats(); int64(st.Received) != r.Load.Requests || int64(st.OK) != r.Load.OK || int64(st.GenerationTokens) != r.Load.OutputTokens {
 		t.Errorf("client: %d requests, %d ok, %d tokens; simulator: %+v", r.Load.Requests, r.Load.OK, r.Load.OutputTokens, st)
+	}
+	// Nothing lost, checked through vLLM's own counters in Prometheus.
+	if sv := r.Server; sv == nil || !strings.HasPrefix(sv.Source, "vLLM counters via prometheus") {
+		t.Errorf("no counter check: %+v (notes %v)", sv, r.Notes)
+	} else {
+		t.Logf("client %d ok / %d tokens; server %+v", r.Load.OK, r.Load.OutputTokens, *sv)
+		if sv.OK != r.Load.OK || sv.OutputTokens != r.Load.OutputTokens {
+			t.Errorf("the counters rose by %d ok / %d tokens, the client got %d / %d", sv.OK, sv.OutputTokens, r.Load.OK, r.Load.OutputTokens)
+		}
 	}
 	if r.Verdict != "pass" {
 		t.Errorf("verdict %s: %+v", r.Verdict, r.Expectations)

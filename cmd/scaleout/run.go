@@ -166,8 +166,16 @@ func run(ctx context.Context, e env, path string, o runOptions) error {
 	}
 	defer out.close()
 
+	// The vLLM counters before the load, to check at the end that nothing
+	// was lost (the embedded simulator is checked directly instead).
+	var counters *counterCheck
+	if es == nil {
+		counters = newCounterCheck(ctx, s, source)
+	}
+
 	// The clock starts: epoch is the first stage's start.
-	tl := timeline.New(timelineConfig(s, series, es))
+	tcfg := timelineConfig(s, series, es)
+	tl := timeline.New(tcfg)
 	epoch := time.Now()
 	rec := newRecorder(out, tl, s.Load, epoch, s.Target.URL+bodies.Path())
 	maxInFlight := s.MaxInFlight
@@ -295,7 +303,7 @@ func run(ctx context.Context, e env, path string, o runOptions) error {
 	}()
 	if source != nil && s.Observe.After > 0 && loadCtx.Err() == nil {
 		deadline := time.NewTimer(s.Observe.After)
-		watchScaleIn(afterCtx, loadCtx, samples, deadline.C, tl, s.Observe.Interval)
+		watchScaleIn(afterCtx, loadCtx, samples, deadline.C, tl, tcfg.Grace+s.Observe.Interval)
 		deadline.Stop()
 	}
 	select {
@@ -330,11 +338,13 @@ func run(ctx context.Context, e env, path string, o runOptions) error {
 	report := tl.Report(end, meta)
 	if es != nil {
 		st := es.fleet.Stats()
-		report.Server = &timeline.ServerCount{Source: "embedded simulator", Requests: int64(st.Received), OK: int64(st.OK),
+		received := int64(st.Received)
+		report.Server = &timeline.ServerCount{Source: "embedded simulator", Requests: &received, OK: int64(st.OK),
 			OutputTokens: int64(st.GenerationTokens),
 			Detail: fmt.Sprintf("served %d: %d ok, %d rejected (429), %d unavailable (503), %d invalid, %d aborted by the client",
 				st.Served, st.OK, st.Rejected, st.Unavailable, st.Invalid, st.Aborted)}
 	}
+	counters.finish(ctx, report, 2*s.Observe.Interval)
 	exp.evaluate(report)
 	guardFailed := applyGuard(ctx, e, s, source, report, o.strictGuard)
 	if err := out.writeReport(report); err != nil {
@@ -432,10 +442,12 @@ func loadStage(st scenario.Stage, seed uint64) loadgen.Stage {
 }
 
 // watchScaleIn waits after the load until the deadline, an interrupt, or
-// one interval after every replica series that rose is back where it
-// started: the run has then seen its scale-in.
-func watchScaleIn(ctx, loadCtx context.Context, samples *broadcast, deadline <-chan time.Time, tl *timeline.Timeline, interval time.Duration) {
+// the run has seen what it came for: every replica series that rose is back
+// where it started (for two samples), or, one grace period after the load,
+// nothing rose and nothing is queued, so there is no scale-in to wait for.
+func watchScaleIn(ctx, loadCtx context.Context, samples *broadcast, deadline <-chan time.Time, tl *timeline.Timeline, grace time.Duration) {
 	settled := 0
+	idleSince := time.Time{}
 	for {
 		ch := samples.wait()
 		select {
@@ -449,8 +461,21 @@ func watchScaleIn(ctx, loadCtx context.Context, samples *broadcast, deadline <-c
 			if tl.ScaledIn() {
 				settled++
 				if settled >= 2 {
+					tl.Add(timeline.Event{T: tl.Latest().At.Seconds(), Kind: timeline.Note, Text: "scale-in seen: observation ends"})
 					return
 				}
+			}
+			if !tl.Idle() {
+				idleSince = time.Time{}
+				continue
+			}
+			if idleSince.IsZero() {
+				idleSince = time.Now()
+			}
+			if time.Since(idleSince) >= grace {
+				tl.Add(timeline.Event{T: tl.Latest().At.Seconds(), Kind: timeline.Note,
+					Text: "nothing rose and nothing is queued: observation ends (no scale-in to wait for)"})
+				return
 			}
 		}
 	}
