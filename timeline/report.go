@@ -151,14 +151,14 @@ type Event struct {
 // KPIs are the scale-out figures, in seconds from the load's start (or
 // from the load's stop for scale-in); nil when not reached.
 type KPIs struct {
-	TimeToQueue  *float64           `json:"time_to_queue_s"`  // waiting first above threshold × replicas
-	TimeToIntent *float64           `json:"time_to_intent_s"` // desired first above its starting value
-	TimeToReady  *float64           `json:"time_to_ready_s"`  // ready first above its starting value
-	ScaleIn      *float64           `json:"scale_in_s"`       // load stop → desired back to its starting value
-	ReadyIn      *float64           `json:"ready_in_s"`       // load stop → ready back to its starting value
-	IntentLag    *float64           `json:"intent_lag_s"`     // predicted desired first rose → observed desired first rose
+	TimeToQueue  *float64           `json:"time_to_queue_s"`           // waiting first above threshold × replicas
+	TimeToIntent *float64           `json:"time_to_intent_s"`          // desired first above its starting value
+	TimeToReady  *float64           `json:"time_to_ready_s"`           // ready first above its starting value
+	ScaleIn      *float64           `json:"scale_in_s"`                // load stop → desired back to its starting value
+	ReadyIn      *float64           `json:"ready_in_s"`                // load stop → ready back to its starting value
+	IntentLag    *float64           `json:"intent_lag_s"`              // predicted desired first rose → observed desired first rose
 	FallsInLoad  int                `json:"desired_falls_during_load"` // times desired fell while the load still ran
-	Start        map[string]float64 `json:"start"`            // the value each series started from
+	Start        map[string]float64 `json:"start"`                     // the value each series started from
 	Peak         map[string]float64 `json:"peak"`
 	PeakAt       map[string]float64 `json:"peak_at_s"`
 }
