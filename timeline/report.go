@@ -17,27 +17,28 @@ import (
 // public interface, documented in docs/report.md). Renderers read only a
 // Report, so a stored run can be rendered again.
 type Report struct {
-	Version       int           `json:"version"`
-	Scenario      string        `json:"scenario"`
-	File          string        `json:"file,omitempty"`
-	Started       time.Time     `json:"started"`
-	DurationS     float64       `json:"duration_s"`
-	Partial       bool          `json:"partial"`
-	PartialReason string        `json:"partial_reason,omitempty"`
-	Target        TargetInfo    `json:"target"`
-	IntervalS     float64       `json:"interval_s"`
-	Threshold     float64       `json:"threshold"`
-	Stages        []StageReport `json:"stages"`
-	Load          LoadReport    `json:"load"`
-	Series        []SeriesInfo  `json:"series"`
-	Timeline      []Row         `json:"timeline"`
-	Events        []Event       `json:"events"`
-	KPIs          KPIs          `json:"kpis"`
-	Expectations  []Outcome     `json:"expectations"`
-	Verdict       string        `json:"verdict"` // pass, fail, or none without expectations
-	Guard         *GuardResult  `json:"guard,omitempty"`
-	Server        *ServerCount  `json:"server,omitempty"`
-	Notes         []string      `json:"notes,omitempty"`
+	Version       int            `json:"version"`
+	Scenario      string         `json:"scenario"`
+	File          string         `json:"file,omitempty"`
+	Started       time.Time      `json:"started"`
+	DurationS     float64        `json:"duration_s"`
+	Partial       bool           `json:"partial"`
+	PartialReason string         `json:"partial_reason,omitempty"`
+	Target        TargetInfo     `json:"target"`
+	IntervalS     float64        `json:"interval_s"`
+	Threshold     float64        `json:"threshold"`
+	Stages        []StageReport  `json:"stages"`
+	Load          LoadReport     `json:"load"`
+	Series        []SeriesInfo   `json:"series"`
+	Timeline      []Row          `json:"timeline"`
+	Events        []Event        `json:"events"`
+	KPIs          KPIs           `json:"kpis"`
+	Expectations  []Outcome      `json:"expectations"`
+	Verdict       string         `json:"verdict"` // pass, fail, or none without expectations
+	Guard         *GuardResult   `json:"guard,omitempty"`
+	Server        *ServerCount   `json:"server,omitempty"`
+	ClientLimited *ClientLimited `json:"client_limited,omitempty"`
+	Notes         []string       `json:"notes,omitempty"`
 }
 
 // ReportVersion is bumped when a field changes meaning or goes away.
@@ -98,6 +99,32 @@ type StageReport struct {
 	EndS     float64 `json:"end_s"`
 	EndedBy  string  `json:"ended_by"` // duration, until, interrupt
 	LoadReport
+	Client *ClientUse `json:"client,omitempty"` // what the stage cost the load generator
+}
+
+// ClientUse is what a stage cost the load generator's own process.
+type ClientUse struct {
+	CPUSeconds float64 `json:"cpu_s"`
+	CPUCores   float64 `json:"cpu_cores"` // CPU seconds per second of the stage
+	Cores      int     `json:"cores"`     // the cores the process may use (GOMAXPROCS)
+	RSSMB      float64 `json:"rss_mb"`    // resident memory at the stage's end
+	CapReached int64   `json:"cap_reached"`
+}
+
+// ClientLimited says which stages the load generator could not deliver as
+// planned, and why: the run then proves nothing about the target's scaling
+// at that load, and its verdict cannot be pass.
+type ClientLimited struct {
+	Stages []LimitedStage `json:"stages"`
+}
+
+// LimitedStage is one stage the client fell short in.
+type LimitedStage struct {
+	Stage       string   `json:"stage"`
+	AchievedRPS float64  `json:"achieved_rps"`
+	TargetRPS   float64  `json:"target_rps"`
+	LagP99MS    *float64 `json:"send_lag_p99_ms"`
+	Reasons     []string `json:"reasons"`
 }
 
 // Row is one interval of the timeline. Counts are within the row; in
@@ -114,7 +141,9 @@ type Row struct {
 	TTFTP50   *float64            `json:"ttft_p50_ms"`
 	TTFTP95   *float64            `json:"ttft_p95_ms"`
 	OutputTPS float64             `json:"output_tps"`
+	LagP50    *float64            `json:"send_lag_p50_ms,omitempty"` // how late sends went out against the schedule
 	LagP99    *float64            `json:"send_lag_p99_ms,omitempty"`
+	LagMax    *float64            `json:"send_lag_max_ms,omitempty"`
 	Capped    bool                `json:"capped,omitempty"` // max_in_flight held sends back in this row
 	Series    map[string]*float64 `json:"series"`
 	Gaps      map[string]string   `json:"gaps,omitempty"` // series → why it has no value

@@ -323,6 +323,15 @@ func writeStages(w *errWriter, r *Report) {
 	}
 	w.printf("\n")
 	table(w, heads, rows, 2)
+	var costs []string
+	for _, s := range r.Stages {
+		if c := s.Client; c != nil {
+			costs = append(costs, fmt.Sprintf("%s %.2f of %d cores, %.0f MB", s.Name, c.CPUCores, c.Cores, c.RSSMB))
+		}
+	}
+	if len(costs) > 0 {
+		w.printf("client:  %s\n", wrap(costs, " · ", 110, "         "))
+	}
 }
 
 func stageCells(name, plan string, l LoadReport) []string {

@@ -129,7 +129,8 @@ type row struct {
 	ttft             *measure.Dist
 	lag              *measure.Dist
 	ttftP50, ttftP95 *float64
-	lagP99           *float64
+	lagP50, lagP99   *float64
+	lagMax           *float64
 	sample           *measure.Sample
 	capped           bool
 }
@@ -253,7 +254,7 @@ func (t *Timeline) closeRow(rw *row) {
 		rw.ttft = nil
 	}
 	if rw.lag != nil {
-		rw.lagP99 = ms(rw.lag.Quantile(.99))
+		rw.lagP50, rw.lagP99, rw.lagMax = ms(rw.lag.Quantile(.5)), ms(rw.lag.Quantile(.99)), ms(rw.lag.Max())
 		rw.lag.Reset()
 		t.free = append(t.free, rw.lag)
 		rw.lag = nil
@@ -634,7 +635,7 @@ func (t *Timeline) Report(end time.Duration, m Meta) *Report {
 		at := time.Duration(i) * t.cfg.Interval
 		mid := at + t.cfg.Interval/2
 		row := Row{T: secs(at), Sent: rw.sent, Done: rw.done, Errors: rw.errs, TTFTP50: rw.ttftP50, TTFTP95: rw.ttftP95,
-			LagP99: rw.lagP99, Capped: rw.capped, OutputTPS: round3(rw.tokens / t.cfg.Interval.Seconds()),
+			LagP50: rw.lagP50, LagP99: rw.lagP99, LagMax: rw.lagMax, Capped: rw.capped, OutputTPS: round3(rw.tokens / t.cfg.Interval.Seconds()),
 			Series: map[string]*float64{}}
 		inflight += rw.sent - rw.done
 		row.InFlight = inflight

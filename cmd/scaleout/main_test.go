@@ -338,3 +338,47 @@ func TestInterruptWritesPartialReport(t *testing.T) {
 		t.Errorf("stage ended by %q", r.Stages[0].EndedBy)
 	}
 }
+
+// A run starved on purpose (a tiny max_in_flight against a slow target)
+// is marked client_limited, says why, and cannot pass.
+func TestStarvedRunIsClientLimited(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end run")
+	}
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/models" {
+			fmt.Fprint(w, `{"object":"list","data":[{"id":"m"}]}`)
+			return
+		}
+		select { // hold each request until the test ends or a second passes
+		case <-release:
+		case <-time.After(time.Second):
+		case <-r.Context().Done():
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "data: {\"choices\":[{\"text\":\"x\"}]}\n\ndata: [DONE]\n\n")
+	}))
+	defer slow.Close()
+	defer close(release)
+	dir := t.TempDir()
+	p := writeFile(t, dir, "starved.yaml", "target: {url: "+slow.URL+"}\nload: [{duration: 2s, rate: 20/s}]\nmax_in_flight: 2\nexpect: [error_rate < 1%]\n")
+	out := filepath.Join(dir, "run")
+	c := newCLI()
+	if code := c.run(t, "run", p, "--out", out); code != exitFailed {
+		t.Fatalf("exit %d, want 1\n%s\n%s", code, c.stdout.String(), c.stderr.String())
+	}
+	r := readReportFile(t, out)
+	if r.ClientLimited == nil || len(r.ClientLimited.Stages) != 1 || r.Verdict != "fail" {
+		t.Fatalf("not client_limited: %+v, verdict %s", r.ClientLimited, r.Verdict)
+	}
+	if reasons := strings.Join(r.ClientLimited.Stages[0].Reasons, " "); !strings.Contains(reasons, "max_in_flight") {
+		t.Errorf("reasons %q do not name max_in_flight", reasons)
+	}
+	if r.Stages[0].Client == nil || r.Stages[0].Client.CapReached == 0 || r.Load.CapReached == 0 {
+		t.Errorf("cap not counted: stage %+v load %d", r.Stages[0].Client, r.Load.CapReached)
+	}
+	if !strings.Contains(c.stdout.String(), "client_limited") || !strings.Contains(c.stdout.String(), "verdict: FAIL") {
+		t.Errorf("the terminal does not say so:\n%s", c.stdout.String())
+	}
+}

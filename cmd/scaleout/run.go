@@ -244,7 +244,9 @@ func run(ctx context.Context, e env, path string, o runOptions) error {
 	prog := newProgress(e, o.quiet, s, gen, tl, epoch, maxInFlight)
 	prog.start()
 
-	// The stages, in order; each a fresh vegeta attack.
+	// The stages, in order; each a fresh vegeta attack. What each costs the
+	// client (CPU, memory, sends held back) is part of the self-check.
+	usage := make([]*timeline.ClientUse, len(s.Load))
 	for i, st := range s.Load {
 		if loadCtx.Err() != nil {
 			break
@@ -264,7 +266,9 @@ func run(ctx context.Context, e env, path string, o runOptions) error {
 			}()
 		}
 		stageCtx, endStage := context.WithCancel(loadCtx)
+		u := startUsage(gen.Live().CapReached)
 		err := gen.Run(stageCtx, i, loadStage(st, s.Request.Seed+uint64(i)))
+		usage[i] = u.end(gen.Live().CapReached)
 		endStage()
 		if untilDone != nil {
 			<-untilDone
@@ -344,8 +348,12 @@ func run(ctx context.Context, e env, path string, o runOptions) error {
 			Detail: fmt.Sprintf("served %d: %d ok, %d rejected (429), %d unavailable (503), %d invalid, %d aborted by the client",
 				st.Served, st.OK, st.Rejected, st.Unavailable, st.Invalid, st.Aborted)}
 	}
+	for i := range report.Stages {
+		report.Stages[i].Client = usage[i]
+	}
 	counters.finish(ctx, report, 2*s.Observe.Interval)
 	exp.evaluate(report)
+	timeline.CheckClient(report)
 	guardFailed := applyGuard(ctx, e, s, source, report, o.strictGuard)
 	if err := out.writeReport(report); err != nil {
 		fmt.Fprintf(e.stderr, "scaleout: writing the report: %v\n", err)

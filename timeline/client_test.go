@@ -1,0 +1,54 @@
+package timeline
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/scaleout/scaleout/measure"
+)
+
+func TestCheckClient(t *testing.T) {
+	lag := func(v float64) *float64 { return &v }
+	r := &Report{Verdict: "pass", Stages: []StageReport{
+		{Name: "ok", LoadReport: LoadReport{TargetRPS: 100, AchievedRPS: 99, SendLag: summary(lag(2))}, Client: &ClientUse{CPUCores: 0.3, Cores: 2}},
+		{Name: "capped", LoadReport: LoadReport{TargetRPS: 100, AchievedRPS: 40, SendLag: summary(lag(900))}, Client: &ClientUse{CPUCores: 0.2, Cores: 2, CapReached: 600}},
+		{Name: "cpu", LoadReport: LoadReport{TargetRPS: 20000, AchievedRPS: 19900, SendLag: summary(lag(75))}, Client: &ClientUse{CPUCores: 1.95, Cores: 2}},
+		{Name: "fds", LoadReport: LoadReport{TargetRPS: 100, AchievedRPS: 90, Errors: map[string]int64{"client_limit": 12}, SendLag: summary(lag(1))}, Client: &ClientUse{Cores: 2}},
+		{Name: "closed", LoadReport: LoadReport{TargetRPS: 0, AchievedRPS: 50}},
+		{Name: "shared", LoadReport: LoadReport{TargetRPS: 100, AchievedRPS: 80, SendLag: summary(lag(3))}, Client: &ClientUse{CPUCores: 0.1, Cores: 2}},
+	}}
+	CheckClient(r)
+	if r.ClientLimited == nil || r.Verdict != "fail" {
+		t.Fatalf("not marked: %+v verdict %s", r.ClientLimited, r.Verdict)
+	}
+	got := map[string]string{}
+	for _, s := range r.ClientLimited.Stages {
+		got[s.Stage] = strings.Join(s.Reasons, " | ")
+	}
+	want := map[string]string{
+		"capped": "max_in_flight: 600 sends were held back",
+		"cpu":    "CPU: the client used 1.95 of its 2 cores",
+		"fds":    "connection limits: 12 requests found no file descriptor or local port",
+		"shared": "not CPU, max_in_flight or sockets",
+	}
+	if len(got) != len(want) {
+		t.Errorf("limited stages %v, want %v", got, want)
+	}
+	for stage, w := range want {
+		if !strings.Contains(got[stage], w) {
+			t.Errorf("%s: reasons %q, want %q", stage, got[stage], w)
+		}
+	}
+	last := r.Expectations[len(r.Expectations)-1]
+	if last.OK || !strings.HasPrefix(last.Detail, "client_limited: capped achieved 40/s of 100/s, send lag p99 0.90s") {
+		t.Errorf("outcome %+v", last)
+	}
+
+	fine := &Report{Verdict: "none", Stages: []StageReport{{Name: "a", LoadReport: LoadReport{TargetRPS: 10, AchievedRPS: 10}}}}
+	CheckClient(fine)
+	if fine.ClientLimited != nil || fine.Verdict != "none" || len(fine.Expectations) != 0 {
+		t.Errorf("a delivered load was marked: %+v", fine)
+	}
+}
+
+func summary(p99 *float64) measure.Summary { return measure.Summary{P99: p99, N: 1} }
