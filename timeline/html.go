@@ -62,8 +62,8 @@ type chartEvent struct {
 
 func buildChartData(r *Report) chartData {
 	d := chartData{Load: &chartCols{}, Replicas: &chartCols{}, Queue: &chartCols{}, Latency: &chartCols{}, Dists: map[string]map[string]any{}}
-	iv := r.IntervalS
 	for _, x := range r.Timeline {
+		iv := x.Span
 		d.T = append(d.T, x.T)
 		d.Load.add("target rps", nilIfZero(x.TargetRPS, x.Stage == "after" || x.Stage == "-"))
 		d.Load.add("sent/s", fptr(round3(float64(x.Sent)/iv)))

@@ -131,6 +131,7 @@ type LimitedStage struct {
 // flight is at the row's end; series are the last sample in the row.
 type Row struct {
 	T         float64             `json:"t_s"`
+	Span      float64             `json:"span_s"`             // the row's length: the interval, less for the run's last row
 	SampleT   *float64            `json:"sample_s,omitempty"` // when the row's sample was taken (absent: no sample in the row)
 	Stage     string              `json:"stage"`
 	TargetRPS float64             `json:"target_rps"`

@@ -73,8 +73,8 @@ func columns(r *Report) []column {
 			}
 			return rate(x.TargetRPS)
 		}},
-		{"sent/s", true, func(x Row) string { return rate(float64(x.Sent) / r.IntervalS) }},
-		{"done/s", true, func(x Row) string { return rate(float64(x.Done) / r.IntervalS) }},
+		{"sent/s", true, func(x Row) string { return rate(float64(x.Sent) / x.Span) }},
+		{"done/s", true, func(x Row) string { return rate(float64(x.Done) / x.Span) }},
 		{"in-fl", true, func(x Row) string {
 			s := fmt.Sprint(x.InFlight)
 			if x.Capped {

@@ -633,28 +633,31 @@ func (t *Timeline) Report(end time.Duration, m Meta) *Report {
 	var prevVals []measure.Value
 	for i, rw := range t.rows {
 		at := time.Duration(i) * t.cfg.Interval
-		mid := at + t.cfg.Interval/2
-		row := Row{T: secs(at), Sent: rw.sent, Done: rw.done, Errors: rw.errs, TTFTP50: rw.ttftP50, TTFTP95: rw.ttftP95,
-			LagP50: rw.lagP50, LagP99: rw.lagP99, LagMax: rw.lagMax, Capped: rw.capped, OutputTPS: round3(rw.tokens / t.cfg.Interval.Seconds()),
-			Series: map[string]*float64{}}
+		rowEnd := min(at+t.cfg.Interval, max(end, at+1))
+		row := Row{T: secs(at), Span: secs(rowEnd - at), Sent: rw.sent, Done: rw.done, Errors: rw.errs, TTFTP50: rw.ttftP50, TTFTP95: rw.ttftP95,
+			LagP50: rw.lagP50, LagP99: rw.lagP99, LagMax: rw.lagMax, Capped: rw.capped,
+			OutputTPS: round3(rw.tokens / (rowEnd - at).Seconds()), Series: map[string]*float64{}}
 		inflight += rw.sent - rw.done
 		row.InFlight = inflight
 		if inflight > r.Load.MaxInFlight {
 			r.Load.MaxInFlight = inflight
 		}
+		// The row's stage is the one running at its start; its planned
+		// rate is the one at the middle of the row's part of that stage.
 		row.Stage = "-"
+		if at >= loadEnd {
+			row.Stage = "after"
+		}
 		for _, st := range t.stages {
 			stEnd := st.end
 			if stEnd < 0 {
 				stEnd = loadEnd
 			}
-			if st.started && mid >= st.start && mid < stEnd {
+			if st.started && at >= st.start && at < stEnd {
 				row.Stage = st.plan.Name
+				mid := (at + min(rowEnd, stEnd)) / 2
 				row.TargetRPS = round3(st.plan.rateAt(mid - st.start))
 			}
-		}
-		if row.Stage == "-" && mid >= loadEnd {
-			row.Stage = "after"
 		}
 		vals := prevVals
 		if rw.sample != nil {

@@ -178,7 +178,7 @@ func checkScaledObject(trig *triggers, src promwatch.Evaluator, fs *[]finding) {
 	}
 	for _, t := range so.Prometheus() {
 		if src != nil && t.ServerAddress != "" && !strings.Contains(src.String(), strings.TrimSuffix(t.ServerAddress, "/")) {
-			*fs = append(*fs, finding{levelOK, fmt.Sprintf("trigger %d: KEDA queries %s, scaleout %s (the same data only if they are the same Prometheus)", t.Index, t.ServerAddress, src.String()), ""})
+			*fs = append(*fs, finding{levelOK, fmt.Sprintf("trigger %d: KEDA queries %s and scaleout reads %s: their numbers agree only if both see the same series", t.Index, t.ServerAddress, src.String()), ""})
 			break
 		}
 	}
@@ -253,8 +253,8 @@ func checkObservation(ctx context.Context, s *scenario.Scenario, src promwatch.E
 			*fs = append(*fs, finding{levelWarn, fmt.Sprintf("series %s returns %d series; the timeline needs one", ser.Name, len(r.Vector)),
 				"wrap the query in sum(…) or max(…): " + ser.Query})
 		case isTrigger:
-			t := trig.so.Prometheus()[ti]
-			want := keda.Recommend(t.Metric(), v.V, 1, 0.1)
+			so := trig.so
+			want := min(max(keda.Recommend(so.Prometheus()[ti].Metric(), v.V, 1, keda.DefaultTolerance), so.HPAMin()), so.Max)
 			*fs = append(*fs, finding{levelOK, fmt.Sprintf("trigger %d (series %s) = %s: one sample, as KEDA needs (from 1 replica it asks for %d)", ti, ser.Name, fmtValue(v), want), ""})
 		default:
 			*fs = append(*fs, finding{levelOK, fmt.Sprintf("series %s = %s", ser.Name, fmtValue(v)), ""})

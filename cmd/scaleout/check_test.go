@@ -1,0 +1,126 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// scaledObject is a manifest for the simulator's names with the given
+// triggers (YAML list items) and annotations.
+func scaledObject(annotations, triggers string) string {
+	return fmt.Sprintf(`apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata:
+  name: vllm-sim
+  namespace: inference
+  annotations: {%s}
+spec:
+  scaleTargetRef: {name: vllm-sim}
+  minReplicaCount: 1
+  maxReplicaCount: 4
+  triggers:
+%s`, annotations, triggers)
+}
+
+func trigger(query, threshold string) string {
+	return fmt.Sprintf(`    - type: prometheus
+      metadata:
+        serverAddress: http://prometheus-operated.monitoring.svc:9090
+        query: '%s'
+        threshold: "%s"
+`, query, threshold)
+}
+
+const waitingOK = `sum(vllm:num_requests_waiting{namespace="inference"})`
+
+// scaleout check against the stand-in, with ScaledObjects that are right
+// and with each of the common mistakes; read as an on-call engineer would.
+func TestCheckScaledObjects(t *testing.T) {
+	cases := []struct {
+		name, annotations, triggers string
+		start                       int
+		code                        int
+		want                        []string
+	}{
+		{"right", "", trigger(waitingOK, "5"), 1, 0, []string{
+			"ok    ScaledObject inference/vllm-sim (Deployment vllm-sim, 1..4 replicas): HPA keda-hpa-vllm-sim, 1 prometheus trigger(s)",
+			"ok    trigger 0 (series waiting) = 0: one sample, as KEDA needs (from 1 replica it asks for 1)",
+			"ok    series desired = 1",
+		}},
+		{"nothing", "", trigger(`sum(vllm:num_requests_waiting{namespace="serving"})`, "5"), 1, 3, []string{
+			"FAIL  trigger 0: series waiting returns nothing: vllm:num_requests_waiting exists, but not with these labels — KEDA reads an empty result as 0 (ignoreNullValues), which silently holds the deployment at its minimum",
+		}},
+		{"several", "", trigger(`vllm:num_requests_waiting{namespace="inference"}`, "5"), 2, 3, []string{
+			"warn  trigger 0 (vllm:num_requests_waiting{namespace=\"inference\"}) is not aggregated",
+			"FAIL  trigger 0 (series waiting) returns 2 samples: KEDA needs exactly one and fails the scaler",
+		}},
+		{"renamed", "", trigger(waitingOK, "5") + trigger(`sum(vllm:gpu_cache_usage_perc{namespace="inference"})`, "0.8"), 1, 3, []string{
+			"warn  trigger 1 uses vllm:gpu_cache_usage_perc, deprecated in vLLM 0.9.2 and removed in 0.12",
+			"FAIL  trigger 1: series trigger1 returns nothing: vllm:gpu_cache_usage_perc is not exported, but vllm:kv_cache_usage_perc is (vLLM V1 renamed it (removed in 0.12))",
+		}},
+		{"avg kv", "", trigger(waitingOK, "5") + trigger(`avg(vllm:kv_cache_usage_perc{namespace="inference"})`, "0.8"), 1, 0, []string{
+			"warn  trigger 1 (avg(vllm:kv_cache_usage_perc{namespace=\"inference\"})) averages under AverageValue: desired = ceil(avg / 0.8) does not grow with more replicas (a KV fraction is at most 1, so it asks for at most 2 replicas); use sum(…) or metricType: Value",
+			"ok    trigger 1 (series trigger1) = 0: one sample",
+		}},
+		{"paused", `autoscaling.keda.sh/paused: "true"`, trigger(waitingOK, "5"), 1, 3, []string{
+			"ok    the manifest ships paused",
+			"FAIL  the ScaledObject inference/vllm-sim is paused (KEDA deletes its HPA while paused, so desired and current have no series) — fix: un-pause it for the run (make keda-demo-up)",
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			so := writeFile(t, dir, "so.yaml", scaledObject(tc.annotations, tc.triggers))
+			sc := writeFile(t, dir, "s.yaml", fmt.Sprintf("sim: {replicas: {start: %d}}\nload: [{duration: 1s, rate: 1/s}]\n", tc.start))
+			c := newCLI()
+			code := c.run(t, "check", sc, "--scaledobject", so)
+			out := c.stdout.String()
+			if code != tc.code {
+				t.Errorf("exit %d, want %d\n%s%s", code, tc.code, out, c.stderr.String())
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			if tc.name != "paused" && strings.Contains(out, "paused (KEDA") {
+				t.Errorf("an un-paused ScaledObject reported paused:\n%s", out)
+			}
+		})
+	}
+}
+
+// A run that knows the ScaledObject predicts desired from the trigger and
+// measures how far the HPA lags the prediction.
+func TestRunPredictsIntent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end run")
+	}
+	dir := t.TempDir()
+	so := writeFile(t, dir, "so.yaml", scaledObject("", trigger(waitingOK, "5")))
+	sc := writeFile(t, dir, "s.yaml", storySim+storyLoad+"observe: {interval: 500ms, after: 25s}\nexpect: [predicted >= 3 within 11s, intent_lag < 3s]\n")
+	out := filepath.Join(dir, "run")
+	c := newCLI()
+	if code := c.run(t, "run", sc, "--scaledobject", so, "--out", out); code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, c.stdout.String(), c.stderr.String())
+	}
+	r := readReportFile(t, out)
+	var names []string
+	for _, s := range r.Series {
+		names = append(names, s.Name)
+	}
+	if got := strings.Join(names, ","); got != "waiting,running,kv_cache,desired,current,ready,predicted" {
+		t.Errorf("series %s", got)
+	}
+	if r.Series[0].Query != waitingOK {
+		t.Errorf("waiting is not the trigger's own query: %q", r.Series[0].Query)
+	}
+	if r.KPIs.IntentLag == nil || r.KPIs.Peak["predicted"] < 3 {
+		t.Errorf("intent lag %v, peak predicted %v", r.KPIs.IntentLag, r.KPIs.Peak["predicted"])
+	}
+	if !strings.Contains(c.stdout.String(), "predicted") {
+		t.Errorf("no predicted column:\n%s", c.stdout.String())
+	}
+}

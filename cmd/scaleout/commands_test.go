@@ -1,0 +1,146 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+)
+
+// scaleout report prints a stored run again, rebuilds its page, and
+// compares two runs; --vegeta-results is read by vegeta's own decoder.
+func TestReportAndVegetaResults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end run")
+	}
+	target, _ := fakeVLLM(t)
+	dir := t.TempDir()
+	p := writeFile(t, dir, "r.yaml", "target: {url: "+target.URL+"}\nload: [{name: only, duration: 2s, rate: 25/s}]\n")
+	runA, runB := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	vr := filepath.Join(dir, "results.bin")
+	c := newCLI()
+	if code := c.run(t, "run", p, "--out", runA, "--vegeta-results", vr); code != 0 {
+		t.Fatalf("exit %d: %s", code, c.stderr.String())
+	}
+	first := c.stdout.String()
+	if code := newCLI().run(t, "run", p, "--out", runB, "--quiet"); code != 0 {
+		t.Fatal("second run failed")
+	}
+
+	// vegeta reads the results: as many as the report counts, all 200.
+	f, err := os.Open(vr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	dec := vegeta.DecoderFor(f)
+	if dec == nil {
+		t.Fatal("vegeta does not recognise the results encoding")
+	}
+	var m vegeta.Metrics
+	for {
+		var res vegeta.Result
+		if err := dec.Decode(&res); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		m.Add(&res)
+	}
+	m.Close()
+	r := readReportFile(t, runA)
+	if int64(m.Requests) != r.Load.Requests || m.Success != 1 || m.StatusCodes["200"] != int(r.Load.Requests) {
+		t.Errorf("vegeta sees %d requests, success %v, codes %v; the report %d", m.Requests, m.Success, m.StatusCodes, r.Load.Requests)
+	}
+
+	// The stored run prints as it did, and report.html is rebuilt.
+	if err := os.Remove(filepath.Join(runA, "report.html")); err != nil {
+		t.Fatal(err)
+	}
+	c = newCLI()
+	if code := c.run(t, "report", runA); code != 0 {
+		t.Fatalf("report exit %d: %s", code, c.stderr.String())
+	}
+	again := c.stdout.String()
+	strip := regexp.MustCompile(`(?m)^(run directory:|rebuilt) .*\n`)
+	if strip.ReplaceAllString(again, "") != strip.ReplaceAllString(first, "") {
+		t.Errorf("the stored run prints differently:\n%s\nthen:\n%s", first, again)
+	}
+	if _, err := os.Stat(filepath.Join(runA, "report.html")); err != nil {
+		t.Error("report.html was not rebuilt")
+	}
+
+	c = newCLI()
+	if code := c.run(t, "report", runA, runB); code != 0 {
+		t.Fatalf("compare exit %d: %s", code, c.stderr.String())
+	}
+	cmp := c.stdout.String()
+	for _, want := range []string{"comparing " + runA, "requests", "ttft p95", "e2e p99", "verdict"} {
+		if !strings.Contains(cmp, want) {
+			t.Errorf("comparison lacks %q:\n%s", want, cmp)
+		}
+	}
+	if code := newCLI().run(t, "report", filepath.Join(dir, "nope")); code != exitUsage {
+		t.Errorf("a missing run: exit %d, want 2", code)
+	}
+}
+
+// scaleout sim serves until it is told to stop, and --scaledobject makes it
+// that ScaledObject's stand-in.
+func TestSimCommand(t *testing.T) {
+	dir := t.TempDir()
+	so := writeFile(t, dir, "so.yaml", strings.Replace(scaledObject(`autoscaling.keda.sh/paused: "true"`, trigger(waitingOK, "7")),
+		"namespace: inference", "namespace: serving", 1))
+	c := newCLI()
+	done := make(chan int)
+	go func() { done <- c.run(t, "sim", "--listen", "127.0.0.1:0", "--scaledobject", so, "--hpa-sync", "1s") }()
+	addr := ""
+	waitFor(t, "the simulator to say where it listens", 10*time.Second, func() bool {
+		m := regexp.MustCompile(`on http://(127\.0\.0\.1:\d+)`).FindStringSubmatch(c.stdout.String())
+		if m != nil {
+			addr = m[1]
+		}
+		return addr != ""
+	})
+	resp, err := http.Get("http://" + addr + "/admin/state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Paused   bool  `json:"paused"`
+		Replicas int32 `json:"replicas"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if !st.Paused {
+		t.Errorf("the ScaledObject's paused annotation was not applied: %+v", st)
+	}
+	resp, err = http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(page), `keda_scaled_object_paused{namespace="serving",scaledObject="vllm-sim"} 1`) {
+		t.Errorf("metrics do not carry the ScaledObject's names:\n%s", page)
+	}
+	if !strings.Contains(c.stdout.String(), "threshold 7 waiting per replica") {
+		t.Errorf("the trigger's threshold was not applied: %s", c.stdout.String())
+	}
+	c.signals <- os.Interrupt
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("exit %d: %s", code, c.stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("scaleout sim did not stop on SIGTERM")
+	}
+}
