@@ -28,7 +28,7 @@ test: fmt-check vet
 	$(GO) test -race -count=1 -timeout 12m ./...
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 10s -fuzzminimizetime 5s ./scenario/
 	$(GO) test -run '^$$' -fuzz FuzzExpectation -fuzztime 10s -fuzzminimizetime 5s ./timeline/
-	$(GO) test -run '^$$' -fuzz FuzzSSE -fuzztime 10s -fuzzminimizetime 5s ./loadgen/
+	$(GO) test -run '^$$' -fuzz FuzzReadStream -fuzztime 10s -fuzzminimizetime 5s ./loadgen/
 
 test-short:
 	$(GO) test -short ./...
@@ -71,7 +71,8 @@ perf:
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 2m ./scenario/
 	$(GO) test -run '^$$' -fuzz FuzzExpectation -fuzztime 2m ./timeline/
-	$(GO) test -run '^$$' -fuzz FuzzSSE -fuzztime 2m ./loadgen/
+	$(GO) test -run '^$$' -fuzz FuzzReadStream -fuzztime 2m ./loadgen/
+	$(GO) test -run '^$$' -fuzz FuzzParseChunk -fuzztime 2m ./loadgen/
 
 # Everything a fresh machine lacks for the full test suite.
 setup:
