@@ -771,8 +771,10 @@ func (l *load) report(span time.Duration, planned float64, slo SLO) LoadReport {
 	if len(lr.ErrorSamples) == 0 {
 		lr.ErrorSamples = nil
 	}
-	if l.requests > 0 {
-		lr.ErrorRate = round6(float64(l.requests-l.ok) / float64(l.requests))
+	// Requests the user aborted (second Ctrl-C) are listed, but they say
+	// nothing about the target: the error rate leaves them out.
+	if n := l.requests - l.errors[string(measure.Canceled)]; n > 0 {
+		lr.ErrorRate = round6(float64(n-l.ok) / float64(n))
 	}
 	if s := span.Seconds(); s > 0 {
 		lr.AchievedRPS = round3(float64(l.requests) / s)

@@ -83,6 +83,9 @@ func (x *expectations) evaluate(r *timeline.Report) {
 	r.Verdict = "pass"
 	for _, e := range x.list {
 		o := e.Evaluate(r)
+		if r.Partial && !o.OK {
+			o.Detail += " (partial run: interrupted before its end)"
+		}
 		r.Expectations = append(r.Expectations, o)
 		if !o.OK {
 			r.Verdict = "fail"

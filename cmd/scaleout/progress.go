@@ -75,16 +75,20 @@ func (p *progress) loop(ctx context.Context) {
 				lastCap = live.CapReached
 				p.tl.Capped(now.Sub(p.epoch), p.cap)
 			}
-			oldest := n % window
-			if n < window {
-				oldest = 0
+			// The oldest of the last ticks (or the first one), then this one
+			// takes its slot.
+			oldest := 0
+			if n >= window {
+				oldest = n % window
+			}
+			rate := 0.0
+			if n > 0 {
+				if d := now.Sub(at[oldest]).Seconds(); d > 0 {
+					rate = float64(live.Sent-sent[oldest]) / d
+				}
 			}
 			sent[n%window], at[n%window] = live.Sent, now
 			n++
-			rate := 0.0
-			if d := now.Sub(at[oldest]).Seconds(); d > 0 {
-				rate = float64(live.Sent-sent[oldest]) / d
-			}
 			line := p.status(now, live, rate)
 			p.mu.Lock()
 			p.line = line
