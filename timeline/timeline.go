@@ -648,14 +648,18 @@ func (t *Timeline) Report(end time.Duration, m Meta) *Report {
 		if at >= loadEnd {
 			row.Stage = "after"
 		}
-		for _, st := range t.stages {
+		for j, st := range t.stages {
 			stEnd := st.end
 			if stEnd < 0 {
 				stEnd = loadEnd
 			}
-			if st.started && at >= st.start && at < stEnd {
+			from := st.start
+			if j == 0 {
+				from = 0 // the first stage starts a moment after the epoch
+			}
+			if st.started && at >= from && at < stEnd {
 				row.Stage = st.plan.Name
-				mid := (at + min(rowEnd, stEnd)) / 2
+				mid := (max(at, st.start) + min(rowEnd, stEnd)) / 2
 				row.TargetRPS = round3(st.plan.rateAt(mid - st.start))
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vbauerster/mpb/v8"
@@ -36,6 +37,7 @@ type progress struct {
 	line       string // the latest status, shared by both displays
 	bars       *mpb.Progress
 	bar        *mpb.Bar
+	final      *atomic.Pointer[string] // the running bar's text once it is complete
 }
 
 func newProgress(e env, quiet bool, s *scenario.Scenario, gen *loadgen.Generator, tl *timeline.Timeline, epoch time.Time, cap int) *progress {
@@ -149,12 +151,7 @@ func (p *progress) stage(i int) {
 	p.completeBar()
 	st := p.s.Load[i]
 	start := p.stageStart
-	p.bar = p.bars.New(st.Duration.Milliseconds(), mpb.BarStyle(),
-		mpb.PrependDecorators(decor.Name(st.Name, decor.WC{W: 8, C: decor.DindentRight})),
-		mpb.AppendDecorators(decor.Any(func(decor.Statistics) string {
-			return strings.TrimPrefix(p.snapshot(), st.Name+" ")
-		})),
-	)
+	p.bar = p.newBar(st.Name, st.Duration, func(s string) string { return strings.TrimPrefix(s, st.Name+" ") })
 	go func(bar *mpb.Bar) {
 		t := time.NewTicker(progressEvery)
 		defer t.Stop()
@@ -179,10 +176,7 @@ func (p *progress) after() {
 		return
 	}
 	start := time.Now()
-	p.bar = p.bars.New(after.Milliseconds(), mpb.BarStyle(),
-		mpb.PrependDecorators(decor.Name("after", decor.WC{W: 8, C: decor.DindentRight})),
-		mpb.AppendDecorators(decor.Any(func(decor.Statistics) string { return p.snapshot() })),
-	)
+	p.bar = p.newBar("after", after, func(s string) string { return s })
 	go func(bar *mpb.Bar) {
 		t := time.NewTicker(progressEvery)
 		defer t.Stop()
@@ -193,8 +187,28 @@ func (p *progress) after() {
 	}(p.bar)
 }
 
+// newBar adds a bar that shows the live status while it runs and keeps
+// the last one once it is complete. The caller holds p.mu.
+func (p *progress) newBar(name string, d time.Duration, text func(string) string) *mpb.Bar {
+	final := &atomic.Pointer[string]{}
+	p.final = final
+	return p.bars.New(d.Milliseconds(), mpb.BarStyle(),
+		mpb.PrependDecorators(decor.Name(name, decor.WC{W: 8, C: decor.DindentRight})),
+		mpb.AppendDecorators(decor.Any(func(decor.Statistics) string {
+			if f := final.Load(); f != nil {
+				return text(*f)
+			}
+			return text(p.snapshot())
+		})),
+	)
+}
+
+// completeBar freezes the running bar's text and completes it. The caller
+// holds p.mu.
 func (p *progress) completeBar() {
 	if p.bar != nil {
+		last := p.line
+		p.final.Store(&last)
 		p.bar.SetTotal(-1, true)
 		p.bar = nil
 	}

@@ -7,10 +7,14 @@ import (
 	"golang.org/x/term"
 )
 
-// isTerminal reports whether f is a terminal that can take progress
-// output: not redirected, and not TERM=dumb.
+// isTerminal reports whether f is a terminal that can take live progress:
+// not redirected, not TERM=dumb, and with a width to draw in.
 func isTerminal(f *os.File) bool {
-	return term.IsTerminal(int(f.Fd())) && os.Getenv("TERM") != "dumb"
+	if !term.IsTerminal(int(f.Fd())) || os.Getenv("TERM") == "dumb" {
+		return false
+	}
+	w, _, err := term.GetSize(int(f.Fd()))
+	return err == nil && w > 0
 }
 
 // version is the module version, or the VCS revision of a source build.
