@@ -310,7 +310,7 @@ func (h *HPA) normalize(now time.Time, current, proposal int32) (int32, string) 
 		reason = ScaleDownStabilized
 	}
 	// convertDesiredReplicasWithRules.
-	upLimit := int32(math.Max(2*float64(current), 4))
+	upLimit := legacyScaleUpLimit(current)
 	maxAllowed, maxReason := h.Max, TooManyReplicas
 	if h.Max > upLimit {
 		maxAllowed, maxReason = upLimit, ScaleUpLimit
@@ -398,6 +398,10 @@ func changeInPeriod(now time.Time, period time.Duration, events []stamped) int32
 	}
 	return n
 }
+
+// legacyScaleUpLimit is calculateScaleUpLimit: with spec.behavior unset,
+// one sync goes at most to twice the replicas, or 4.
+func legacyScaleUpLimit(current int32) int32 { return int32(math.Max(2*float64(current), 4)) }
 
 // scaleUpLimit is calculateScaleUpLimitWithScalingRules: the most replicas
 // the policies allow, measured from the replicas at the start of each period.

@@ -110,37 +110,13 @@ func (so *ScaledObject) Predict(totals []float64, current int32) int32 {
 	return min(max(best, so.HPAMin()), so.Max)
 }
 
-// scaleUpLimit is the most replicas one sync may reach from current.
+// scaleUpLimit is the most replicas one sync may reach from current, with
+// no scale events in the policies' periods (a prediction has no history).
 func (so *ScaledObject) scaleUpLimit(current int32) int32 {
 	if so.Behavior == nil {
-		return max(2*current, 4)
+		return legacyScaleUpLimit(current)
 	}
-	r := so.Behavior.ScaleUp
-	if r.SelectPolicy == SelectDisabled {
-		return current
-	}
-	var limit int32 = -1
-	for _, p := range r.Policies {
-		var l int32
-		switch p.Type {
-		case PodsPolicy:
-			l = current + p.Value
-		case PercentPolicy:
-			l = int32(math.Ceil(float64(current) * (1 + float64(p.Value)/100)))
-		}
-		switch {
-		case limit < 0:
-			limit = l
-		case r.SelectPolicy == SelectMin:
-			limit = min(limit, l)
-		default:
-			limit = max(limit, l)
-		}
-	}
-	if limit < 0 {
-		return math.MaxInt32
-	}
-	return limit
+	return scaleUpLimit(time.Time{}, current, nil, nil, so.Behavior.ScaleUp)
 }
 
 // Lint returns the shapes that cannot scale as intended, each with the fix.

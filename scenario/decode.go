@@ -9,6 +9,8 @@ import (
 	"time"
 
 	yaml "go.yaml.in/yaml/v4"
+
+	"github.com/scaleout/scaleout/internal/spell"
 )
 
 // reader walks a parsed YAML tree and collects every problem it meets with
@@ -86,7 +88,7 @@ func (m *mapping) finish() {
 			continue
 		}
 		msg := "unknown field"
-		if s := suggest(k, m.asked); s != "" {
+		if s := spell.Closest(k, m.asked); s != "" {
 			msg += fmt.Sprintf(" (did you mean %s?)", s)
 		} else {
 			msg += fmt.Sprintf(" (known here: %s)", strings.Join(m.asked, ", "))

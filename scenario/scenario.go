@@ -688,14 +688,14 @@ func Redact(raw string) string {
 	return raw
 }
 
-// Well-known series names: the timeline's columns, events and KPIs use them.
+// Well-known series names (see measure).
 const (
-	Waiting = "waiting"
-	Running = "running"
-	KVCache = "kv_cache"
-	Desired = "desired"
-	Current = "current"
-	Ready   = "ready"
+	Waiting = measure.Waiting
+	Running = measure.Running
+	KVCache = measure.KVCache
+	Desired = measure.Desired
+	Current = measure.Current
+	Ready   = measure.Ready
 )
 
 // columnOrder is the order of the well-known series in the timeline.

@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/scaleout/scaleout/internal/spell"
 	"github.com/scaleout/scaleout/measure"
 )
 
@@ -170,7 +171,7 @@ func ParseExpectation(text string, series []string) (*Expectation, error) {
 		} else {
 			known := append(append([]string{}, series...), "error_rate", "ttft_p95", "time_to_intent", "scale_in")
 			msg := fmt.Sprintf("%q is not a series, KPI or load figure", subj)
-			if s := closest(subj, allSubjects(series)); s != "" {
+			if s := spell.Closest(subj, allSubjects(series)); s != "" {
 				msg += fmt.Sprintf(" (did you mean %s?)", s)
 			} else {
 				msg += fmt.Sprintf(" (try one of %s)", strings.Join(known, ", "))
@@ -249,36 +250,6 @@ func allSubjects(series []string) []string {
 		}
 	}
 	return out
-}
-
-func closest(got string, known []string) string {
-	best, bestD := "", 3
-	for _, k := range known {
-		if d := levenshtein(got, k); d < bestD {
-			best, bestD = k, d
-		}
-	}
-	return best
-}
-
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			c := 1
-			if a[i-1] == b[j-1] {
-				c = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
 }
 
 func contains(list []string, s string) bool {

@@ -11,18 +11,15 @@ import (
 	"github.com/scaleout/scaleout/measure"
 )
 
-// The series names the timeline gives meaning to.
+// The series names the timeline gives meaning to (see measure).
 const (
-	Waiting = "waiting"
-	Running = "running"
-	KVCache = "kv_cache"
-	Desired = "desired"
-	Current = "current"
-	Ready   = "ready"
-	// Predicted is the desired replicas KEDA and the HPA should compute
-	// from the trigger samples (added by the caller when it knows the
-	// ScaledObject).
-	Predicted = "predicted"
+	Waiting   = measure.Waiting
+	Running   = measure.Running
+	KVCache   = measure.KVCache
+	Desired   = measure.Desired
+	Current   = measure.Current
+	Ready     = measure.Ready
+	Predicted = measure.Predicted // added by the caller when it knows the ScaledObject
 )
 
 // replicaSeries are the series whose every change is an event.
