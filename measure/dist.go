@@ -37,9 +37,6 @@ func (d *Dist) AddN(v time.Duration, n int64) {
 	_ = d.h.RecordValues(us, n) // cannot fail: us is clamped into range
 }
 
-// Merge adds every value of o.
-func (d *Dist) Merge(o *Dist) { d.h.Merge(o.h) }
-
 // Count is the number of values recorded.
 func (d *Dist) Count() int64 { return d.h.TotalCount() }
 
@@ -96,6 +93,3 @@ func (d *Dist) Summary() Summary {
 
 // Reset empties the distribution so its memory can be used again.
 func (d *Dist) Reset() { d.h.Reset() }
-
-// Bytes is the memory the distribution's counts take.
-func (d *Dist) Bytes() int { return d.h.ByteSize() }

@@ -79,8 +79,6 @@ func (m *mapping) get(key string) *yaml.Node {
 	return v
 }
 
-func (m *mapping) has(key string) bool { return m.get(key) != nil }
-
 // finish reports every key that no get asked for.
 func (m *mapping) finish() {
 	for _, k := range m.order {

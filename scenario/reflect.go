@@ -80,32 +80,3 @@ func (r *reader) decodeFields(m *mapping, path string, v reflect.Value) {
 		}
 	}
 }
-
-// Keys lists the yaml keys of a settings struct, for help texts and tests.
-func Keys(settings any) []string {
-	var out []string
-	var walk func(t reflect.Type, prefix string)
-	walk = func(t reflect.Type, prefix string) {
-		for i := range t.NumField() {
-			f := t.Field(i)
-			tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-			if !f.IsExported() || tag == "-" {
-				continue
-			}
-			if tag == "" && f.Anonymous && f.Type.Kind() == reflect.Struct {
-				walk(f.Type, prefix)
-				continue
-			}
-			if tag == "" {
-				tag = strings.ToLower(f.Name)
-			}
-			if f.Type.Kind() == reflect.Struct && f.Type != durationType {
-				walk(f.Type, join(prefix, tag))
-				continue
-			}
-			out = append(out, join(prefix, tag))
-		}
-	}
-	walk(reflect.TypeOf(settings), "")
-	return out
-}

@@ -672,10 +672,14 @@ func CheckURL(raw string) (string, error) {
 	return strings.TrimSuffix(u.String(), "/"), nil
 }
 
-// Redact removes credentials from a URL so it can be printed: a parsed
-// URL's password, and in text that does not parse, everything before an @.
+// Redact removes what may be a credential from a URL so it can be printed
+// or stored: a parsed URL's password and query string (api_key=…), and in
+// text that does not parse, everything before an @.
 func Redact(raw string) string {
-	if u, err := url.Parse(raw); err == nil && u.User != nil && u.Scheme != "" {
+	if u, err := url.Parse(raw); err == nil && u.Scheme != "" {
+		if u.RawQuery != "" {
+			u.RawQuery = "…"
+		}
 		return u.Redacted()
 	}
 	if at := strings.LastIndex(raw, "@"); at >= 0 {

@@ -292,6 +292,9 @@ func parseNumber(s, subj string) (float64, error) {
 		if timeSubject(subj) && v != 0 {
 			return 0, fmt.Errorf("%q needs a unit: %s is a time (e.g. %ss or %sms)", s, subj, s, s)
 		}
+		if fractionSubject(subj) && v != 0 {
+			return 0, fmt.Errorf("%q is ambiguous: %s is a share, write it as a percentage (e.g. %s%%)", s, subj, s)
+		}
 		return v, nil
 	}
 	d, err := time.ParseDuration(s)
@@ -478,9 +481,13 @@ func (e *Expectation) evalSeries(r *Report) Outcome {
 				scope = "within " + span(e.Within.Seconds()) + " after the load"
 			}
 		}
+		gaps := 0
 		for _, p := range pts {
 			if p.t < from || p.t > to {
 				continue
+			}
+			if p.v == nil {
+				gaps++
 			}
 			if p.v != nil && e.holds(*p.v) {
 				out.OK = true
@@ -493,10 +500,14 @@ func (e *Expectation) evalSeries(r *Report) Outcome {
 			consider(p)
 		}
 		out.Detail = bestText(scope)
+		if gaps > 0 && best != nil {
+			out.Detail += fmt.Sprintf(" (%s in that span had no value)", plural(float64(gaps), "sample"))
+		}
 	case WhenAlways:
-		n := 0
+		n, gaps := 0, 0
 		for _, p := range pts {
 			if p.v == nil {
+				gaps++
 				continue
 			}
 			n++
@@ -511,6 +522,9 @@ func (e *Expectation) evalSeries(r *Report) Outcome {
 		}
 		out.OK = true
 		out.Detail = fmt.Sprintf("held in all %d samples", n)
+		if gaps > 0 {
+			out.Detail += fmt.Sprintf(" with a value (%s had none: it was not seen there)", plural(float64(gaps), "sample"))
+		}
 	case WhenEnd:
 		for i := len(pts) - 1; i >= 0; i-- {
 			if p := pts[i]; p.v != nil {

@@ -63,6 +63,7 @@ func TestParseExpectationErrors(t *testing.T) {
 		{"desired >= 2 at start", 17, `want "at end"`},
 		{"desired >= 2 within 2m extra", 24, `unexpected "extra" after the condition`},
 		{"", 1, "want a series"},
+		{"error_rate < 1", 14, `"1" is ambiguous: error_rate is a share, write it as a percentage (e.g. 1%)`},
 	}
 	for _, c := range cases {
 		_, err := ParseExpectation(c.in, names)
@@ -86,10 +87,10 @@ func TestEvaluate(t *testing.T) {
 	}{
 		{"desired >= 3 within 35s", true, "held at 0:31 (desired 3)"},
 		{"desired >= 3 within 30s", false, "not met within 30s of the load's start: best seen desired 1 at 0:01"},
-		{"desired >= 4", false, "not met during the run: best seen desired 3 at 0:31"},
+		{"desired >= 4", false, "not met during the run: best seen desired 3 at 0:31 (1 sample in that span had no value)"},
 		{"desired <= 1 after load within 40s", true, "held at 1:11, 31s after the load (desired 1)"},
-		{"desired <= 1 after load within 20s", false, "not met within 20s after the load: best seen desired 3 at 0:41"},
-		{"ready <= 3 always", true, "held in all 8 samples"},
+		{"desired <= 1 after load within 20s", false, "not met within 20s after the load: best seen desired 3 at 0:41 (1 sample in that span had no value)"},
+		{"ready <= 3 always", true, "held in all 8 samples with a value (1 sample had none: it was not seen there)"},
 		{"ready <= 2 always", false, "broken at 1:01 (ready 3)"},
 		{"desired >= 3 for 10s", true, "held from 0:31 to 0:41"},
 		{"desired >= 3 for 25s", false, "held for 10s at most, not 25s"}, // the gap at 0:51 proves nothing

@@ -155,26 +155,25 @@ type EventKind string
 
 // The event kinds.
 const (
-	StageStart  EventKind = "stage_start"
-	StageEnd    EventKind = "stage_end"
-	LoadStop    EventKind = "load_stop"
-	Change      EventKind = "change"    // a replica series changed value (from → to)
-	Crossing    EventKind = "threshold" // waiting crossed threshold × replicas
-	GapStart    EventKind = "gap"       // a series lost its value
-	GapEnd      EventKind = "gap_end"
-	CapReached  EventKind = "max_in_flight"
-	Interrupted EventKind = "interrupt"
-	Divergence  EventKind = "divergence" // observed desired did not follow the prediction
-	Note        EventKind = "note"
+	StageStart EventKind = "stage_start"
+	StageEnd   EventKind = "stage_end"
+	LoadStop   EventKind = "load_stop"
+	Change     EventKind = "change"    // a replica series changed value (from → to)
+	Crossing   EventKind = "threshold" // waiting crossed threshold × replicas
+	GapStart   EventKind = "gap"       // a series lost its value
+	GapEnd     EventKind = "gap_end"
+	CapReached EventKind = "max_in_flight"
+	Divergence EventKind = "divergence" // observed desired did not follow the prediction
+	Note       EventKind = "note"
 )
 
 // Event is one thing that happened, on the run's clock.
 type Event struct {
 	T      float64   `json:"t_s"`
 	Kind   EventKind `json:"kind"`
-	Series string    `json:"series,omitempty"`
-	From   *float64  `json:"from,omitempty"`
-	To     *float64  `json:"to,omitempty"`
+	Series string    `json:"series"` // "" when the event is not about a series
+	From   *float64  `json:"from"`
+	To     *float64  `json:"to"`
 	Text   string    `json:"text"`
 }
 

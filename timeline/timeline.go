@@ -2,6 +2,7 @@ package timeline
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"sort"
 	"strings"
@@ -104,7 +105,8 @@ type Timeline struct {
 	peakAt      map[string]float64
 	above       bool // waiting is above threshold × replicas
 	predictedAt *float64
-	behind      time.Duration // since when desired is below predicted; -1 when it is not
+	preds       []stamp       // the predictions of the last grace period
+	behind      time.Duration // when the prediction desired has not reached was made; -1 when none
 	behindTold  bool          // the lag has been reported as an event
 	gapReason   []string
 	kpi         KPIs
@@ -479,36 +481,60 @@ func (t *Timeline) sampleEvents(s measure.Sample) []Event {
 	return evs
 }
 
-// divergence follows the observed desired against the predicted one: an
-// event when desired has not reached the prediction within the grace (one
-// HPA sync plus one sample), and one when it catches up. Only a desired
-// below the prediction counts: above it is the scale-down stabilization
-// holding replicas, which is by design.
+// divergence follows the observed desired against the predicted one. A
+// prediction made at t should be reached by t + grace (one HPA sync plus
+// one sample): an event when desired is still below it then, and one when
+// it catches up. Only a desired below the prediction counts: above it is
+// the scale-down stabilization holding replicas, which is by design. While
+// the queue keeps growing the newest prediction is always a step ahead of
+// the last sync, so desired is compared with the prediction of one grace
+// ago, not the newest.
 func (t *Timeline) divergence(s measure.Sample) []Event {
-	p, okP := t.val(s.Values, Predicted)
+	if p, ok := t.val(s.Values, Predicted); ok {
+		t.preds = append(t.preds, stamp{s.At, p})
+	}
 	d, okD := t.val(s.Values, Desired)
-	if !okP || !okD {
+	if !okD {
 		return nil
 	}
+	// The prediction of one grace ago: the latest one made no later than
+	// s.At − grace. Older ones are no longer needed.
+	cut := s.At - t.cfg.Grace
+	i := 0
+	for i+1 < len(t.preds) && t.preds[i+1].at <= cut {
+		i++
+	}
+	t.preds = t.preds[i:]
+	if len(t.preds) == 0 || t.preds[0].at > cut {
+		return nil
+	}
+	due := t.preds[0]
 	at := secs(s.At)
-	if d < p {
+	if d < due.v {
 		if t.behind < 0 {
-			t.behind = s.At
+			t.behind = due.at
 		}
-		if lag := s.At - t.behind; lag >= t.cfg.Grace && !t.behindTold {
+		if !t.behindTold {
 			t.behindTold = true
-			return []Event{{T: at, Kind: Divergence, Series: Desired, From: fptr(d), To: fptr(p),
-				Text: fmt.Sprintf("desired %s has not reached the predicted %s within %s (one HPA sync plus one sample)", num(d), num(p), span(lag.Seconds()))}}
+			return []Event{{T: at, Kind: Divergence, Series: Desired, From: fptr(d), To: fptr(due.v),
+				Text: fmt.Sprintf("desired %s has not reached %s, predicted at %s, within %s (one HPA sync plus one sample)",
+					num(d), num(due.v), clock(secs(due.at)), span(t.cfg.Grace.Seconds()))}}
 		}
 		return nil
 	}
 	var evs []Event
 	if t.behindTold {
 		evs = append(evs, Event{T: at, Kind: Divergence, Series: Desired, To: fptr(d),
-			Text: fmt.Sprintf("desired caught up with the prediction after %s", span((s.At - t.behind).Seconds()))})
+			Text: fmt.Sprintf("desired caught up with the prediction %s after it was made", span((s.At - t.behind).Seconds()))})
 	}
 	t.behind, t.behindTold = -1, false
 	return evs
+}
+
+// stamp is a value at an offset.
+type stamp struct {
+	at time.Duration
+	v  float64
 }
 
 // ScaledIn reports whether every replica series that rose is back at its
@@ -627,7 +653,6 @@ func (t *Timeline) Report(end time.Duration, m Meta) *Report {
 
 	// Rows.
 	var inflight int64
-	var prevVals []measure.Value
 	for i, rw := range t.rows {
 		at := time.Duration(i) * t.cfg.Interval
 		rowEnd := min(at+t.cfg.Interval, max(end, at+1))
@@ -660,7 +685,7 @@ func (t *Timeline) Report(end time.Duration, m Meta) *Report {
 				row.TargetRPS = round3(st.plan.rateAt(mid - st.start))
 			}
 		}
-		vals := prevVals
+		var vals []measure.Value // a row without a sample has no values
 		if rw.sample != nil {
 			vals = rw.sample.Values
 			row.SampleT = fptr(secs(rw.sample.At))
@@ -680,7 +705,6 @@ func (t *Timeline) Report(end time.Duration, m Meta) *Report {
 				row.Gaps[s.Name] = vals[j].Gap
 			}
 		}
-		prevVals = vals
 		r.Timeline = append(r.Timeline, row)
 	}
 
@@ -765,7 +789,7 @@ func (l *load) add(r *measure.Request, slo SLO) {
 
 func (l *load) report(span time.Duration, planned float64, slo SLO) LoadReport {
 	lr := LoadReport{
-		Requests: l.requests, OK: l.ok, Errors: l.errors, ErrorSamples: l.samples,
+		Requests: l.requests, OK: l.ok, Errors: maps.Clone(l.errors), ErrorSamples: maps.Clone(l.samples),
 		TTFT: l.ttft.Summary(), E2E: l.e2e.Summary(), ITL: l.itl.Summary(), TPOT: l.tpot.Summary(), SendLag: l.lag.Summary(),
 		PromptTokens: l.promptTok, OutputTokens: l.outTok, LoadS: secs(span),
 	}

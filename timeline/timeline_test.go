@@ -317,14 +317,31 @@ func TestDivergence(t *testing.T) {
 		}
 	}
 	want := []string{
-		"0:30 desired 1 has not reached the predicted 4 within 20s (one HPA sync plus one sample)",
-		"0:40 desired caught up with the prediction after 30s",
+		"0:30 desired 1 has not reached 4, predicted at 0:10, within 20s (one HPA sync plus one sample)",
+		"0:40 desired caught up with the prediction 30s after it was made",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("divergence events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	if k := r.KPIs; k.IntentLag == nil || *k.IntentLag != 25 || *k.TimeToIntent != 35 {
 		t.Errorf("intent lag %v (time to intent %v)", k.IntentLag, k.TimeToIntent)
+	}
+}
+
+// While the queue keeps growing, every new prediction is one step ahead of
+// the last HPA sync; a desired that follows within the grace is no
+// divergence.
+func TestNoDivergenceWhileFollowing(t *testing.T) {
+	tl := New(Config{Interval: 5 * sec, Series: series(Desired, Predicted), Grace: 10 * sec})
+	// predicted rises by one every 5 s; desired follows 5 s later.
+	for i := range 12 {
+		tl.AddSample(sample(time.Duration(i)*5*sec, max(1, i), i+1))
+	}
+	r := tl.Report(60*sec, Meta{})
+	for _, e := range r.Events {
+		if e.Kind == Divergence {
+			t.Errorf("a following HPA was reported: %s %s", clock(e.T), e.Text)
+		}
 	}
 }
 

@@ -184,6 +184,10 @@ func checkScaledObject(trig *triggers, src promwatch.Evaluator, fs *[]finding) {
 	}
 }
 
+// index is the place in spec.triggers of the i-th prometheus trigger (the
+// number KEDA and the lint use).
+func (t *triggers) index(i int) int { return t.so.Prometheus()[i].Index }
+
 // triggerOf returns the trigger a series observes, if any.
 func (t *triggers) triggerOf(name string) (int, bool) {
 	if t == nil {
@@ -241,13 +245,15 @@ func checkObservation(ctx context.Context, s *scenario.Scenario, src promwatch.E
 			missing = append(missing, ser.Name)
 			f := emptySeries(ctx, src, ser)
 			f.level = levelFail
-			f.msg = fmt.Sprintf("trigger %d: %s — KEDA reads an empty result as 0 (ignoreNullValues), which silently holds the deployment at its minimum", ti, f.msg)
+			f.msg = fmt.Sprintf("trigger %d: %s — KEDA reads an empty result as 0 (ignoreNullValues), which silently holds the deployment at its minimum", trig.index(ti), f.msg)
 			*fs = append(*fs, f)
 		case len(r.Vector) == 0:
 			missing = append(missing, ser.Name)
-			*fs = append(*fs, emptySeries(ctx, src, ser))
+			f := emptySeries(ctx, src, ser)
+			f.level = levelWarn // a column of the timeline, not what KEDA reads
+			*fs = append(*fs, f)
 		case len(r.Vector) > 1 && isTrigger:
-			*fs = append(*fs, finding{levelFail, fmt.Sprintf("trigger %d (series %s) returns %d samples: KEDA needs exactly one and fails the scaler", ti, ser.Name, len(r.Vector)),
+			*fs = append(*fs, finding{levelFail, fmt.Sprintf("trigger %d (series %s) returns %d samples: KEDA needs exactly one and fails the scaler", trig.index(ti), ser.Name, len(r.Vector)),
 				"aggregate the trigger's query: sum(" + ser.Query + ")"})
 		case len(r.Vector) > 1:
 			*fs = append(*fs, finding{levelWarn, fmt.Sprintf("series %s returns %d series; the timeline needs one", ser.Name, len(r.Vector)),
@@ -255,7 +261,7 @@ func checkObservation(ctx context.Context, s *scenario.Scenario, src promwatch.E
 		case isTrigger:
 			so := trig.so
 			want := min(max(keda.Recommend(so.Prometheus()[ti].Metric(), v.V, 1, keda.DefaultTolerance), so.HPAMin()), so.Max)
-			*fs = append(*fs, finding{levelOK, fmt.Sprintf("trigger %d (series %s) = %s: one sample, as KEDA needs (from 1 replica it asks for %d)", ti, ser.Name, fmtValue(v), want), ""})
+			*fs = append(*fs, finding{levelOK, fmt.Sprintf("trigger %d (series %s) = %s: one sample, as KEDA needs (from 1 replica it asks for %d)", trig.index(ti), ser.Name, fmtValue(v), want), ""})
 		default:
 			*fs = append(*fs, finding{levelOK, fmt.Sprintf("series %s = %s", ser.Name, fmtValue(v)), ""})
 		}
@@ -408,10 +414,19 @@ func cmdCheck(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := newBodies(s); err != nil {
+	// The request bodies are checked (a prompts file, lengths) with a
+	// stand-in model name: the preflight finds the real one.
+	if _, err := newBodies(s, "model"); err != nil {
 		return err
 	}
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	sig := watchInterrupts(ctx, e.signals)
+	sig.set(stop, stop)
 	findings, _, err := preflight(ctx, s, src, l.trig)
+	if sig.count() > 0 {
+		return silent(exitInterrupted)
+	}
 	printFindings(e.stdout, findings, true)
 	if err != nil {
 		return silent(exitCannotRun)

@@ -124,3 +124,17 @@ func TestRunPredictsIntent(t *testing.T) {
 		t.Errorf("no predicted column:\n%s", c.stdout.String())
 	}
 }
+
+// check finds the model itself when the scenario names none.
+func TestCheckWithoutModel(t *testing.T) {
+	target, _ := fakeVLLM(t)
+	dir := t.TempDir()
+	p := writeFile(t, dir, "c.yaml", "target: {url: "+target.URL+"}\nload: [{duration: 1s, rate: 1/s}]\n")
+	c := newCLI()
+	if code := c.run(t, "check", p); code != 0 {
+		t.Fatalf("exit %d: %s%s", code, c.stdout.String(), c.stderr.String())
+	}
+	if !strings.Contains(c.stdout.String(), "serves m (target.model not set: using it)") {
+		t.Errorf("output: %s", c.stdout.String())
+	}
+}

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +14,8 @@ import (
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"github.com/scaleout/scaleout/sim"
 )
 
 // scaleout report prints a stored run again, rebuilds its page, and
@@ -142,5 +146,60 @@ func TestSimCommand(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("scaleout sim did not stop on SIGTERM")
+	}
+}
+
+// guard: repause waits at the end for the ScaledObject to be re-paused,
+// as the runbook's flow has it (make keda-demo-down while the run waits),
+// and with --strict-guard fails the run when nobody does.
+func TestGuardWaitsForRepause(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end run")
+	}
+	cfg := sim.DefaultConfig()
+	cfg.HPASync = time.Second
+	fleet, err := sim.New(cfg, sim.RealClock())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = fleet.Run(ctx) }()
+	srv := httptest.NewServer(fleet.Handler())
+	defer srv.Close()
+	dir := t.TempDir()
+	p := writeFile(t, dir, "g.yaml", `sim: {}
+load: [{duration: 1s, rate: 2/s}]
+observe: {interval: 250ms, after: 0s}
+guard: repause
+`)
+	args := []string{"run", p, "--target", srv.URL, "--scrape", srv.URL + "/metrics", "--strict-guard"}
+
+	// Nobody re-pauses: the loud warning, and exit 1.
+	c := newCLI()
+	if code := c.run(t, append(args, "--out", filepath.Join(dir, "a"), "--guard-wait", "500ms")...); code != exitFailed {
+		t.Fatalf("exit %d, want 1\n%s", code, c.stderr.String())
+	}
+	if r := readReportFile(t, filepath.Join(dir, "a")); r.Guard == nil || r.Guard.OK || r.Guard.State != "unpaused" {
+		t.Errorf("guard %+v", r.Guard)
+	}
+	if !strings.Contains(c.stderr.String(), "!!! GUARD: inference/vllm-sim is still UN-PAUSED") {
+		t.Errorf("no loud warning:\n%s", c.stderr.String())
+	}
+
+	// Re-paused while the run waits: the guard holds, exit 0.
+	c = newCLI()
+	go func() {
+		waitFor(t, "the guard to ask for the re-pause", time.Minute, func() bool { return strings.Contains(c.stderr.String(), "re-pause it now") })
+		resp, err := http.Post(srv.URL+"/admin/pause", "", nil)
+		if err == nil {
+			resp.Body.Close()
+		}
+	}()
+	if code := c.run(t, append(args, "--out", filepath.Join(dir, "b"), "--guard-wait", "30s")...); code != 0 {
+		t.Fatalf("exit %d\n%s", code, c.stderr.String())
+	}
+	if r := readReportFile(t, filepath.Join(dir, "b")); r.Guard == nil || !r.Guard.OK || r.Guard.State != "paused" {
+		t.Errorf("guard %+v", r.Guard)
 	}
 }

@@ -21,53 +21,74 @@ func scaledObjectOf(s *scenario.Scenario) (ns, name string, ok bool) {
 	return ns, strings.TrimPrefix(hpa, "keda-hpa-"), true
 }
 
-// applyGuard checks, when the scenario asks for it (guard: repause), that
-// the ScaledObject is paused again at the end of the run. An un-paused one
-// keeps a GPU node up around the clock: the warning is loud, it is in the
-// report, and with --strict-guard it fails the run. It reports whether
-// the run must fail for it.
-func applyGuard(ctx context.Context, e env, s *scenario.Scenario, src promwatch.Evaluator, r *timeline.Report, strict bool) bool {
-	if s.Guard != "repause" {
-		return false
-	}
-	g := &timeline.GuardResult{Required: "repause", State: "unknown"}
-	r.Guard = g
+// guardState asks whether the ScaledObject is paused: by
+// keda_scaled_object_paused, else by whether KEDA's HPA exists (KEDA
+// deletes it while paused).
+func guardState(ctx context.Context, s *scenario.Scenario, src promwatch.Evaluator) (state, detail string) {
 	ns, name, ok := scaledObjectOf(s)
 	switch {
 	case !ok:
-		g.Detail = "no ScaledObject to check (observe.hpa must be NAMESPACE/keda-hpa-NAME)"
+		return "unknown", "no ScaledObject to check (observe.hpa must be NAMESPACE/keda-hpa-NAME)"
 	case src == nil:
-		g.Detail = "nothing observed: cannot tell whether " + ns + "/" + name + " is paused"
-	default:
-		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		res := src.Eval(ctx, time.Now(), []string{
-			fmt.Sprintf(`max(keda_scaled_object_paused{scaledObject=%q})`, name),
-			fmt.Sprintf(`max(kube_horizontalpodautoscaler_status_desired_replicas{namespace=%q,horizontalpodautoscaler=%q})`, ns, "keda-hpa-"+name),
-		})
-		paused, hpa := promwatch.ToValue(res[0]), promwatch.ToValue(res[1])
-		switch {
-		case paused.OK() && paused.V == 1:
-			g.State, g.OK = "paused", true
-			g.Detail = ns + "/" + name + " is paused (keda_scaled_object_paused = 1)"
-		case paused.OK() && paused.V == 0:
-			g.State = "unpaused"
-			g.Detail = ns + "/" + name + " is un-paused (keda_scaled_object_paused = 0)"
-		case hpa.OK():
-			g.State = "unpaused"
-			g.Detail = ns + "/" + name + " has a live HPA (KEDA deletes it while paused), so it is un-paused"
-		case res[1].Err == nil && len(res[1].Vector) == 0:
-			g.State, g.OK = "paused", true
-			g.Detail = "no HPA series for keda-hpa-" + name + " (KEDA deletes the HPA while paused)"
-		default:
-			g.Detail = "cannot tell: " + paused.Gap
+		return "unknown", "nothing observed: cannot tell whether " + ns + "/" + name + " is paused"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	res := src.Eval(ctx, time.Now(), []string{
+		fmt.Sprintf(`max(keda_scaled_object_paused{scaledObject=%q})`, name),
+		fmt.Sprintf(`max(kube_horizontalpodautoscaler_status_desired_replicas{namespace=%q,horizontalpodautoscaler=%q})`, ns, "keda-hpa-"+name),
+	})
+	paused, hpa := promwatch.ToValue(res[0]), promwatch.ToValue(res[1])
+	switch {
+	case paused.OK() && paused.V == 1:
+		return "paused", ns + "/" + name + " is paused (keda_scaled_object_paused = 1)"
+	case paused.OK() && paused.V == 0:
+		return "unpaused", ns + "/" + name + " is un-paused (keda_scaled_object_paused = 0)"
+	case hpa.OK():
+		return "unpaused", ns + "/" + name + " has a live HPA (KEDA deletes it while paused), so it is un-paused"
+	case res[1].Err == nil && len(res[1].Vector) == 0:
+		return "paused", "no HPA series for keda-hpa-" + name + " (KEDA deletes the HPA while paused)"
+	}
+	return "unknown", "cannot tell: " + paused.Gap
+}
+
+// applyGuard checks, when the scenario asks for it (guard: repause), that
+// the ScaledObject is paused again when the run ends. The proof needs it
+// un-paused during the load, so once the load and the observation are over
+// the run asks for the re-pause and waits for it (at most wait, every
+// interval; a Ctrl-C stops waiting). An un-paused one keeps a GPU node up
+// around the clock: the warning is loud, it is in the report, and with
+// --strict-guard it fails the run. It reports whether the run must fail.
+func applyGuard(ctx context.Context, e env, sig *interrupts, s *scenario.Scenario, src promwatch.Evaluator, r *timeline.Report, strict bool, wait, interval time.Duration) bool {
+	if s.Guard != "repause" {
+		return false
+	}
+	g := &timeline.GuardResult{Required: "repause"}
+	r.Guard = g
+	g.State, g.Detail = guardState(ctx, s, src)
+	if g.State == "unpaused" && wait > 0 {
+		fmt.Fprintf(e.stderr, "\nguard: the run is over and %s.\nguard: re-pause it now (make keda-demo-down); waiting up to %s for it (Ctrl-C stops waiting)\n",
+			g.Detail, scenario.FormatDuration(wait))
+		waiting, stop := context.WithTimeout(ctx, wait)
+		defer stop()
+		sig.set(stop, stop)
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for g.State == "unpaused" && waiting.Err() == nil {
+			select {
+			case <-waiting.Done():
+			case <-tick.C:
+				g.State, g.Detail = guardState(ctx, s, src)
+			}
 		}
 	}
+	g.OK = g.State == "paused"
 	if g.OK {
 		fmt.Fprintf(e.stderr, "guard: ok — %s\n", g.Detail)
 		return false
 	}
 	if g.State == "unpaused" {
+		ns, name, _ := scaledObjectOf(s)
 		fmt.Fprintf(e.stderr, `
 !!! GUARD: %s is still UN-PAUSED after the run.
 !!! %s.

@@ -8,9 +8,9 @@ import (
 	"github.com/scaleout/scaleout/scenario"
 )
 
-// newBodies builds the request bodies; a bad prompts file is the user's to
-// fix (exit 2).
-func newBodies(s *scenario.Scenario) (*loadgen.Bodies, error) {
+// newBodies builds the request bodies for model; a bad prompts file is
+// the user's to fix (exit 2).
+func newBodies(s *scenario.Scenario, model string) (*loadgen.Bodies, error) {
 	q := s.Request
 	var prompts loadgen.PromptSource
 	if q.Prompts != "" {
@@ -23,7 +23,7 @@ func newBodies(s *scenario.Scenario) (*loadgen.Bodies, error) {
 		prompts = loadgen.Synthetic(q.PromptTokens, q.Seed)
 	}
 	b, err := loadgen.NewBodies(loadgen.RequestSpec{
-		API: s.Target.API, Model: s.Target.Model, Stream: s.Target.Stream, MaxTokens: q.MaxTokens,
+		API: s.Target.API, Model: model, Stream: s.Target.Stream, MaxTokens: q.MaxTokens,
 		IgnoreEOS: q.IgnoreEOS, Temperature: q.Temperature, Prompts: prompts, Seed: q.Seed,
 	})
 	if err != nil {

@@ -382,3 +382,77 @@ func TestStarvedRunIsClientLimited(t *testing.T) {
 		t.Errorf("the terminal does not say so:\n%s", c.stdout.String())
 	}
 }
+
+// A stage whose until never holds ends at its duration, and the run goes
+// on to the next stage.
+func TestUntilThatNeverHolds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end run")
+	}
+	dir := t.TempDir()
+	p := writeFile(t, dir, "until.yaml", `sim: {hpa_sync: 1s}
+load:
+  - {name: a, duration: 2s, rate: 5/s, until: "waiting > 100000"}
+  - {name: b, duration: 1s, rate: 5/s}
+observe: {interval: 250ms, after: 0s}
+`)
+	out := filepath.Join(dir, "run")
+	c := newCLI()
+	start := time.Now()
+	if code := c.run(t, "run", p, "--out", out); code != 0 {
+		t.Fatalf("exit %d\n%s", code, c.stderr.String())
+	}
+	if took := time.Since(start); took > 30*time.Second {
+		t.Errorf("the run took %s", took)
+	}
+	r := readReportFile(t, out)
+	if r.Stages[0].EndedBy != "duration" || r.Stages[1].EndedBy != "duration" || r.Stages[1].Requests == 0 {
+		t.Errorf("stages: %+v", r.Stages)
+	}
+}
+
+// The second Ctrl-C aborts the requests in flight, and every one of them
+// is still in the records and the report.
+func TestSecondInterruptKeepsEveryRequest(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end run")
+	}
+	hold := make(chan struct{})
+	started := make(chan struct{}, 1000)
+	silentTarget := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/models" {
+			fmt.Fprint(w, `{"object":"list","data":[{"id":"m"}]}`)
+			return
+		}
+		started <- struct{}{}
+		select { // never answers until the test ends
+		case <-hold:
+		case <-r.Context().Done():
+		}
+	}))
+	defer silentTarget.Close()
+	defer close(hold)
+	dir := t.TempDir()
+	p := writeFile(t, dir, "hang.yaml", "target: {url: "+silentTarget.URL+"}\nload: [{duration: 1m, rate: 50/s}]\n")
+	out := filepath.Join(dir, "run")
+	c := newCLI()
+	go func() {
+		for range 20 {
+			<-started
+		}
+		c.signals <- os.Interrupt // stop the load...
+		waitFor(t, "the load to stop", time.Minute, func() bool { return strings.Contains(c.stderr.String(), "stopping the load") })
+		c.signals <- os.Interrupt // ...and abort what is in flight
+	}()
+	if code := c.run(t, "run", p, "--out", out); code != exitInterrupted {
+		t.Fatalf("exit %d\n%s", code, c.stderr.String())
+	}
+	r := readReportFile(t, out)
+	lines := countLines(t, filepath.Join(out, "requests.jsonl"))
+	if r.Load.Requests < 20 || int64(lines) != r.Load.Requests || r.Load.Errors["canceled"] != r.Load.Requests {
+		t.Errorf("report %d requests, %d lines, errors %v", r.Load.Requests, lines, r.Load.Errors)
+	}
+	if r.ClientLimited != nil {
+		t.Errorf("an interrupted run against a hung target blamed the client: %+v", r.ClientLimited)
+	}
+}

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -29,6 +31,8 @@ type runOptions struct {
 	strictGuard   bool
 	vegetaResults string
 	maxRows       int
+	drain         time.Duration
+	guardWait     time.Duration
 }
 
 func (o *runOptions) bind(fs *pflag.FlagSet) {
@@ -44,8 +48,10 @@ func (o *runOptions) bind(fs *pflag.FlagSet) {
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "no progress; print only the verdict and the run directory")
 	fs.BoolVar(&o.noPreflight, "no-preflight", false, "skip the checks before the load (target, model, queries)")
 	fs.BoolVar(&o.strictGuard, "strict-guard", false, "exit 1 when the guard finds the ScaledObject un-paused at the end")
+	fs.DurationVar(&o.guardWait, "guard-wait", 5*time.Minute, "with guard: repause, how long to wait at the end for the ScaledObject to be re-paused")
 	fs.StringVar(&o.vegetaResults, "vegeta-results", "", "also write vegeta's results encoding here (for vegeta report/plot)")
 	fs.IntVar(&o.maxRows, "rows", 80, "most timeline rows to print (more rows are thinned; timeline.csv has all)")
+	fs.DurationVar(&o.drain, "drain", 10*time.Minute, "how long to wait for requests still in flight after the load before aborting them")
 }
 
 func cmdRun(ctx context.Context, e env, args []string) error {
@@ -92,8 +98,13 @@ func loadScenario(ctx context.Context, path string, over scenario.Overrides) (*l
 		return nil, err
 	}
 	l := &loaded{s: s}
-	if s.HasSim() && over.Target == "" {
+	switch {
+	case s.HasSim() && over.Target == "":
 		if l.sim, err = startSim(ctx, s, so); err != nil {
+			return nil, err
+		}
+	case s.HasSim():
+		if err := simSeries(s, so); err != nil {
 			return nil, err
 		}
 	}
@@ -112,6 +123,7 @@ func (l *loaded) close() { l.sim.stop() }
 func run(ctx context.Context, e env, path string, o runOptions) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	sig := watchInterrupts(ctx, e.signals)
 
 	// The scenario, the embedded simulator and the request bodies: every
 	// problem here is the user's to fix (exit 2), before anything is sent.
@@ -133,10 +145,18 @@ func run(ctx context.Context, e env, path string, o runOptions) error {
 
 	// Preflight: the target answers and serves the model, every query
 	// answers. A failure here costs nothing yet (exit 3).
+	// Ctrl-C here stops before anything is sent.
 	model := s.Target.Model
 	var findings []finding
 	if !o.noPreflight {
-		findings, model, err = preflight(ctx, s, source, l.trig)
+		preCtx, stopPre := context.WithCancel(ctx)
+		sig.set(stopPre, stopPre)
+		findings, model, err = preflight(preCtx, s, source, l.trig)
+		stopPre()
+		if sig.count() > 0 {
+			fmt.Fprintln(e.stderr, "scaleout: interrupted before the load: nothing was sent")
+			return silent(exitInterrupted)
+		}
 		if !o.quiet || err != nil {
 			printFindings(e.stderr, findings, false)
 		}
@@ -148,7 +168,7 @@ func run(ctx context.Context, e env, path string, o runOptions) error {
 		return usagef("%s: target.model: not set, and --no-preflight skipped asking the target which model it serves (give target.model or --model)", s.File)
 	}
 	s.Target.Model = model
-	bodies, err := newBodies(s)
+	bodies, err := newBodies(s, model)
 	if err != nil {
 		return err
 	}
@@ -177,7 +197,7 @@ func run(ctx context.Context, e env, path string, o runOptions) error {
 	tcfg := timelineConfig(s, series, es)
 	tl := timeline.New(tcfg)
 	epoch := time.Now()
-	rec := newRecorder(out, tl, s.Load, epoch, s.Target.URL+bodies.Path())
+	rec := newRecorder(out, tl, s.Load, epoch, scenario.Redact(s.Target.URL+bodies.Path()))
 	maxInFlight := s.MaxInFlight
 	if maxInFlight == 0 {
 		maxInFlight = defaultMaxInFlight()
@@ -194,30 +214,14 @@ func run(ctx context.Context, e env, path string, o runOptions) error {
 	// the second aborts the requests still in flight.
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()
-	var interrupted sync.Once
-	var interruptedAt time.Duration = -1
-	abort := make(chan struct{})
-	go func() {
-		n := 0
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-e.signals:
-				n++
-				if n == 1 {
-					interrupted.Do(func() { interruptedAt = time.Since(epoch) })
-					stopLoad()
-					gen.Stop()
-					fmt.Fprintln(e.stderr, "\nscaleout: stopping the load; waiting for requests in flight (Ctrl-C again to abort them)")
-				} else {
-					gen.Abort()
-					close(abort)
-					return
-				}
-			}
-		}
-	}()
+	var interruptedAt atomic.Int64
+	interruptedAt.Store(-1)
+	sig.set(func() {
+		interruptedAt.Store(int64(time.Since(epoch)))
+		stopLoad()
+		gen.Stop()
+		fmt.Fprintln(e.stderr, "\nscaleout: stopping the load; waiting for requests in flight (Ctrl-C again to abort them)")
+	}, gen.Abort)
 
 	// The watcher samples every interval from now until the end.
 	watchCtx, stopWatch := context.WithCancel(ctx)
@@ -253,28 +257,35 @@ func run(ctx context.Context, e env, path string, o runOptions) error {
 		}
 		tl.StageStarted(i, time.Since(epoch))
 		prog.stage(i)
-		endedBy := "duration"
-		var untilDone chan struct{}
+		stageCtx, endStage := context.WithCancel(loadCtx)
+		// until: checked after every sample while the stage runs; it stops
+		// the stage early. The goroutine ends with the stage.
+		var untilHeld atomic.Bool
+		untilDone := make(chan struct{})
 		if st.Until != nil {
-			untilDone = make(chan struct{})
 			go func() {
 				defer close(untilDone)
-				if waitUntil(loadCtx, samples, func() bool { return exp.until[i].Holds(tl) }) {
-					endedBy = "until"
+				if waitUntil(stageCtx, samples, func() bool { return exp.until[i].Holds(tl) }) {
+					untilHeld.Store(true)
 					gen.Stop()
 				}
 			}()
+		} else {
+			close(untilDone)
 		}
-		stageCtx, endStage := context.WithCancel(loadCtx)
 		u := startUsage(gen.Live().CapReached)
 		err := gen.Run(stageCtx, i, loadStage(st, s.Request.Seed+uint64(i)))
 		usage[i] = u.end(gen.Live().CapReached)
 		endStage()
-		if untilDone != nil {
-			<-untilDone
-		}
-		if loadCtx.Err() != nil && ctx.Err() == nil {
-			endedBy = "interrupt"
+		<-untilDone
+		endedBy := "duration"
+		if w := gen.Windows(); len(w) > 0 && w[len(w)-1].Stopped {
+			switch {
+			case loadCtx.Err() != nil && ctx.Err() == nil:
+				endedBy = "interrupt"
+			case untilHeld.Load():
+				endedBy = "until"
+			}
 		}
 		tl.StageEnded(i, time.Since(epoch), endedBy)
 		if err != nil && loadCtx.Err() == nil {
@@ -290,31 +301,26 @@ func run(ctx context.Context, e env, path string, o runOptions) error {
 	tl.LoadStopped(loadEnd, why)
 	prog.after()
 
-	// After the load: keep watching for scale-in, and let the requests in
-	// flight finish (a second Ctrl-C aborts them).
+	// After the load: keep watching for scale-in while the requests in
+	// flight finish. A Ctrl-C ends the watching (the run is then partial);
+	// the next one aborts the requests in flight.
 	afterCtx, endAfter := context.WithCancel(ctx)
-	go func() {
-		select {
-		case <-abort:
-			endAfter()
-		case <-afterCtx.Done():
-		}
-	}()
+	sig.set(func() {
+		interruptedAt.Store(int64(time.Since(epoch)))
+		endAfter()
+		fmt.Fprintln(e.stderr, "\nscaleout: ending the observation; waiting for requests in flight (Ctrl-C again to abort them)")
+	}, gen.Abort)
 	drained := make(chan struct{})
 	go func() {
 		defer close(drained)
-		_ = gen.Wait(afterCtx)
+		drain(ctx, e, gen, o.drain)
 	}()
 	if source != nil && s.Observe.After > 0 && loadCtx.Err() == nil {
 		deadline := time.NewTimer(s.Observe.After)
-		watchScaleIn(afterCtx, loadCtx, samples, deadline.C, tl, tcfg.Grace+s.Observe.Interval)
+		watchScaleIn(afterCtx, samples, deadline.C, tl, tcfg.Grace+s.Observe.Interval)
 		deadline.Stop()
 	}
-	select {
-	case <-drained:
-	case <-abort:
-		<-drained
-	}
+	<-drained
 	endAfter()
 	end := time.Since(epoch)
 	stopWatch()
@@ -330,9 +336,9 @@ func run(ctx context.Context, e env, path string, o runOptions) error {
 		Target:     timeline.TargetInfo{URL: scenario.Redact(s.Target.URL), API: s.Target.API, Model: s.Target.Model, Stream: s.Target.Stream, Observation: observation(source, es)},
 		CapReached: int64(gen.Live().CapReached),
 	}
-	if interruptedAt >= 0 {
+	if at := time.Duration(interruptedAt.Load()); at >= 0 {
 		meta.Partial = true
-		meta.PartialReason = fmt.Sprintf("interrupted (Ctrl-C) at %s", scenario.FormatDuration(interruptedAt))
+		meta.PartialReason = fmt.Sprintf("interrupted (Ctrl-C) at %s", scenario.FormatDuration(at))
 	}
 	for _, f := range findings {
 		if f.level != levelOK {
@@ -354,7 +360,7 @@ func run(ctx context.Context, e env, path string, o runOptions) error {
 	counters.finish(ctx, report, 2*s.Observe.Interval)
 	exp.evaluate(report)
 	timeline.CheckClient(report)
-	guardFailed := applyGuard(ctx, e, s, source, report, o.strictGuard)
+	guardFailed := applyGuard(ctx, e, sig, s, source, report, o.strictGuard, o.guardWait, s.Observe.Interval)
 	if err := out.writeReport(report); err != nil {
 		fmt.Fprintf(e.stderr, "scaleout: writing the report: %v\n", err)
 	}
@@ -449,19 +455,18 @@ func loadStage(st scenario.Stage, seed uint64) loadgen.Stage {
 	return ls
 }
 
-// watchScaleIn waits after the load until the deadline, an interrupt, or
-// the run has seen what it came for: every replica series that rose is back
-// where it started (for two samples), or, one grace period after the load,
-// nothing rose and nothing is queued, so there is no scale-in to wait for.
-func watchScaleIn(ctx, loadCtx context.Context, samples *broadcast, deadline <-chan time.Time, tl *timeline.Timeline, grace time.Duration) {
+// watchScaleIn waits after the load until the deadline, the end of ctx,
+// or the run has seen what it came for: every replica series that rose is
+// back where it started for two samples in a row, or, for one grace period
+// after the load, nothing rose and nothing is queued (there is no scale-in
+// to wait for).
+func watchScaleIn(ctx context.Context, samples *broadcast, deadline <-chan time.Time, tl *timeline.Timeline, grace time.Duration) {
 	settled := 0
 	idleSince := time.Time{}
 	for {
 		ch := samples.wait()
 		select {
 		case <-ctx.Done():
-			return
-		case <-loadCtx.Done():
 			return
 		case <-deadline:
 			return
@@ -472,6 +477,8 @@ func watchScaleIn(ctx, loadCtx context.Context, samples *broadcast, deadline <-c
 					tl.Add(timeline.Event{T: tl.Latest().At.Seconds(), Kind: timeline.Note, Text: "scale-in seen: observation ends"})
 					return
 				}
+			} else {
+				settled = 0
 			}
 			if !tl.Idle() {
 				idleSince = time.Time{}
@@ -487,6 +494,31 @@ func watchScaleIn(ctx, loadCtx context.Context, samples *broadcast, deadline <-c
 			}
 		}
 	}
+}
+
+// drain waits for the requests still in flight, at most limit after the
+// load, then aborts them; an aborted request (here or by a second Ctrl-C)
+// still reaches the records, which drain waits for too.
+func drain(ctx context.Context, e env, gen *loadgen.Generator, limit time.Duration) {
+	const quiet = 5 * time.Second // most runs drain within this: say nothing
+	wctx, cancel := context.WithTimeout(ctx, min(quiet, limit))
+	err := gen.Wait(wctx)
+	cancel()
+	if err != nil && limit > quiet && gen.Live().InFlight > 0 {
+		fmt.Fprintf(e.stderr, "scaleout: %d requests still in flight; waiting for them (at most %s after the load, --drain sets it; Ctrl-C aborts them)\n",
+			gen.Live().InFlight, scenario.FormatDuration(limit))
+		wctx, cancel = context.WithTimeout(ctx, limit-quiet)
+		err = gen.Wait(wctx)
+		cancel()
+	}
+	if err != nil && gen.Live().InFlight > 0 {
+		fmt.Fprintf(e.stderr, "scaleout: aborting %d requests still in flight after %s\n", gen.Live().InFlight, scenario.FormatDuration(limit))
+		gen.Abort()
+	}
+	// Aborted requests end at once; give them a moment to be recorded.
+	wctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = gen.Wait(wctx)
 }
 
 // waitUntil calls cond after every sample until it holds (true) or ctx
@@ -525,4 +557,50 @@ func (b *broadcast) notify() {
 	defer b.mu.Unlock()
 	close(b.ch)
 	b.ch = make(chan struct{})
+}
+
+// interrupts hands each Ctrl-C to what the run is doing: set gives the
+// handlers of the first and of every later interrupt for the phase that
+// starts. The count survives phase changes, so a first Ctrl-C during the
+// load makes the next one, even after the load, the second.
+type interrupts struct {
+	mu            sync.Mutex
+	n             int
+	first, second func()
+}
+
+func watchInterrupts(ctx context.Context, signals <-chan os.Signal) *interrupts {
+	in := &interrupts{}
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-signals:
+				in.mu.Lock()
+				in.n++
+				h := in.second
+				if in.n == 1 {
+					h = in.first
+				}
+				in.mu.Unlock()
+				if h != nil {
+					h()
+				}
+			}
+		}
+	}()
+	return in
+}
+
+func (in *interrupts) set(first, second func()) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.first, in.second = first, second
+}
+
+func (in *interrupts) count() int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.n
 }

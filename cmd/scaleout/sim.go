@@ -62,10 +62,16 @@ func startSim(ctx context.Context, s *scenario.Scenario, so *keda.ScaledObject) 
 	if s.Target.Model == "" {
 		s.Target.Model = cfg.Model
 	}
-	o := &s.Observe
-	if !o.Source() {
-		o.Scrape = []string{es.url + "/metrics"}
+	if !s.Observe.Source() {
+		s.Observe.Scrape = []string{es.url + "/metrics"}
 	}
+	simShorthands(&s.Observe, cfg)
+	return es, nil
+}
+
+// simShorthands points the vllm, hpa and deployment shorthands at the
+// series a simulator with cfg exports, where the scenario sets none.
+func simShorthands(o *scenario.Observe, cfg sim.Config) {
 	if o.VLLM == "" {
 		o.VLLM = fmt.Sprintf("{namespace=%q}", cfg.Namespace)
 	}
@@ -75,7 +81,21 @@ func startSim(ctx context.Context, s *scenario.Scenario, so *keda.ScaledObject) 
 	if o.Deployment == "" {
 		o.Deployment = cfg.Namespace + "/" + cfg.Deployment
 	}
-	return es, nil
+}
+
+// simSeries gives a scenario with a sim: block, run against another
+// gateway (--target, such as a scaleout sim of its own), the series that
+// simulator exports: the block's names say what to query.
+func simSeries(s *scenario.Scenario, so *keda.ScaledObject) error {
+	cfg := sim.DefaultConfig()
+	if so != nil {
+		simFromScaledObject(&cfg, so)
+	}
+	if err := s.DecodeSim(&cfg); err != nil {
+		return err
+	}
+	simShorthands(&s.Observe, cfg)
+	return nil
 }
 
 // simErrors places the simulator's validation errors in the scenario file.
