@@ -54,6 +54,10 @@ type Trigger struct {
 // MetricName is the external metric KEDA gives the HPA for the trigger.
 func (t Trigger) MetricName() string { return fmt.Sprintf("s%d-%s", t.Index, t.Type) }
 
+// Aggregation is the aggregation the trigger's query starts with (sum,
+// avg, max, min, count), or "".
+func (t Trigger) Aggregation() string { return outerAggregation(strings.TrimSpace(t.Query)) }
+
 // Metric is the trigger as the HPA model's metric.
 func (t Trigger) Metric() Metric {
 	return Metric{Name: t.MetricName(), Type: t.MetricType, Target: t.Threshold}

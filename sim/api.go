@@ -478,14 +478,13 @@ func (f *Fleet) account(j *job, n int) {
 
 // sleepUntil waits on the fleet's clock until deadline or ctx's end.
 func (f *Fleet) sleepUntil(ctx context.Context, t *Timer, deadline time.Time) error {
-	d := deadline.Sub(f.clk.Now())
-	if d <= 0 {
+	if !f.clk.Now().Before(deadline) {
 		return nil
 	}
 	if *t == nil {
-		*t = f.clk.NewTimer(d)
+		*t = newTimerAt(f.clk, deadline)
 	} else {
-		(*t).Reset(d)
+		resetAt(f.clk, *t, deadline)
 	}
 	select {
 	case <-(*t).C():

@@ -78,6 +78,34 @@ func (c *FakeClock) NewTimer(d time.Duration) Timer {
 	return t
 }
 
+// NewTimerAt returns a timer that fires when the clock reaches deadline (at
+// once if it has). Unlike NewTimer(deadline.Sub(c.Now())), it cannot arm
+// late when another goroutine moves the clock between the two reads.
+func (c *FakeClock) NewTimerAt(deadline time.Time) Timer {
+	t := &fakeTimer{c: c, ch: make(chan time.Time, 1)}
+	t.ResetAt(deadline)
+	return t
+}
+
+// newTimerAt arms a timer of c for an absolute deadline: exactly on a clock
+// that has NewTimerAt (FakeClock), else from c.Now().
+func newTimerAt(c Clock, deadline time.Time) Timer {
+	if a, ok := c.(interface{ NewTimerAt(time.Time) Timer }); ok {
+		return a.NewTimerAt(deadline)
+	}
+	return c.NewTimer(deadline.Sub(c.Now()))
+}
+
+// resetAt re-arms t (a timer of c) for an absolute deadline, exactly when
+// the timer has ResetAt (FakeClock's).
+func resetAt(c Clock, t Timer, deadline time.Time) {
+	if a, ok := t.(interface{ ResetAt(time.Time) bool }); ok {
+		a.ResetAt(deadline)
+		return
+	}
+	t.Reset(deadline.Sub(c.Now()))
+}
+
 // Advance moves the clock forward by d, firing every timer due on the way.
 func (c *FakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
@@ -176,14 +204,27 @@ func (t *fakeTimer) Stop() bool {
 func (t *fakeTimer) Reset(d time.Duration) bool {
 	t.c.mu.Lock()
 	defer t.c.mu.Unlock()
+	return t.armLocked(t.c.now.Add(d))
+}
+
+// ResetAt re-arms the timer for the instant deadline (at once if the clock
+// has reached it), discarding a delivery not yet received; it reports
+// whether it was pending.
+func (t *fakeTimer) ResetAt(deadline time.Time) bool {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	return t.armLocked(deadline)
+}
+
+func (t *fakeTimer) armLocked(when time.Time) bool {
 	_, was := t.c.pending[t]
 	delete(t.c.pending, t)
 	select { // drop a delivery nobody received
 	case <-t.ch:
 	default:
 	}
-	t.when = t.c.now.Add(d)
-	if d <= 0 {
+	t.when = when
+	if !when.After(t.c.now) {
 		t.fire(t.c.now)
 	} else {
 		t.c.pending[t] = struct{}{}

@@ -90,3 +90,41 @@ func TestRealClock(t *testing.T) {
 		t.Fatal("Stop of a fired timer reports true")
 	}
 }
+
+// TestFakeClockDeadlines: a timer armed for an instant fires at that
+// instant however the clock moved before it was armed, and at once when the
+// clock is already there; ResetAt re-arms it.
+func TestFakeClockDeadlines(t *testing.T) {
+	c := NewFakeClock(epoch)
+	at := epoch.Add(15 * time.Second)
+	c.Advance(10 * time.Second) // moves after the caller chose the deadline
+	tm := newTimerAt(c, at)
+	c.Advance(4 * time.Second)
+	if _, ok := fired(tm); ok {
+		t.Fatal("fired before its deadline")
+	}
+	c.Advance(time.Second)
+	if got, ok := fired(tm); !ok || !got.Equal(at) {
+		t.Fatalf("fired %v %v, want at %v", got, ok, at)
+	}
+	if past := newTimerAt(c, epoch); !func() bool { _, ok := fired(past); return ok }() {
+		t.Fatal("a deadline already passed does not fire at once")
+	}
+	resetAt(c, tm, at.Add(time.Minute))
+	if c.Timers() != 1 {
+		t.Fatalf("%d pending after ResetAt, want 1", c.Timers())
+	}
+	c.Set(at.Add(time.Minute))
+	if got, ok := fired(tm); !ok || !got.Equal(at.Add(time.Minute)) {
+		t.Fatalf("after ResetAt: %v %v", got, ok)
+	}
+	// On the real clock the helpers fall back to durations.
+	rc := RealClock()
+	rt := newTimerAt(rc, rc.Now().Add(time.Millisecond))
+	resetAt(rc, rt, rc.Now())
+	select {
+	case <-rt.C():
+	case <-time.After(10 * time.Second):
+		t.Fatal("real timer did not fire")
+	}
+}

@@ -3,16 +3,24 @@ package sim
 import (
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/scaleout/scaleout/keda"
 )
 
 // Config is every knob of the simulated fleet. Each field is a plain value
 // with a yaml tag: a scenario's `sim:` block decodes straight into it, and
 // BindFlags makes each one a flag whose name is the yaml path with "." and
 // "_" turned into "-" (replicas.max → --replicas-max).
+//
+// The fields tagged `yaml:"-"` at the end are not knobs: they have no flag
+// and a sim: block cannot set them. They carry what a ScaledObject manifest
+// says about its HPA (spec.behavior, the queue trigger's metricType, a KV
+// trigger), and the command fills them from one.
 type Config struct {
 	Model           string        `yaml:"model"`              // served model name
 	MaxModelLen     int           `yaml:"max_model_len"`      // 400 when prompt+max_tokens exceed it
@@ -26,15 +34,49 @@ type Config struct {
 	Replicas        Replicas      `yaml:"replicas"`           // the ScaledObject's min/max and the Deployment's starting size
 	ColdStart       time.Duration `yaml:"cold_start"`         // pod start + model load
 	GPUQuota        int           `yaml:"gpu_quota"`          // pods that can hold a GPU; 0 = unlimited; the rest stay Pending
-	Threshold       float64       `yaml:"threshold"`          // KEDA threshold on the fleet's total waiting (AverageValue)
+	Threshold       float64       `yaml:"threshold"`          // KEDA threshold on the fleet's total waiting (s0-prometheus, of MetricType)
 	HPASync         time.Duration `yaml:"hpa_sync"`           // the HPA controller's sync period
-	ScaleDownWindow time.Duration `yaml:"scale_down_window"`  // the HPA's downscale stabilization window
+	ScaleDownWindow time.Duration `yaml:"scale_down_window"`  // the downscale stabilization window with Behavior nil (the controller flag)
 	Namespace       string        `yaml:"namespace"`          // namespace label of every series
 	Deployment      string        `yaml:"deployment"`         // the Deployment (and pod name prefix)
 	ScaledObject    string        `yaml:"scaled_object"`      // the ScaledObject; its HPA is keda-hpa-<name>
 	Paused          bool          `yaml:"paused"`             // start paused, as the GPU tier ships
 	Seed            uint64        `yaml:"seed"`               // pod names, output lengths and ids derive from it
+
+	// Behavior is the HPA's spec.behavior (a ScaledObject's
+	// advanced.horizontalPodAutoscalerConfig.behavior, as keda reads it:
+	// Kubernetes' defaults filled in). nil is the behavior-unset path:
+	// scale-up capped at max(2×current, 4) a sync, scale-down held by the
+	// highest recommendation of the last ScaleDownWindow. When set, its
+	// windows and policies decide and ScaleDownWindow is not used. New
+	// copies it.
+	Behavior *keda.Behavior `yaml:"-"`
+	// MetricType is the target type of the waiting trigger (s0-prometheus):
+	// "" or keda.AverageValue (KEDA's default) gives ceil(total/Threshold);
+	// keda.Value gives ceil(current × total/Threshold).
+	MetricType keda.MetricType `yaml:"-"`
+	// KVTrigger, when set, is a second trigger (s1-prometheus) on the
+	// replicas' vllm:kv_cache_usage_perc; the HPA takes the larger of the two
+	// recommendations. New copies it.
+	KVTrigger *KVTrigger `yaml:"-"`
 }
+
+// KVTrigger is a prometheus trigger on KV-cache use, e.g.
+// sum(vllm:kv_cache_usage_perc{namespace="inference"}) with threshold 0.8.
+// The fleet evaluates it at each HPA sync over the replicas that export the
+// series (Ready and terminating pods), as it does the waiting trigger; with
+// no such replica the query is empty, which KEDA reads as 0.
+type KVTrigger struct {
+	Aggregate string          // "sum" or "avg" over the replicas' KV fractions (0..1 each)
+	Type      keda.MetricType // "" or keda.AverageValue, or keda.Value
+	Threshold float64         // the trigger's threshold, in the aggregate's unit
+}
+
+// The aggregations a KVTrigger can take.
+const (
+	AggregateSum = "sum"
+	AggregateAvg = "avg"
+)
 
 // Replicas is the ScaledObject's minReplicaCount/maxReplicaCount and the
 // Deployment's replicas when the fleet starts.
@@ -155,7 +197,7 @@ func (c Config) Validate() error {
 	if c.GPUQuota < 0 {
 		bad("gpu_quota", "%d is negative (0 means unlimited)", c.GPUQuota)
 	}
-	if !(c.Threshold > 0) || c.Threshold*1000 < 1 {
+	if !validThreshold(c.Threshold) {
 		bad("threshold", "%g is not a positive threshold of at least 0.001", c.Threshold)
 	}
 	if c.HPASync <= 0 {
@@ -166,7 +208,69 @@ func (c Config) Validate() error {
 			bad(n.field, "%q is not a Kubernetes name (lower-case letters, digits and '-', at most 63)", n.v)
 		}
 	}
+	if !validMetricType(c.MetricType) {
+		bad("metric_type", "%q is not a metric type (AverageValue or Value)", c.MetricType)
+	}
+	if k := c.KVTrigger; k != nil {
+		if k.Aggregate != AggregateSum && k.Aggregate != AggregateAvg {
+			bad("kv_trigger.aggregate", "%q is not an aggregation of vllm:kv_cache_usage_perc (sum or avg)", k.Aggregate)
+		}
+		if !validMetricType(k.Type) {
+			bad("kv_trigger.type", "%q is not a metric type (AverageValue or Value)", k.Type)
+		}
+		if !validThreshold(k.Threshold) {
+			bad("kv_trigger.threshold", "%g is not a positive threshold of at least 0.001", k.Threshold)
+		}
+	}
+	if b := c.Behavior; b != nil {
+		validRules := func(field string, r keda.Rules) {
+			if r.StabilizationWindow < 0 || r.StabilizationWindow > maxStabilizationWindow {
+				bad(field+".stabilization_window", "%v is outside 0s..1h (Kubernetes' bounds)", r.StabilizationWindow)
+			}
+			switch r.SelectPolicy {
+			case "", keda.SelectMax, keda.SelectMin, keda.SelectDisabled: // "" is Max, Kubernetes' default
+			default:
+				bad(field+".select_policy", "%q is not Max, Min or Disabled", r.SelectPolicy)
+			}
+			if len(r.Policies) == 0 && r.SelectPolicy != keda.SelectDisabled {
+				bad(field+".policies", "is empty (want at least one policy, or select_policy Disabled)")
+			}
+			for i, p := range r.Policies {
+				pf := fmt.Sprintf("%s.policies[%d]", field, i)
+				if p.Type != keda.PodsPolicy && p.Type != keda.PercentPolicy {
+					bad(pf+".type", "%q is not Pods or Percent", p.Type)
+				}
+				if p.Value < 1 {
+					bad(pf+".value", "%d is not positive", p.Value)
+				}
+				if p.Period < time.Second || p.Period > maxPolicyPeriod {
+					bad(pf+".period", "%v is outside 1s..30m (Kubernetes' bounds)", p.Period)
+				}
+			}
+		}
+		validRules("behavior.scale_up", b.ScaleUp)
+		validRules("behavior.scale_down", b.ScaleDown)
+	}
 	return errors.Join(errs...)
+}
+
+// Kubernetes' bounds on spec.behavior (MaxStabilizationWindowSeconds,
+// MaxPeriodSeconds).
+const (
+	maxStabilizationWindow = time.Hour
+	maxPolicyPeriod        = 30 * time.Minute
+)
+
+// validMetricType accepts the target types of an external metric; "" is
+// AverageValue, KEDA's default.
+func validMetricType(t keda.MetricType) bool {
+	return t == "" || t == keda.AverageValue || t == keda.Value
+}
+
+// validThreshold is a target the HPA can divide by: KEDA hands it over in
+// milli-units, so anything under 0.001 becomes 0.
+func validThreshold(v float64) bool {
+	return v > 0 && v*1000 >= 1 && !math.IsInf(v, 0)
 }
 
 // BindFlags binds every knob to a flag of `scaleout sim`, with the Config's
@@ -186,9 +290,9 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.Int32Var(&c.Replicas.Start, "replicas-start", c.Replicas.Start, "ready replicas when the fleet starts")
 	fs.DurationVar(&c.ColdStart, "cold-start", c.ColdStart, "pod start plus model load")
 	fs.IntVar(&c.GPUQuota, "gpu-quota", c.GPUQuota, "pods that can hold a GPU, 0 = unlimited; the rest stay Pending")
-	fs.Float64Var(&c.Threshold, "threshold", c.Threshold, "KEDA threshold on the fleet's total waiting requests (AverageValue)")
+	fs.Float64Var(&c.Threshold, "threshold", c.Threshold, "KEDA threshold on the fleet's total waiting requests (per replica under AverageValue, KEDA's default)")
 	fs.DurationVar(&c.HPASync, "hpa-sync", c.HPASync, "HPA controller sync period")
-	fs.DurationVar(&c.ScaleDownWindow, "scale-down-window", c.ScaleDownWindow, "HPA downscale stabilization window")
+	fs.DurationVar(&c.ScaleDownWindow, "scale-down-window", c.ScaleDownWindow, "HPA downscale stabilization window (spec.behavior unset)")
 	fs.StringVar(&c.Namespace, "namespace", c.Namespace, "namespace label of the series")
 	fs.StringVar(&c.Deployment, "deployment", c.Deployment, "Deployment name (pod name prefix)")
 	fs.StringVar(&c.ScaledObject, "scaled-object", c.ScaledObject, "ScaledObject name (the HPA is keda-hpa-<name>)")

@@ -10,11 +10,57 @@ import (
 
 	"github.com/spf13/pflag"
 	yaml "go.yaml.in/yaml/v4"
+
+	"github.com/scaleout/scaleout/keda"
 )
 
 func TestDefaultConfigIsValid(t *testing.T) {
 	if err := DefaultConfig().Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestScaledObjectFieldsValid: what a ScaledObject can carry validates,
+// "" metric types and select policy included (KEDA's and Kubernetes'
+// defaults).
+func TestScaledObjectFieldsValid(t *testing.T) {
+	pods1 := keda.Behavior{
+		ScaleUp:   keda.Rules{Policies: []keda.Policy{{Type: keda.PodsPolicy, Value: 1, Period: 15 * time.Second}}},
+		ScaleDown: keda.Rules{SelectPolicy: keda.SelectDisabled},
+	}
+	def := keda.DefaultBehavior()
+	for i, mutate := range []func(*Config){
+		func(c *Config) { c.Behavior, c.MetricType = &def, keda.Value },
+		func(c *Config) { c.Behavior, c.MetricType = &pods1, keda.AverageValue },
+		func(c *Config) { c.KVTrigger = &KVTrigger{Aggregate: AggregateSum, Threshold: 0.8} },
+		func(c *Config) { c.KVTrigger = &KVTrigger{Aggregate: AggregateAvg, Type: keda.Value, Threshold: 0.001} },
+	} {
+		c := DefaultConfig()
+		mutate(&c)
+		if err := c.Validate(); err != nil {
+			t.Errorf("case %d: %v", i, err)
+		}
+	}
+}
+
+// TestScaledObjectFieldsAreNotKnobs: a sim: block (YAML) cannot set
+// Behavior, MetricType or KVTrigger, and BindFlags makes no flag of them.
+func TestScaledObjectFieldsAreNotKnobs(t *testing.T) {
+	for _, doc := range []string{"metric_type: Value\n", "behavior: {}\n", "kv_trigger: {threshold: 1}\n", "kvtrigger: {}\n", "metrictype: Value\n"} {
+		c := DefaultConfig()
+		dec := yaml.NewDecoder(strings.NewReader(doc))
+		dec.KnownFields(true)
+		if err := dec.Decode(&c); err == nil {
+			t.Errorf("%q decoded into Config: %+v", doc, c)
+		}
+	}
+	fs := pflag.NewFlagSet("sim", pflag.ContinueOnError)
+	c := DefaultConfig()
+	c.BindFlags(fs)
+	for _, name := range []string{"behavior", "metric-type", "kv-trigger", "kv-trigger-threshold"} {
+		if fs.Lookup(name) != nil {
+			t.Errorf("--%s exists", name)
+		}
 	}
 }
 
@@ -44,6 +90,34 @@ func TestValidateErrors(t *testing.T) {
 		{"model", func(c *Config) { c.Model = "" }, []string{"model: is empty"}},
 		{"names", func(c *Config) { c.Namespace, c.Deployment, c.ScaledObject = "Infer", "", "a_b" },
 			[]string{`namespace: "Infer" is not a Kubernetes name`, `deployment: "" is not a Kubernetes name`, `scaled_object: "a_b" is not a Kubernetes name`}},
+		{"metric type", func(c *Config) { c.MetricType = "Utilization" },
+			[]string{`metric_type: "Utilization" is not a metric type (AverageValue or Value)`}},
+		{"kv trigger", func(c *Config) { c.KVTrigger = &KVTrigger{Aggregate: "max", Type: "Average", Threshold: 0} },
+			[]string{`kv_trigger.aggregate: "max" is not an aggregation`, `kv_trigger.type: "Average" is not a metric type`,
+				"kv_trigger.threshold: 0 is not a positive threshold"}},
+		{"kv threshold below a milli", func(c *Config) { c.KVTrigger = &KVTrigger{Aggregate: "avg", Threshold: 0.0005} },
+			[]string{"kv_trigger.threshold: 0.0005 is not a positive threshold of at least 0.001"}},
+		{"behavior", func(c *Config) {
+			c.Behavior = &keda.Behavior{
+				ScaleUp: keda.Rules{StabilizationWindow: -time.Second, SelectPolicy: "Most",
+					Policies: []keda.Policy{{Type: "Pod", Value: 0, Period: 0}}},
+				ScaleDown: keda.Rules{StabilizationWindow: 2 * time.Hour, SelectPolicy: keda.SelectMax,
+					Policies: []keda.Policy{{Type: keda.PercentPolicy, Value: 100, Period: time.Hour}}},
+			}
+		}, []string{
+			"behavior.scale_up.stabilization_window: -1s is outside 0s..1h",
+			`behavior.scale_up.select_policy: "Most" is not Max, Min or Disabled`,
+			`behavior.scale_up.policies[0].type: "Pod" is not Pods or Percent`,
+			"behavior.scale_up.policies[0].value: 0 is not positive",
+			"behavior.scale_up.policies[0].period: 0s is outside 1s..30m",
+			"behavior.scale_down.stabilization_window: 2h0m0s is outside 0s..1h",
+			"behavior.scale_down.policies[0].period: 1h0m0s is outside 1s..30m",
+		}},
+		{"behavior without policies", func(c *Config) {
+			b := keda.DefaultBehavior()
+			b.ScaleDown.Policies = nil
+			c.Behavior = &b
+		}, []string{"behavior.scale_down.policies: is empty"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := DefaultConfig()
@@ -72,7 +146,8 @@ func TestValidateErrors(t *testing.T) {
 	}
 }
 
-// yamlPaths lists each Config field as its yaml path and a pointer to it.
+// yamlPaths lists each Config field as its yaml path and a pointer to it;
+// the fields tagged yaml:"-" are not knobs and are left out.
 func yamlPaths(v reflect.Value, prefix string) map[string]reflect.Value {
 	out := map[string]reflect.Value{}
 	for i := range v.NumField() {
@@ -80,6 +155,9 @@ func yamlPaths(v reflect.Value, prefix string) map[string]reflect.Value {
 		tag := f.Tag.Get("yaml")
 		if tag == "" {
 			panic("no yaml tag on " + f.Name)
+		}
+		if tag == "-" {
+			continue
 		}
 		path := prefix + tag
 		switch f.Type.Kind() {

@@ -3,8 +3,10 @@
 // inter-token timing, KV-cache use) behind one gateway, a Deployment whose
 // pods go Pending → Starting → Ready (cold start, GPU quota), and a KEDA
 // ScaledObject whose HPA (keda.HPA) scales it on the fleet's total waiting
-// requests. It serves the OpenAI API the way vLLM does and exports the
-// vllm:*, kube_* and keda_* series a real cluster does.
+// requests (and, with Config.KVTrigger, on their KV-cache use), with or
+// without spec.behavior (Config.Behavior). It serves the OpenAI API the way
+// vLLM does and exports the vllm:*, kube_* and keda_* series a real cluster
+// does.
 //
 // Time comes from an injected Clock. Every wait is for an absolute deadline
 // computed on that clock (admission + prefill, then one ITL a token), and
@@ -25,6 +27,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -113,7 +116,9 @@ var (
 // hpaStatus is what the HPA object shows after its last sync.
 type hpaStatus struct {
 	current, desired int32
-	metric           float64 // the total KEDA handed to the HPA (keda_scaler_metrics_value)
+	metric           float64 // the waiting total KEDA handed to the HPA (keda_scaler_metrics_value, trigger 0)
+	kv               float64 // the KV aggregate of the KV trigger (trigger 1), when there is one
+	recs             []int32 // each metric's recommendation (keda.Decision.Recommendations)
 	syncs            int
 	limited          string
 }
@@ -162,6 +167,13 @@ func New(cfg Config, clk Clock) (*Fleet, error) {
 	if clk == nil {
 		clk = RealClock()
 	}
+	// The fleet keeps its own copies: a caller changing its Behavior or
+	// KVTrigger afterwards changes nothing here.
+	cfg.Behavior = cloneBehavior(cfg.Behavior)
+	if cfg.KVTrigger != nil {
+		kv := *cfg.KVTrigger
+		cfg.KVTrigger = &kv
+	}
 	f := &Fleet{
 		cfg:     cfg,
 		clk:     clk,
@@ -191,17 +203,50 @@ func New(cfg Config, clk Clock) (*Fleet, error) {
 	return f, nil
 }
 
-// newHPA is the HPA KEDA creates for the ScaledObject: one prometheus
-// trigger (s0-prometheus) on the total waiting, AverageValue, spec.behavior
-// unset.
+// The external metrics KEDA gives the HPA for the fleet's triggers, and
+// their triggerIndex labels.
+const (
+	waitingMetric = "s0-prometheus"
+	kvMetric      = "s1-prometheus"
+)
+
+// newHPA is the HPA KEDA creates for the ScaledObject: a prometheus trigger
+// (s0-prometheus) on the total waiting, of cfg.MetricType, and with a
+// KVTrigger a second one (s1-prometheus) on the KV aggregate; spec.behavior
+// is cfg.Behavior (nil: unset, and the controller's ScaleDownWindow holds
+// scale-down).
 func (f *Fleet) newHPA() *keda.HPA {
-	return &keda.HPA{
+	h := &keda.HPA{
 		Min:             f.cfg.Replicas.Min,
 		Max:             f.cfg.Replicas.Max,
 		Tolerance:       keda.DefaultTolerance,
+		Behavior:        f.cfg.Behavior,
 		DownscaleWindow: f.cfg.ScaleDownWindow,
-		Metrics:         []keda.Metric{{Name: "s0-prometheus", Type: keda.AverageValue, Target: f.cfg.Threshold}},
+		Metrics:         []keda.Metric{{Name: waitingMetric, Type: metricType(f.cfg.MetricType), Target: f.cfg.Threshold}},
 	}
+	if k := f.cfg.KVTrigger; k != nil {
+		h.Metrics = append(h.Metrics, keda.Metric{Name: kvMetric, Type: metricType(k.Type), Target: k.Threshold})
+	}
+	return h
+}
+
+// metricType is t with "" read as KEDA's default, AverageValue.
+func metricType(t keda.MetricType) keda.MetricType {
+	if t == "" {
+		return keda.AverageValue
+	}
+	return t
+}
+
+// cloneBehavior is a deep copy of b (nil stays nil).
+func cloneBehavior(b *keda.Behavior) *keda.Behavior {
+	if b == nil {
+		return nil
+	}
+	c := *b
+	c.ScaleUp.Policies = slices.Clone(b.ScaleUp.Policies)
+	c.ScaleDown.Policies = slices.Clone(b.ScaleDown.Policies)
+	return &c
 }
 
 // Handler serves the gateway API, /metrics and /admin/*.
@@ -224,7 +269,10 @@ func (f *Fleet) Run(ctx context.Context) error {
 		var timer Timer
 		var fire <-chan time.Time
 		if !next.IsZero() {
-			timer = f.clk.NewTimer(next.Sub(f.clk.Now()))
+			// Armed for the instant itself: a duration from a second
+			// reading of the clock would arm late if a fake clock moved
+			// between the readings.
+			timer = newTimerAt(f.clk, next)
 			fire = timer.C()
 		}
 		select {
@@ -278,21 +326,44 @@ func (f *Fleet) stepLocked(now time.Time) time.Time {
 	return next
 }
 
-// syncLocked is one HPA sync. The metric is read straight from the fleet at
-// sync time: there is no Prometheus scrape interval or KEDA cache between the
-// queues and the HPA here, so the sim shows the controller's own delay only.
+// syncLocked is one HPA sync. The metrics are read straight from the fleet
+// at sync time: there is no Prometheus scrape interval or KEDA cache between
+// the pods and the HPA here, so the sim shows the controller's own delay
+// only. Both triggers are evaluated over the pods that export vllm:* series
+// (Ready and terminating), as their queries would be.
 func (f *Fleet) syncLocked(now time.Time) {
-	total := 0
+	total, kvSum, n := 0, 0.0, 0
 	for _, p := range f.pods {
 		if p.phase == phaseReady || p.phase == phaseDraining {
 			total += len(p.waiting)
+			kvSum += f.kvUsage(p)
+			n++
 		}
 	}
-	d := f.hpa.Sync(now, f.spec, []float64{float64(total)})
-	f.status = hpaStatus{current: f.spec, desired: d.Desired, metric: float64(total), syncs: f.status.syncs + 1, limited: d.Limited}
+	totals := []float64{float64(total)}
+	var kv float64
+	if k := f.cfg.KVTrigger; k != nil {
+		// An empty result (no pod) is 0: KEDA's ignoreNullValues default.
+		kv = kvSum
+		if k.Aggregate == AggregateAvg && n > 0 {
+			kv = kvSum / float64(n)
+		}
+		totals = append(totals, kv)
+	}
+	d := f.hpa.Sync(now, f.spec, totals)
+	f.status = hpaStatus{current: f.spec, desired: d.Desired, metric: float64(total), kv: kv, recs: d.Recommendations,
+		syncs: f.status.syncs + 1, limited: d.Limited}
 	if d.Desired != f.spec {
 		f.scaleLocked(d.Desired, now)
 	}
+}
+
+// kvUsage is a pod's vllm:kv_cache_usage_perc: its running requests' tokens
+// over its KV capacity. The sim does not stop admitting when the cache is
+// full (no preemption model), so the fraction is capped at 1.
+func (f *Fleet) kvUsage(p *pod) float64 {
+	kv := float64(p.kvTokens.Load()) / float64(f.cfg.KVCapacity)
+	return min(max(kv, 0), 1)
 }
 
 // SetPaused pauses or un-pauses the ScaledObject as KEDA does: pausing
@@ -673,7 +744,7 @@ type State struct {
 	Replicas    int32      `json:"replicas"`     // the Deployment's spec.replicas
 	Desired     int32      `json:"desired"`      // the HPA's desired replicas at its last sync; while paused, spec.replicas
 	Limited     string     `json:"limited"`      // what held the last HPA decision ("" when nothing did)
-	MetricValue float64    `json:"metric_value"` // the total waiting the HPA last read
+	MetricValue float64    `json:"metric_value"` // the total waiting the HPA last read (s0-prometheus)
 	HPASyncs    int        `json:"hpa_syncs"`    // HPA syncs since the fleet started
 	Pending     int        `json:"pending"`
 	Starting    int        `json:"starting"`
@@ -683,6 +754,16 @@ type State struct {
 	Running     int        `json:"running"`
 	Pods        []PodState `json:"pods"` // in creation order
 	Stats       Stats      `json:"stats"`
+
+	// KVMetricValue is the KV aggregate the HPA last read (s1-prometheus);
+	// 0 without a KV trigger.
+	KVMetricValue float64 `json:"kv_metric_value,omitempty"`
+	// Recommendations is each trigger's recommendation at the last sync,
+	// s0-prometheus first (-1: unavailable), before stabilization and
+	// limits: the largest is what the HPA proposed. nil before the first
+	// sync and when the sync did not read the metrics (replicas outside
+	// min..max).
+	Recommendations []int32 `json:"recommendations,omitempty"`
 }
 
 // State returns a snapshot of the fleet.
@@ -700,8 +781,11 @@ func (f *Fleet) stateLocked() State {
 		Limited:     f.status.limited,
 		MetricValue: f.status.metric,
 		HPASyncs:    f.status.syncs,
-		Pods:        make([]PodState, 0, len(f.pods)),
-		Stats:       f.Stats(),
+
+		KVMetricValue:   f.status.kv,
+		Recommendations: slices.Clone(f.status.recs),
+		Pods:            make([]PodState, 0, len(f.pods)),
+		Stats:           f.Stats(),
 	}
 	if f.hpa == nil {
 		s.Desired = f.spec

@@ -163,10 +163,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		p := s.p
 		gauge(descWaiting, float64(s.waiting), model, ns, p.name)
 		gauge(descRunning, float64(s.running), model, ns, p.name)
-		// The sim does not stop admitting when the cache is full (no
-		// preemption model): the fraction is capped at 1.
-		kv := float64(p.kvTokens.Load()) / float64(f.cfg.KVCapacity)
-		gauge(descKV, min(max(kv, 0), 1), model, ns, p.name)
+		gauge(descKV, f.kvUsage(p), model, ns, p.name)
 
 		p.m.mu.Lock()
 		for r := range numReasons {
@@ -195,10 +192,14 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descDepAvailable, float64(ready), ns, dep) // minReadySeconds 0: ready is available
 	gauge(descDepUnavailable, float64(max(int(spec)-ready, 0)), ns, dep)
 
-	// KEDA operator: the scaler's value, as the HPA last asked for it (the
-	// raw total waiting at the last sync); absent while paused.
+	// KEDA operator: each scaler's value, as the HPA last asked for it (the
+	// raw total waiting, and the KV aggregate, at the last sync); absent
+	// while paused.
 	if hpaLive {
-		gauge(descKEDAValue, st.metric, ns, f.cfg.ScaledObject, "prometheusScaler", "s0-prometheus", "0", "ScaledObject")
+		gauge(descKEDAValue, st.metric, ns, f.cfg.ScaledObject, "prometheusScaler", waitingMetric, "0", "ScaledObject")
+		if f.cfg.KVTrigger != nil {
+			gauge(descKEDAValue, st.kv, ns, f.cfg.ScaledObject, "prometheusScaler", kvMetric, "1", "ScaledObject")
+		}
 	}
 	pausedV := 0.0
 	if paused {

@@ -194,20 +194,22 @@ func cmdSim(ctx context.Context, e env, args []string) error {
 }
 
 // simFromScaledObject makes the simulator behave as the ScaledObject would:
-// its names, bounds, paused state and the threshold of its queue trigger.
+// its names, bounds, paused state, spec.behavior, and its queue trigger
+// (threshold and metric type) and KV-cache trigger. The simulator models
+// those two trigger kinds; others are left out (the lint says so).
 func simFromScaledObject(cfg *sim.Config, so *keda.ScaledObject) {
 	cfg.Namespace, cfg.ScaledObject, cfg.Deployment = so.Namespace, so.Name, so.Target
 	cfg.Replicas.Min, cfg.Replicas.Max = so.HPAMin(), so.Max
 	cfg.Replicas.Start = min(max(cfg.Replicas.Start, cfg.Replicas.Min), cfg.Replicas.Max)
 	cfg.Paused = so.Paused
+	cfg.Behavior = so.Behavior
 	for _, t := range so.Prometheus() {
-		if strings.Contains(t.Query, "num_requests_waiting") && t.MetricType == keda.AverageValue {
-			cfg.Threshold = t.Threshold
-			break
+		switch {
+		case strings.Contains(t.Query, "num_requests_waiting"):
+			cfg.Threshold, cfg.MetricType = t.Threshold, t.MetricType
+		case strings.Contains(t.Query, "cache_usage_perc") && (t.Aggregation() == sim.AggregateSum || t.Aggregation() == sim.AggregateAvg):
+			cfg.KVTrigger = &sim.KVTrigger{Aggregate: t.Aggregation(), Type: t.MetricType, Threshold: t.Threshold}
 		}
-	}
-	if so.Behavior != nil {
-		cfg.ScaleDownWindow = so.Behavior.ScaleDown.StabilizationWindow
 	}
 }
 
