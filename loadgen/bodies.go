@@ -28,16 +28,41 @@ type RequestSpec struct {
 	Seed        uint64 // picks prompts and output lengths for the body pool
 }
 
-// Pool limits: at most maxBodies distinct bodies, and no more than
-// maxPoolBytes of them (long prompts get a smaller pool, at least one body).
+// Pool limits: maxBodies pre-rendered bodies (more for a longer prompt file:
+// every prompt gets one), and no more than maxPoolBytes of them: long
+// synthetic prompts get a smaller pool (at least one body); a prompt file
+// whose bodies do not fit is an error rather than a silent sample.
 const (
 	maxBodies    = 1024
 	maxPoolBytes = 64 << 20
 )
 
+// The request id that starts every prompt, so that no two requests of a run
+// share a leading token block and a server's prefix cache (vLLM's automatic
+// prefix caching) cannot serve one request from another's KV blocks:
+// "[r" + two hex digits of the stage + "." + eight hex digits of the sequence
+// number + "] ", e.g. "[r01.000012ab] " for stage 1, request 0x12ab. It is
+// fixed width, so it is patched into a copy of the pre-rendered body in place.
+// It is unique for the first 2³² requests of each of 256 stages (the digits
+// wrap beyond). It costs about 8 prompt tokens with tokenizers that group
+// digits (cl100k, Llama 3) and about 12 with those that split every digit
+// (Qwen2, Llama 2, Mistral): IDTokens.
+const (
+	idTemplate = "[r00.00000000] "
+	idStage    = 2 // index of the stage digits in idTemplate
+	idSeq      = 5 // index of the sequence digits
+)
+
+// IDTokens is about how many prompt tokens the request id at the start of
+// every prompt costs (8 to 12 depending on the tokenizer). Synthetic prompts
+// are that many words shorter, so their length stays about what was asked;
+// prompts from a file are sent whole, with the id in front.
+const IDTokens = 10
+
 // Bodies is a pool of pre-rendered request bodies. It is immutable once
-// built and safe for concurrent use: Body is a slice lookup, no JSON encoding
-// happens while the load runs.
+// built and safe for concurrent use: StageBody copies a pool body and
+// patches the request's id into it, no JSON encoding happens while the load
+// runs.
 type Bodies struct {
 	api     string
 	path    string
@@ -47,7 +72,8 @@ type Bodies struct {
 }
 
 type bodyEntry struct {
-	body      []byte
+	body      []byte // with idTemplate at idAt
+	idAt      int
 	maxTokens int
 }
 
@@ -81,11 +107,15 @@ type chatMessage struct {
 	Content string `json:"content"`
 }
 
-// NewBodies renders the body pool: up to 1024 bodies (fewer when prompts are
-// long, or when a finite prompt file with fixed output lengths has fewer
-// distinct bodies). Slot k takes the k-th prompt of a seeded permutation of a
-// file's prompts (synthetic: prompt k) and a max_tokens drawn from
-// spec.MaxTokens; the same spec gives byte-identical bodies.
+// NewBodies renders the body pool: 1024 bodies for synthetic prompts (fewer
+// when they are long), one body per prompt for a prompt file with a fixed
+// output length, and max(1024, prompts) bodies for a file with varying output
+// lengths. Slot k takes the k-th prompt of a seeded permutation of a file's
+// prompts (repeating it past the end; synthetic: prompt k, IDTokens words
+// shorter) and a max_tokens drawn from spec.MaxTokens; the same spec gives
+// byte-identical bodies. Every prompt gets the request id at its start (see
+// StageBody). A prompt file whose bodies would take more than 64 MiB is an
+// error: every prompt of a file is used or none.
 func NewBodies(spec RequestSpec) (*Bodies, error) {
 	b := &Bodies{api: spec.API, stream: spec.Stream}
 	switch spec.API {
@@ -109,12 +139,14 @@ func NewBodies(spec RequestSpec) (*Bodies, error) {
 	r := rand.New(rand.NewPCG(spec.Seed, 0x626f64696573)) // "bodies"
 	n := maxBodies
 	var perm []int
-	if l := spec.Prompts.Len(); l > 0 {
+	l := spec.Prompts.Len()
+	if l > 0 {
 		perm = r.Perm(l)
-		if isFixed(spec.MaxTokens) {
-			n = min(n, l)
+		if isFixed(spec.MaxTokens) || l > n {
+			n = l // every prompt once (at least maxBodies bodies when output lengths vary)
 		}
 	}
+	syn, isSyn := spec.Prompts.(synthetic)
 	var opts *streamOptions
 	if spec.Stream {
 		opts = &streamOptions{IncludeUsage: true}
@@ -128,7 +160,12 @@ func NewBodies(spec RequestSpec) (*Bodies, error) {
 		if perm != nil {
 			idx = uint64(perm[k%len(perm)])
 		}
-		p := spec.Prompts.Prompt(idx)
+		var p Prompt
+		if isSyn {
+			p = syn.prompt(idx, IDTokens) // the id stands in for IDTokens words
+		} else {
+			p = spec.Prompts.Prompt(idx)
+		}
 		mt := spec.MaxTokens.Sample(r)
 		buf.Reset()
 		var err error
@@ -155,9 +192,20 @@ func NewBodies(spec RequestSpec) (*Bodies, error) {
 		if err != nil {
 			return nil, fmt.Errorf("loadgen: rendering body %d: %w", k, err)
 		}
-		body := bytes.Clone(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
-		b.entries = append(b.entries, bodyEntry{body: body, maxTokens: mt})
-		if total += len(body); total >= maxPoolBytes {
+		rendered := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+		at, ok := idOffset(rendered, b.api == APIChat)
+		if !ok {
+			return nil, fmt.Errorf("loadgen: prompt %d (%s): no text to start with the request id", idx, spec.Prompts)
+		}
+		body := make([]byte, 0, len(rendered)+len(idTemplate))
+		body = append(append(append(body, rendered[:at]...), idTemplate...), rendered[at:]...)
+		b.entries = append(b.entries, bodyEntry{body: body, idAt: at, maxTokens: mt})
+		if total += len(body); total >= maxPoolBytes && k+1 < n {
+			if l > 0 && k+1 < l {
+				return nil, fmt.Errorf("loadgen: %s: the request bodies of %d of its %d prompts already take %d MiB, "+
+					"the most kept in memory: use a smaller prompt file (fewer or shorter prompts, e.g. a sample of this one)",
+					spec.Prompts, k+1, l, maxPoolBytes>>20)
+			}
 			break
 		}
 	}
@@ -190,12 +238,163 @@ func checkLengths(l measure.Lengths) error {
 
 func (b *Bodies) entry(seq uint64) *bodyEntry { return &b.entries[seq%uint64(len(b.entries))] }
 
-// Body returns the body of request seq: deterministic for seq, shared (do
-// not modify it), safe for concurrent use.
-func (b *Bodies) Body(seq uint64) []byte { return b.entry(seq).body }
+// StageBody returns the body of request seq of stage `stage`: pool body
+// seq mod Len with the request id "[rSS.QQQQQQQQ] " (stage and seq in hex)
+// at the start of its prompt (completions) or of its first user message's
+// text (chat; a message before it, such as a shared system prompt, stays
+// cacheable as it would in production). The same (stage, seq) gives the
+// same bytes. It returns a new slice the caller owns: one allocation and a
+// copy, no JSON encoding. Safe for concurrent use.
+//
+// The id keeps every request of a run distinct at its first tokens, so a
+// server's prefix cache cannot turn the load into cache hits. It does not
+// tell runs apart: a run repeated with the same seed against a server that
+// still holds the previous run's blocks can hit them.
+func (b *Bodies) StageBody(stage int, seq uint64) []byte {
+	e := b.entry(seq)
+	out := make([]byte, len(e.body))
+	copy(out, e.body)
+	putID(out[e.idAt:e.idAt+len(idTemplate)], stage, seq)
+	return out
+}
+
+// Body returns the body of request seq of stage 0: StageBody(0, seq).
+func (b *Bodies) Body(seq uint64) []byte { return b.StageBody(0, seq) }
 
 // MaxTokens is the max_tokens the body of request seq asks for.
 func (b *Bodies) MaxTokens(seq uint64) int { return b.entry(seq).maxTokens }
+
+const hexDigits = "0123456789abcdef"
+
+// putID writes the stage and seq digits into id, a copy of idTemplate.
+func putID(id []byte, stage int, seq uint64) {
+	s := uint8(stage)
+	id[idStage], id[idStage+1] = hexDigits[s>>4], hexDigits[s&15]
+	for i := idSeq + 7; i >= idSeq; i-- {
+		id[i] = hexDigits[seq&15]
+		seq >>= 4
+	}
+}
+
+// idOffset finds where the request id goes in a rendered body: the first
+// byte of the "prompt" string (completions), or of the text of the first
+// user message that has text, else of the first message that has text
+// (chat: a string content, or the first non-empty "text" part of an array).
+func idOffset(body []byte, chat bool) (int, bool) {
+	s := scanner{b: body}
+	i := s.ws(0)
+	if i >= len(body) || body[i] != '{' {
+		return 0, false
+	}
+	i++
+	for first := true; ; first = false {
+		key, v, ok := s.member(i, first)
+		if !ok || s.bad {
+			return 0, false
+		}
+		switch {
+		case !chat && string(key) == "prompt":
+			if v < len(body) && body[v] == '"' {
+				return v + 1, true
+			}
+			return 0, false
+		case chat && string(key) == "messages":
+			return s.messagesText(v)
+		}
+		i = s.skip(v)
+	}
+}
+
+// messagesText is idOffset's search in the messages array at b[i].
+func (s *scanner) messagesText(i int) (int, bool) {
+	if i >= len(s.b) || s.b[i] != '[' {
+		return 0, false
+	}
+	anyText := -1
+	i++
+	for first := true; ; first = false {
+		var ok bool
+		if i, ok = s.elem(i, first); !ok || s.bad || s.b[i] != '{' {
+			break
+		}
+		role, text := noSpan, -1
+		j := i + 1
+		for firstM := true; ; firstM = false {
+			key, v, ok := s.member(j, firstM)
+			if !ok || s.bad {
+				j = v
+				break
+			}
+			switch string(key) {
+			case "role":
+				role, j = s.stringSpan(v)
+			case "content":
+				text, j = s.contentText(v)
+			default:
+				j = s.skip(v)
+			}
+		}
+		if s.bad {
+			break
+		}
+		if text >= 0 && role.start >= 0 && string(s.b[role.start:role.end]) == "user" {
+			return text, true
+		}
+		if text >= 0 && anyText < 0 {
+			anyText = text
+		}
+		i = j
+	}
+	return anyText, anyText >= 0
+}
+
+// contentText returns the index of the first byte of a message content's
+// text (-1 when it has none) and the index after the content.
+func (s *scanner) contentText(i int) (int, int) {
+	if i < len(s.b) && s.b[i] == '"' {
+		sp, j := s.str(i)
+		if !s.bad && sp.end > sp.start {
+			return sp.start, j
+		}
+		return -1, j
+	}
+	if i >= len(s.b) || s.b[i] != '[' {
+		return -1, s.skip(i)
+	}
+	text := -1
+	i++
+	for first := true; ; first = false {
+		var ok bool
+		if i, ok = s.elem(i, first); !ok || s.bad {
+			return text, i
+		}
+		if s.b[i] != '{' || text >= 0 {
+			i = s.skip(i)
+			continue
+		}
+		typ, txt := noSpan, noSpan
+		j := i + 1
+		for firstM := true; ; firstM = false {
+			key, v, ok := s.member(j, firstM)
+			if !ok || s.bad {
+				j = v
+				break
+			}
+			switch string(key) {
+			case "type":
+				typ, j = s.stringSpan(v)
+			case "text":
+				txt, j = s.stringSpan(v)
+			default:
+				j = s.skip(v)
+			}
+		}
+		if typ.start >= 0 && string(s.b[typ.start:typ.end]) == "text" && txt.end > txt.start {
+			text = txt.start
+		}
+		i = j
+	}
+}
 
 // Path is "/v1/completions" or "/v1/chat/completions".
 func (b *Bodies) Path() string { return b.path }
@@ -206,7 +405,8 @@ func (b *Bodies) API() string { return b.api }
 // Stream reports whether the bodies ask for a stream.
 func (b *Bodies) Stream() bool { return b.stream }
 
-// Len is the number of distinct bodies in the pool.
+// Len is the number of pre-rendered bodies in the pool: request seq takes
+// body seq mod Len, with its own request id.
 func (b *Bodies) Len() int { return len(b.entries) }
 
 // String describes the pool: "chat m, synthetic 128 tokens, max_tokens 64, 1024 bodies, streamed".

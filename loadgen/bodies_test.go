@@ -3,6 +3,8 @@ package loadgen
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -128,7 +130,8 @@ func TestBodiesFields(t *testing.T) {
 				if (tt.temp == nil) != (w.Temperature == nil) || tt.temp != nil && *tt.temp != *w.Temperature {
 					t.Errorf("temperature %s, want %v", all["temperature"], tt.temp)
 				}
-				want := tt.spec.Prompts.Prompt(seq).Text
+				// The request id, then the synthetic prompt IDTokens words shorter.
+				want := reqID(0, seq) + strings.Join(strings.Fields(tt.spec.Prompts.Prompt(seq).Text)[:16-IDTokens], " ")
 				if tt.chat {
 					var msgs []struct{ Role, Content string }
 					if err := json.Unmarshal(w.Messages, &msgs); err != nil {
@@ -140,7 +143,7 @@ func TestBodiesFields(t *testing.T) {
 				} else if *w.Prompt != want {
 					t.Errorf("prompt %q, want %q", *w.Prompt, want)
 				}
-				if n := len(strings.Fields(want)); n != 16 {
+				if n := len(strings.Fields(tt.spec.Prompts.Prompt(seq).Text)); n != 16 {
 					t.Errorf("synthetic prompt has %d words, want 16", n)
 				}
 			}
@@ -175,8 +178,11 @@ func TestBodiesReproducible(t *testing.T) {
 		if bytes.Equal(a.Body(seq), c.Body(seq)) {
 			sameAsOtherSeed++
 		}
-		if !bytes.Equal(a.Body(seq), a.Body(seq+uint64(a.Len()))) {
-			t.Fatalf("seq %d: Body is not periodic in the pool size", seq)
+		// Request seq+Len shares its pool body with seq, not its id.
+		next := seq + uint64(a.Len())
+		if bytes.Equal(a.Body(seq), a.Body(next)) ||
+			!bytes.Equal(withoutID(t, a.Body(seq), 0, seq), withoutID(t, a.Body(next), 0, next)) {
+			t.Fatalf("seq %d and %d: want the same pool body with different ids", seq, next)
 		}
 		w, _ := decodeBody(t, a.Body(seq))
 		if *w.MaxTokens < 10 || *w.MaxTokens > 100 || *w.MaxTokens != a.MaxTokens(seq) {
@@ -187,13 +193,28 @@ func TestBodiesReproducible(t *testing.T) {
 	if sameAsOtherSeed > maxBodies/5 {
 		t.Errorf("seed 2 gives %d of %d bodies identical to seed 1", sameAsOtherSeed, 2*maxBodies)
 	}
+	// Every request's body is its own, past the pool size too.
 	distinct := map[string]bool{}
-	for seq := range uint64(a.Len()) {
+	for seq := range uint64(2 * maxBodies) {
 		distinct[string(a.Body(seq))] = true
 	}
-	if len(distinct) != maxBodies {
-		t.Errorf("%d distinct bodies in the pool, want %d", len(distinct), maxBodies)
+	if len(distinct) != 2*maxBodies {
+		t.Errorf("%d distinct bodies for %d requests", len(distinct), 2*maxBodies)
 	}
+}
+
+// reqID is the request id that starts the prompt of request seq of stage.
+func reqID(stage int, seq uint64) string { return fmt.Sprintf("[r%02x.%08x] ", stage, seq) }
+
+// withoutID checks that body holds the id of (stage, seq) once and returns
+// it without.
+func withoutID(t testing.TB, body []byte, stage int, seq uint64) []byte {
+	t.Helper()
+	id := []byte(reqID(stage, seq))
+	if n := bytes.Count(body, id); n != 1 {
+		t.Fatalf("body of stage %d seq %d holds its id %q %d times: %s", stage, seq, id, n, body)
+	}
+	return bytes.Replace(body, id, nil, 1)
 }
 
 func TestBodiesFromPromptFile(t *testing.T) {
@@ -226,12 +247,22 @@ func TestBodiesFromPromptFile(t *testing.T) {
 		"Describe\nvLLM.":                   true,
 	}
 	for seq := range uint64(4) {
-		w, _ := decodeBody(t, chat.Body(seq))
+		// The id starts the first user message's text (after a system
+		// message, in the first text part) and the completions prompt.
+		id := reqID(0, seq)
+		if b := chat.Body(seq); !bytes.Contains(b, []byte(`{"role":"user","content":"`+id)) &&
+			!bytes.Contains(b, []byte(`{"role":"user","content":[{"type":"text","text":"`+id)) {
+			t.Errorf("chat body %d: the id %q does not start the user message: %s", seq, id, b)
+		}
+		if c, _ := decodeBody(t, comp.Body(seq)); !strings.HasPrefix(*c.Prompt, id) {
+			t.Errorf("completions body %d: prompt %q does not start with the id %q", seq, *c.Prompt, id)
+		}
+		w, _ := decodeBody(t, withoutID(t, chat.Body(seq), 0, seq))
 		if !wantMsgs[string(w.Messages)] {
 			t.Errorf("chat body %d messages %s not expected", seq, w.Messages)
 		}
 		delete(wantMsgs, string(w.Messages))
-		c, _ := decodeBody(t, comp.Body(seq))
+		c, _ := decodeBody(t, withoutID(t, comp.Body(seq), 0, seq))
 		if !wantPrompts[*c.Prompt] {
 			t.Errorf("completions body %d prompt %q not expected", seq, *c.Prompt)
 		}
@@ -270,6 +301,190 @@ func TestNewBodiesErrors(t *testing.T) {
 			_, err := NewBodies(tt.spec)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("err = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// promptOf decodes the prompt of a body: the completions prompt, or the
+// chat messages as sent.
+func promptOf(t testing.TB, body []byte) string {
+	t.Helper()
+	var w struct {
+		Prompt   *string         `json:"prompt"`
+		Messages json.RawMessage `json:"messages"`
+	}
+	if err := json.Unmarshal(body, &w); err != nil {
+		t.Fatalf("body %s: %v", body, err)
+	}
+	if w.Prompt != nil {
+		return *w.Prompt
+	}
+	var msgs []struct{ Content string }
+	if err := json.Unmarshal(w.Messages, &msgs); err != nil || len(msgs) == 0 {
+		t.Fatalf("messages %s: %v", w.Messages, err)
+	}
+	return msgs[0].Content
+}
+
+// TestBodiesUniqueAtStart checks that no two requests share the start of
+// their prompt, past the pool size and across stages, so a server's prefix
+// cache cannot serve one from another's blocks; and that a request's body
+// is the same every time.
+func TestBodiesUniqueAtStart(t *testing.T) {
+	for _, api := range []string{APICompletions, APIChat} {
+		t.Run(api, func(t *testing.T) {
+			spec := RequestSpec{API: api, Model: "m", Stream: true, MaxTokens: measure.Fixed(8), Prompts: Synthetic(measure.Fixed(64), 1), Seed: 1}
+			b, err := NewBodies(spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, _ := NewBodies(spec)
+			if b.Len() != maxBodies {
+				t.Fatalf("Len %d, want %d", b.Len(), maxBodies)
+			}
+			starts := map[string]string{}
+			seqs := []uint64{1<<32 - 1}
+			for seq := range uint64(3*maxBodies + 5) {
+				seqs = append(seqs, seq)
+			}
+			for _, stage := range []int{0, 1, 255} {
+				for _, seq := range seqs {
+					body := b.StageBody(stage, seq)
+					p := promptOf(t, body)
+					id := reqID(stage, seq)
+					if !strings.HasPrefix(p, id) {
+						t.Fatalf("stage %d seq %d: prompt %.40q does not start with %q", stage, seq, p, id)
+					}
+					start := p[:len(id)+8]
+					if prev, ok := starts[start]; ok {
+						t.Fatalf("stage %d seq %d starts like %s: %q", stage, seq, prev, start)
+					}
+					starts[start] = fmt.Sprintf("stage %d seq %d", stage, seq)
+					if !bytes.Equal(body, again.StageBody(stage, seq)) {
+						t.Fatalf("stage %d seq %d: two pools from the same spec differ", stage, seq)
+					}
+					if stage == 0 && !bytes.Equal(body, b.Body(seq)) {
+						t.Fatalf("seq %d: Body is not StageBody(0, seq)", seq)
+					}
+				}
+			}
+			// The caller owns the slice.
+			body := b.StageBody(1, 7)
+			body[0] = 'x'
+			if b.StageBody(1, 7)[0] != '{' {
+				t.Error("StageBody returned the pool's own bytes")
+			}
+		})
+	}
+}
+
+// TestBodiesSyntheticLength checks that a synthetic prompt in a body makes
+// room for the id: IDTokens words fewer, at least one.
+func TestBodiesSyntheticLength(t *testing.T) {
+	for _, tt := range []struct{ tokens, words int }{{128, 128 - IDTokens}, {IDTokens + 1, 1}, {4, 1}} {
+		b, err := NewBodies(RequestSpec{Model: "m", MaxTokens: measure.Fixed(8), Prompts: Synthetic(measure.Fixed(tt.tokens), 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for seq := range uint64(5) {
+			p := strings.TrimPrefix(promptOf(t, b.Body(seq)), reqID(0, seq))
+			if n := len(strings.Fields(p)); n != tt.words {
+				t.Errorf("%d tokens: body %d has %d words after the id, want %d", tt.tokens, seq, n, tt.words)
+			}
+		}
+	}
+}
+
+// TestBodiesEveryPromptOfALongFile checks that a prompt file with more than
+// 1024 prompts is used whole, not cut to the first 1024 of its permutation.
+func TestBodiesEveryPromptOfALongFile(t *testing.T) {
+	const n = 1500
+	var file bytes.Buffer
+	for i := range n {
+		fmt.Fprintf(&file, "{\"prompt\":\"question %d\"}\n", i)
+	}
+	path := t.TempDir() + "/long.jsonl"
+	if err := os.WriteFile(path, file.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src, err := LoadPrompts(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mt := range []measure.Lengths{measure.Fixed(4), {Kind: "uniform", Min: 1, Max: 8}} {
+		b, err := NewBodies(RequestSpec{Model: "m", MaxTokens: mt, Prompts: src, Seed: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Len() != n {
+			t.Errorf("max_tokens %s: Len %d, want %d (one body per prompt)", mt, b.Len(), n)
+		}
+		seen := map[string]bool{}
+		for seq := range uint64(n) {
+			seen[strings.TrimPrefix(promptOf(t, b.Body(seq)), reqID(0, seq))] = true
+		}
+		if len(seen) != n {
+			t.Errorf("max_tokens %s: %d of the %d prompts used in the first %d requests", mt, len(seen), n, n)
+		}
+	}
+}
+
+// TestBodiesPoolCap checks that a prompt file whose bodies do not fit in
+// the pool is an error that says what to do, not a silent sample.
+func TestBodiesPoolCap(t *testing.T) {
+	big := Prompt{Text: strings.Repeat("tokens ", (1<<20)/7)} // 1 MiB a prompt
+	ps := make([]Prompt, maxPoolBytes>>20+8)
+	for i := range ps {
+		ps[i] = big
+	}
+	_, err := NewBodies(RequestSpec{Model: "m", MaxTokens: measure.Fixed(4), Prompts: listSource(ps)})
+	if err == nil || !strings.Contains(err.Error(), "64 MiB") || !strings.Contains(err.Error(), "use a smaller prompt file") {
+		t.Errorf("err = %v, want the 64 MiB cap and what to do", err)
+	}
+}
+
+// listSource is a PromptSource from a slice.
+type listSource []Prompt
+
+func (l listSource) Prompt(i uint64) Prompt { return l[i%uint64(len(l))] }
+func (l listSource) Len() int               { return len(l) }
+func (l listSource) String() string         { return "list" }
+
+// TestBodiesIDInMessages checks where the id goes in chat messages given as
+// they are: the first user message with text, whatever the key order.
+func TestBodiesIDInMessages(t *testing.T) {
+	id := reqID(0, 0)
+	tests := []struct {
+		name, msgs, want string // want: the messages with the id; "" for an error
+	}{
+		{"system first", `[{"role":"system","content":"S"},{"role":"user","content":"U"}]`,
+			`[{"role":"system","content":"S"},{"role":"user","content":"` + id + `U"}]`},
+		{"content before role", `[{"content":"S","role":"system"},{"content":"U","role":"user"}]`,
+			`[{"content":"S","role":"system"},{"content":"` + id + `U","role":"user"}]`},
+		{"empty user message skipped", `[{"role":"user","content":""},{"role":"assistant","content":"A"},{"role":"user","content":"U"}]`,
+			`[{"role":"user","content":""},{"role":"assistant","content":"A"},{"role":"user","content":"` + id + `U"}]`},
+		{"parts: the first text part", `[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}},{"text":"T","type":"text"},{"type":"text","text":"V"}]}]`,
+			`[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}},{"text":"` + id + `T","type":"text"},{"type":"text","text":"V"}]}]`},
+		{"no user: the first message with text", `[{"role":"system","content":[]},{"role":"system","content":"S"}]`,
+			`[{"role":"system","content":[]},{"role":"system","content":"` + id + `S"}]`},
+		{"no text at all", `[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := NewBodies(RequestSpec{API: APIChat, Model: "m", MaxTokens: measure.Fixed(4),
+				Prompts: listSource{{Text: "x", Messages: json.RawMessage(tt.msgs)}}})
+			if tt.want == "" {
+				if err == nil || !strings.Contains(err.Error(), "no text to start with the request id") {
+					t.Errorf("err = %v, want no text for the id", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w, _ := decodeBody(t, b.Body(0)); string(w.Messages) != tt.want {
+				t.Errorf("messages\n%s\nwant\n%s", w.Messages, tt.want)
 			}
 		})
 	}

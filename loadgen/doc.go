@@ -6,23 +6,31 @@
 //
 //   - Schedule (Constant, Ramp, Poisson) is a vegeta.Pacer that also says when
 //     hit n is due (At). Pacers are pure functions of (elapsed, hits); they stop
-//     once the next hit would be due at or after the stage duration. A closed
-//     loop (Stage.Concurrency) is vegeta's infinite pacing with exactly N workers.
+//     once the next hit would be due at or after the stage duration. Due counts
+//     the hits a schedule has due before an offset (a Poisson stage's own
+//     realized count, not the intensity's integral). A closed loop
+//     (Stage.Concurrency) is vegeta's infinite pacing with exactly N workers,
+//     capped by Config.MaxInFlight (Window.Workers says what it ran with).
 //   - PromptSource (Synthetic, LoadPrompts) gives prompts by index,
-//     deterministically. Bodies renders a seeded pool of up to 1024 request
-//     bodies once; Body(seq) is a slice lookup.
+//     deterministically. Bodies renders a seeded pool of request bodies once
+//     (up to 1024 synthetic ones, every prompt of a file); StageBody(stage, seq)
+//     copies pool body seq mod Len and patches a fixed-width request id,
+//     "[r01.000012ab] ", into the start of its prompt, so no two requests of a
+//     run share a first token block and a server's prefix cache cannot serve
+//     them from one another (the id costs about IDTokens prompt tokens).
 //   - Generator runs stages (Run), stops them (Stop, Abort), waits for the
-//     requests in flight (Wait) and counts (Live).
+//     requests in flight (Wait) and counts (Live, with the peak in flight).
 //
 // # One request
 //
 // vegeta's targeter gives the method, URL and headers; it cannot know the
 // sequence number its hit will get, so the timing transport (one per stage)
-// reads X-Vegeta-Seq and sets the body Bodies.Body(seq). It takes Sent just
-// before the inner RoundTrip, reads the whole response itself (SSE lines
-// scanned in place in a pooled buffer, no allocation per token), builds the
-// measure.Request, hands it to the sink and gives vegeta an empty body. vegeta's
-// results are drained and dropped: the record is the truth.
+// reads X-Vegeta-Seq and sets the body Bodies.StageBody(stage, seq) (one
+// copy of a pool body). It takes Sent just before the inner RoundTrip, reads
+// the whole response itself (SSE lines scanned in place in a pooled buffer,
+// no allocation per token), builds the measure.Request, hands it to the sink
+// and gives vegeta an empty body. vegeta's results are drained and dropped:
+// the record is the truth.
 //
 // # Clocks
 //

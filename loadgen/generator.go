@@ -72,7 +72,8 @@ func (s Stage) Validate() error {
 // Live is a snapshot of the generator's counters, for live progress.
 type Live struct {
 	Sent, Done, Errors uint64
-	InFlight           int64
+	InFlight           int64  // requests in flight now
+	PeakInFlight       int64  // the most requests in flight at once since the generator was created
 	CapReached         uint64 // how many sends found MaxInFlight already reached (the rate was held back): open-loop hits due while every slot was busy, sent late or not by the stage's end
 	OutputTokens       uint64
 }
@@ -84,11 +85,31 @@ type Window struct {
 	Label      string        // the stage's String(): "warmup: 10/s for 30s"
 	Start, End time.Duration // End is when sending stopped
 	Stopped    bool          // Stop, Abort or the context ended it before its duration
+
+	// A closed loop's concurrency: the one the stage asked for and the
+	// number of workers it ran with, which Config.MaxInFlight caps (a
+	// memory and socket bound). Both are 0 for an open loop.
+	Concurrency, Workers int
 }
+
+// Capped reports whether MaxInFlight held a closed-loop stage below its
+// concurrency: it ran with Workers requests in flight, not Concurrency.
+func (w Window) Capped() bool { return w.Workers < w.Concurrency }
 
 type counters struct {
 	sent, done, errors, capReached, outputTokens atomic.Uint64
-	inFlight                                     atomic.Int64
+	inFlight, peakInFlight                       atomic.Int64
+}
+
+// addInFlight counts a request going out and raises the peak.
+func (c *counters) addInFlight() {
+	n := c.inFlight.Add(1)
+	for {
+		p := c.peakInFlight.Load()
+		if n <= p || c.peakInFlight.CompareAndSwap(p, n) {
+			return
+		}
+	}
 }
 
 // Generator sends the load, one vegeta attack per stage, and turns every
@@ -249,12 +270,13 @@ func (g *Generator) Run(ctx context.Context, idx int, st Stage) error {
 	opts := []func(*vegeta.Attacker){vegeta.Client(client)}
 	var pacer vegeta.Pacer
 	var open *gatedPacer
+	workers := 0
 	if st.Concurrency > 0 {
-		n := st.Concurrency
-		if c := g.cfg.MaxInFlight; c > 0 && n > c {
-			n = c // the cap wins
+		workers = st.Concurrency
+		if c := g.cfg.MaxInFlight; c > 0 && workers > c {
+			workers = c // the cap wins; Window.Workers says so
 		}
-		opts = append(opts, vegeta.Workers(uint64(n)), vegeta.MaxWorkers(uint64(n)))
+		opts = append(opts, vegeta.Workers(uint64(workers)), vegeta.MaxWorkers(uint64(workers)))
 		pacer = &gatedPacer{s: s, p: closedLoop{du: st.Duration}}
 	} else {
 		p := &gatedPacer{s: s, p: st.Schedule, fullEnd: -1}
@@ -306,6 +328,7 @@ func (g *Generator) Run(ctx context.Context, idx int, st Stage) error {
 	g.windows = append(g.windows, Window{
 		Stage: idx, Name: st.Name, Label: st.String(),
 		Start: s.startOff, End: end.Sub(g.epoch), Stopped: stopped,
+		Concurrency: st.Concurrency, Workers: workers,
 	})
 	g.mu.Unlock()
 	return err
@@ -481,6 +504,7 @@ func (g *Generator) Live() Live {
 		Done:         g.live.done.Load(),
 		Errors:       g.live.errors.Load(),
 		InFlight:     g.live.inFlight.Load(),
+		PeakInFlight: g.live.peakInFlight.Load(),
 		CapReached:   g.live.capReached.Load(),
 		OutputTokens: g.live.outputTokens.Load(),
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -67,8 +68,11 @@ func TestOpenLoopSchedule(t *testing.T) {
 	if s := g.cfg.String(); strings.Contains(s, "sk-secret") || !strings.Contains(s, "Authorization: ***") {
 		t.Errorf("Config.String() = %q: the header value must be redacted", s)
 	}
-	if l := g.Live(); l.Sent != 5 || l.Done != 5 || l.Errors != 0 || l.InFlight != 0 || l.CapReached != 0 || l.OutputTokens != 5 {
+	if l := g.Live(); l.Sent != 5 || l.Done != 5 || l.Errors != 0 || l.InFlight != 0 || l.CapReached != 0 || l.OutputTokens != 5 || l.PeakInFlight < 1 {
 		t.Errorf("live %+v", l)
+	}
+	if w[0].Concurrency != 0 || w[0].Workers != 0 || w[0].Capped() {
+		t.Errorf("open loop window %+v: want no concurrency", w[0])
 	}
 }
 
@@ -204,8 +208,8 @@ func TestStageBoundary(t *testing.T) {
 		t.Fatalf("stage 0 of 100ms returned after %s: it waited for its requests", el)
 	}
 	gt.waitArrivals(t, 2, 5*time.Second)
-	if l := g.Live(); l.InFlight != 2 || l.Done != 0 {
-		t.Fatalf("live %+v after stage 0, want 2 in flight", l)
+	if l := g.Live(); l.InFlight != 2 || l.Done != 0 || l.PeakInFlight != 2 {
+		t.Fatalf("live %+v after stage 0, want 2 in flight, a peak of 2", l)
 	}
 	slow.Store(0)
 	if err := g.Run(context.Background(), 1, Stage{Duration: 100 * time.Millisecond, Schedule: Constant(20, 100*time.Millisecond)}); err != nil {
@@ -229,6 +233,9 @@ func TestStageBoundary(t *testing.T) {
 		}
 	}
 	waitIdle(t, g, 5*time.Second)
+	if l := g.Live(); l.InFlight != 0 || l.PeakInFlight < 2 {
+		t.Errorf("live %+v: the peak must remember the 2 held through stage 1", l)
+	}
 }
 
 func TestMaxInFlightCapReached(t *testing.T) {
@@ -325,10 +332,93 @@ func TestClosedLoopConcurrency(t *testing.T) {
 					t.Fatalf("record %+v: want scheduled -1, ok, 3 tokens", r)
 				}
 			}
-			if l := g.Live(); l.CapReached != 0 || l.Sent != uint64(len(recs)) {
-				t.Errorf("live %+v", l)
+			if l := g.Live(); l.CapReached != 0 || l.Sent != uint64(len(recs)) || l.PeakInFlight != tt.want {
+				t.Errorf("live %+v, want a peak of %d in flight", l, tt.want)
+			}
+			// The window says what the stage asked for and what it ran with.
+			w := g.Windows()
+			if len(w) != 1 || w[0].Concurrency != tt.concurrency || w[0].Workers != int(tt.want) || w[0].Capped() != (int(tt.want) < tt.concurrency) {
+				t.Errorf("windows %+v: want concurrency %d, workers %d", w, tt.concurrency, tt.want)
 			}
 		})
+	}
+}
+
+// TestPeakInFlight checks that the peak is the most requests in flight at
+// once, whenever it happened: not a sample taken after they ended.
+func TestPeakInFlight(t *testing.T) {
+	gt := newGate()
+	ts := newServer(t, gt)
+	g, c := newGen(t, ts.URL, testBodies(t, "completions", true, 5), nil)
+	if l := g.Live(); l.PeakInFlight != 0 {
+		t.Fatalf("live %+v before any request", l)
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.Run(context.Background(), 0, Stage{Duration: time.Minute, Concurrency: 3}) }()
+	gt.waitArrivals(t, 3, 5*time.Second)
+	if l := g.Live(); l.InFlight != 3 || l.PeakInFlight != 3 {
+		t.Errorf("live %+v with 3 held, want 3 in flight and a peak of 3", l)
+	}
+	g.Stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	gt.open()
+	waitIdle(t, g, 5*time.Second)
+	c.rest()
+	if l := g.Live(); l.InFlight != 0 || l.PeakInFlight != 3 {
+		t.Errorf("live %+v after they ended, want 0 in flight and a peak of 3", l)
+	}
+	// A later, smaller stage keeps the generator's peak.
+	if err := g.Run(context.Background(), 1, Stage{Duration: 50 * time.Millisecond, Concurrency: 1}); err != nil {
+		t.Fatal(err)
+	}
+	waitIdle(t, g, 5*time.Second)
+	if l := g.Live(); l.PeakInFlight != 3 || l.Sent < 4 {
+		t.Errorf("live %+v after a stage of 1, want the peak of 3 kept", l)
+	}
+	if w := g.Windows(); len(w) != 2 || w[0].Concurrency != 3 || w[0].Workers != 3 || w[0].Capped() {
+		t.Errorf("windows %+v", w)
+	}
+}
+
+// TestRequestIDsOnTheWire checks that every request the server gets starts
+// its prompt with its own id, across stages whose sequence numbers restart.
+func TestRequestIDsOnTheWire(t *testing.T) {
+	var mu sync.Mutex
+	var bodies [][]byte
+	ts := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, body)
+		mu.Unlock()
+		io.WriteString(w, tinyStream)
+	}))
+	g, c := newGen(t, ts.URL, testBodies(t, "completions", true, 5), nil)
+	// 50/s for 90 ms: 5 hits a stage, seq 0..4 in both.
+	for idx := range 2 {
+		if err := g.Run(context.Background(), idx, Stage{Duration: 90 * time.Millisecond, Schedule: Constant(50, 90*time.Millisecond)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitIdle(t, g, 5*time.Second)
+	recs := c.rest()
+	want := map[string]bool{}
+	for _, r := range recs {
+		want[reqID(r.Stage, r.Seq)] = true
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(recs) != 10 || len(want) != 10 || len(bodies) != 10 {
+		t.Fatalf("%d records with %d distinct ids, %d requests: want 10", len(recs), len(want), len(bodies))
+	}
+	for _, b := range bodies {
+		p := promptOf(t, b)
+		id := p[:min(len(p), len(reqID(0, 0)))]
+		if !want[id] {
+			t.Errorf("prompt %.40q: no request of that id", p)
+		}
+		delete(want, id)
 	}
 }
 

@@ -72,15 +72,23 @@ var _ PromptSource = synthetic{}
 // Synthetic makes prompts of about N tokens each, N drawn from lengths: N
 // common words, each one token for the usual tokenizers (approximate: the
 // server's usage is what gets recorded). Prompt(i) depends only on (seed, i),
-// and different indexes give different word sequences, so a server's prefix
-// cache does not turn the load into cache hits.
+// and different indexes give different word sequences. That alone does not
+// keep a server's prefix cache out of the load: Bodies renders a pool of
+// prompts once and reuses them, and a request that repeats an earlier prompt
+// is served from the cache. What keeps every request a miss is the request
+// id Bodies puts at the start of every prompt (see Bodies.StageBody); in a
+// body the prompt is IDTokens words shorter to make room for it.
 func Synthetic(lengths measure.Lengths, seed uint64) PromptSource {
 	return synthetic{lengths: lengths, seed: seed}
 }
 
-func (s synthetic) Prompt(i uint64) Prompt {
+func (s synthetic) Prompt(i uint64) Prompt { return s.prompt(i, 0) }
+
+// prompt is Prompt(i) with `drop` fewer words (at least one word): the
+// first words of Prompt(i), the same length draw.
+func (s synthetic) prompt(i uint64, drop int) Prompt {
 	r := rand.New(rand.NewPCG(s.seed, i))
-	n := s.lengths.Sample(r)
+	n := max(s.lengths.Sample(r)-drop, 1)
 	var b strings.Builder
 	b.Grow(n * 6)
 	for k := range n {

@@ -28,6 +28,55 @@ type Schedule interface {
 // never is the offset returned for a hit that is never due.
 const never = time.Duration(math.MaxInt64)
 
+// Due is the number of hits of s due before d: the count of n with
+// At(n) < d, which is what the stage sends when every hit goes out on time
+// and it runs for d. A d past the schedule's own duration (Constant, Ramp
+// and a Poisson over them know it) counts up to that duration only: hits due
+// at or after it are never sent, so a stage's Window.End − Window.Start,
+// a little longer than its duration, may be passed as it is.
+//
+// It is exact, not the intensity's integral: for a Poisson schedule it is
+// this seed's realized count, which varies around the integral by about its
+// square root. It binary-searches the non-decreasing At (true of every
+// schedule in this package; one from elsewhere must be non-decreasing too),
+// calling it O(log count) times. A Poisson schedule's At keeps a cache and a
+// running sum, but every value depends only on the seed: a fresh
+// Poisson(base, seed) gives the same count, and calling Due on one that a
+// stage has used is safe (At is safe for concurrent use, though Due pages
+// through its blocks: best called once nothing else paces with it). The
+// work is that of drawing up to twice the count's arrivals once.
+func Due(s Schedule, d time.Duration) uint64 {
+	if s == nil {
+		return 0
+	}
+	if dr, ok := s.(durationer); ok {
+		if du := dr.Duration(); du > 0 && d > du {
+			d = du
+		}
+	}
+	if d <= 0 || s.At(0) >= d {
+		return 0
+	}
+	// At(lo) < d ≤ At(hi): double hi until it is past d, then bisect.
+	lo, hi := uint64(0), uint64(1)
+	for s.At(hi) < d {
+		lo = hi
+		if hi >= 1<<63 {
+			return hi // more hits than a uint64 can count in practice
+		}
+		hi *= 2
+	}
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		if s.At(mid) < d {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return hi
+}
+
 // inverter is implemented by schedules whose cumulative intensity
 // Λ(t) = ∫₀ᵗ λ can be inverted for any real x ≥ 0: inverse(x) = Λ⁻¹(x).
 // Poisson uses it to place arrivals at non-integer points of Λ.

@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"math"
+	"sync"
 	"testing"
 	"time"
 
@@ -288,4 +289,123 @@ func absDur(d time.Duration) time.Duration {
 		return -d
 	}
 	return d
+}
+
+// dueByScan counts the n with At(n) < d one by one.
+func dueByScan(s Schedule, d time.Duration) uint64 {
+	n := uint64(0)
+	for s.At(n) < d {
+		n++
+	}
+	return n
+}
+
+func TestDue(t *testing.T) {
+	ms := time.Millisecond
+	tests := []struct {
+		name string
+		s    Schedule
+		d    time.Duration
+		want uint64
+	}{
+		{"nothing before 0", Constant(10, time.Second), 0, 0},
+		{"negative", Constant(10, time.Second), -time.Second, 0},
+		{"hit 0 is due at 0", Constant(10, time.Second), 1, 1},
+		{"hit 1 is due at 100ms, not before", Constant(10, time.Second), 100 * ms, 1},
+		{"just after hit 1", Constant(10, time.Second), 100*ms + 1, 2},
+		{"the whole stage", Constant(10, time.Second), time.Second, 10},
+		{"past the stage: its duration", Constant(10, time.Second), time.Second + 5*ms, 10},
+		{"far past the stage", Constant(10, time.Second), time.Hour, 10},
+		{"zero rate", Constant(0, time.Second), time.Second, 0},
+		{"ramp 1→12 over 2m", Ramp(1, 12, 2*time.Minute), 2 * time.Minute, 780},
+		{"ramp 1→12 half way", Ramp(1, 12, 2*time.Minute), time.Minute, 225},
+		{"falling ramp to 0", Ramp(10, 0, time.Second), time.Hour, 5},
+		{"ramp 0→0", Ramp(0, 0, time.Second), time.Second, 0},
+		{"an hour at 1000/s", Constant(1000, time.Hour), time.Hour, 3_600_000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Due(tt.s, tt.d); got != tt.want {
+				t.Errorf("Due(%s, %s) = %d, want %d", tt.s, tt.d, got, tt.want)
+			}
+		})
+	}
+	if got := Due(nil, time.Second); got != 0 {
+		t.Errorf("Due(nil) = %d", got)
+	}
+}
+
+// TestDueIsWhatTheStageSends checks Due against the hits each schedule's
+// pacer sends before it stops, and against a scan of At, for constant, ramp
+// and Poisson schedules over many seeds.
+func TestDueIsWhatTheStageSends(t *testing.T) {
+	var scheds []Schedule
+	for _, base := range []func() Schedule{
+		func() Schedule { return Constant(20, 10*time.Second) },
+		func() Schedule { return Constant(3, 7*time.Second) },
+		func() Schedule { return Ramp(1, 30, 20*time.Second) },
+		func() Schedule { return Ramp(30, 0, 20*time.Second) },
+	} {
+		scheds = append(scheds, base())
+		for seed := range uint64(40) {
+			scheds = append(scheds, Poisson(base(), seed))
+		}
+	}
+	for _, s := range scheds {
+		du := s.(durationer).Duration()
+		sent := hitsUntilStop(t, s, 1e7)
+		if got := Due(s, du); got != sent {
+			t.Errorf("%s: Due = %d, the pacer sends %d", s, got, sent)
+		}
+		for _, d := range []time.Duration{du / 3, du / 2, du - 1, du} {
+			if got, want := Due(s, d), dueByScan(s, d); got != want {
+				t.Errorf("%s: Due(%s) = %d, a scan of At says %d", s, d, got, want)
+			}
+		}
+	}
+}
+
+// TestDuePoissonFresh checks that a Poisson schedule a stage has used (its
+// block cache and running sums filled in pacing order) gives the count a
+// fresh one from the same seed gives, that Due leaves its arrivals as they
+// were, and that it may run beside At.
+func TestDuePoissonFresh(t *testing.T) {
+	mk := func(seed uint64) Schedule { return Poisson(Ramp(50, 2000, 30*time.Second), seed) }
+	for _, seed := range []uint64{1, 2, 3} {
+		used := mk(seed)
+		sent := hitsUntilStop(t, used, 1e7) // the stage: several blocks of arrivals
+		_ = used.At(sent / 3)               // and a late lookup
+		fresh := Due(mk(seed), 30*time.Second)
+		if got := Due(used, 30*time.Second); got != sent || fresh != sent {
+			t.Errorf("seed %d: Due %d on the used schedule, %d on a fresh one; the stage sent %d", seed, got, fresh, sent)
+		}
+		// The realized count, not the integral (30,750): it varies by seed.
+		t.Logf("seed %d: %d due for an integral of 30750", seed, fresh)
+		other := mk(seed)
+		for _, n := range []uint64{0, 1, 4095, 4096, sent / 2, sent - 1, sent, sent + 5000} {
+			if a, b := used.At(n), other.At(n); a != b {
+				t.Errorf("seed %d: At(%d) = %s after Due, %s fresh", seed, n, a, b)
+			}
+		}
+	}
+	// Due and At at once (under -race): the same answers.
+	s := mk(9)
+	want := Due(mk(9), 30*time.Second)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if got := Due(s, 30*time.Second); got != want {
+				t.Errorf("concurrent Due = %d, want %d", got, want)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for n := range uint64(20000) {
+				_ = s.At(n)
+			}
+		}()
+	}
+	wg.Wait()
 }

@@ -68,10 +68,11 @@ func (s *stage) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, errNoSeq
 	}
 	ent := g.cfg.Bodies.entry(seq)
+	body := g.cfg.Bodies.StageBody(s.idx, seq) // the pool body with this request's id
 	rec := &measure.Request{
 		Stage: s.idx, Seq: seq, Scheduled: -1,
 		PromptTokens: -1, OutputTokens: -1,
-		BytesOut: int64(len(ent.body)),
+		BytesOut: int64(len(body)),
 	}
 	if s.sched != nil {
 		if at := s.sched.At(seq); at != never {
@@ -98,13 +99,12 @@ func (s *stage) RoundTrip(req *http.Request) (*http.Response, error) {
 		defer cancel()
 	}
 	out := req.WithContext(ctx)
-	body := ent.body
 	out.Body = io.NopCloser(bytes.NewReader(body))
 	out.ContentLength = int64(len(body))
 	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 
 	g.live.sent.Add(1)
-	g.live.inFlight.Add(1)
+	g.live.addInFlight()
 	t0 := time.Now()
 	rec.Sent = t0.Sub(s.epoch)
 	resp, err := g.inner.RoundTrip(out)

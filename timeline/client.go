@@ -20,6 +20,11 @@ const (
 func CheckClient(r *Report) {
 	var limited []LimitedStage
 	for _, s := range r.Stages {
+		if s.Concurrency > 0 && s.Workers > 0 && s.Workers < s.Concurrency {
+			limited = append(limited, LimitedStage{Stage: s.Name, AchievedRPS: s.AchievedRPS, Reasons: []string{
+				fmt.Sprintf("max_in_flight: the stage asked for concurrency %d but ran with %d (raise max_in_flight)", s.Concurrency, s.Workers)}})
+			continue
+		}
 		if s.TargetRPS <= 0 || s.Requests == 0 && s.EndedBy == "not started" {
 			continue // closed loop has no schedule to fall behind
 		}
@@ -50,6 +55,9 @@ func CheckClient(r *Report) {
 	var parts []string
 	for _, l := range limited {
 		p := fmt.Sprintf("%s achieved %s/s of %s/s", l.Stage, num(l.AchievedRPS), num(l.TargetRPS))
+		if l.TargetRPS == 0 {
+			p = l.Stage
+		}
 		if l.LagP99MS != nil {
 			p += fmt.Sprintf(", send lag p99 %s", pct(l.LagP99MS))
 		}

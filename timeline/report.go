@@ -17,28 +17,29 @@ import (
 // public interface, documented in docs/report.md). Renderers read only a
 // Report, so a stored run can be rendered again.
 type Report struct {
-	Version       int            `json:"version"`
-	Scenario      string         `json:"scenario"`
-	File          string         `json:"file,omitempty"`
-	Started       time.Time      `json:"started"`
-	DurationS     float64        `json:"duration_s"`
-	Partial       bool           `json:"partial"`
-	PartialReason string         `json:"partial_reason,omitempty"`
-	Target        TargetInfo     `json:"target"`
-	IntervalS     float64        `json:"interval_s"`
-	Threshold     float64        `json:"threshold"`
-	Stages        []StageReport  `json:"stages"`
-	Load          LoadReport     `json:"load"`
-	Series        []SeriesInfo   `json:"series"`
-	Timeline      []Row          `json:"timeline"`
-	Events        []Event        `json:"events"`
-	KPIs          KPIs           `json:"kpis"`
-	Expectations  []Outcome      `json:"expectations"`
-	Verdict       string         `json:"verdict"` // pass, fail, or none without expectations
-	Guard         *GuardResult   `json:"guard,omitempty"`
-	Server        *ServerCount   `json:"server,omitempty"`
-	ClientLimited *ClientLimited `json:"client_limited,omitempty"`
-	Notes         []string       `json:"notes,omitempty"`
+	Version        int            `json:"version"`
+	Scenario       string         `json:"scenario"`
+	File           string         `json:"file,omitempty"`
+	Started        time.Time      `json:"started"`
+	DurationS      float64        `json:"duration_s"`
+	Partial        bool           `json:"partial"`
+	PartialReason  string         `json:"partial_reason,omitempty"`
+	Target         TargetInfo     `json:"target"`
+	IntervalS      float64        `json:"interval_s"`
+	MaxInFlightCap int            `json:"max_in_flight_cap"` // the run's max_in_flight
+	Threshold      float64        `json:"threshold"`
+	Stages         []StageReport  `json:"stages"`
+	Load           LoadReport     `json:"load"`
+	Series         []SeriesInfo   `json:"series"`
+	Timeline       []Row          `json:"timeline"`
+	Events         []Event        `json:"events"`
+	KPIs           KPIs           `json:"kpis"`
+	Expectations   []Outcome      `json:"expectations"`
+	Verdict        string         `json:"verdict"` // pass, fail, or none without expectations
+	Guard          *GuardResult   `json:"guard,omitempty"`
+	Server         *ServerCount   `json:"server,omitempty"`
+	ClientLimited  *ClientLimited `json:"client_limited,omitempty"`
+	Notes          []string       `json:"notes,omitempty"`
 }
 
 // ReportVersion is bumped when a field changes meaning or goes away.
@@ -98,6 +99,10 @@ type StageReport struct {
 	StartS   float64 `json:"start_s"`
 	EndS     float64 `json:"end_s"`
 	EndedBy  string  `json:"ended_by"` // duration, until, interrupt
+	// Concurrency is what a closed-loop stage asked for; Workers what it
+	// ran with (max_in_flight caps it).
+	Concurrency int `json:"concurrency,omitempty"`
+	Workers     int `json:"workers,omitempty"`
 	LoadReport
 	Client *ClientUse `json:"client,omitempty"` // what the stage cost the load generator
 }

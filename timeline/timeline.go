@@ -54,6 +54,10 @@ type StagePlan struct {
 	RateFrom    float64
 	RateTo      float64
 	Concurrency int
+	// Due counts the requests the stage's schedule had due in its first d
+	// (its actual arrivals: a Poisson count varies around the rate's
+	// integral). Nil: the integral of the rate.
+	Due func(d time.Duration) float64
 }
 
 // rateAt is the planned rate at offset t into the stage.
@@ -69,6 +73,9 @@ func (p StagePlan) rateAt(t time.Duration) float64 {
 func (p StagePlan) planned(t time.Duration) float64 {
 	if p.Concurrency > 0 || p.Duration <= 0 {
 		return 0
+	}
+	if p.Due != nil {
+		return p.Due(t)
 	}
 	s, d := min(t, p.Duration).Seconds(), p.Duration.Seconds()
 	return p.RateFrom*s + (p.RateTo-p.RateFrom)*s*s/(2*d)
@@ -598,6 +605,8 @@ type Meta struct {
 	Partial       bool
 	PartialReason string
 	CapReached    int64
+	PeakInFlight  int64 // the most requests in flight at once (0: take the rows' ends)
+	MaxInFlight   int   // the max_in_flight cap the run had
 	Notes         []string
 }
 
@@ -650,6 +659,7 @@ func (t *Timeline) Report(end time.Duration, m Meta) *Report {
 	}
 	r.Load = t.run.report(loadEnd, plannedAll, t.cfg.SLO)
 	r.Load.CapReached = m.CapReached
+	r.MaxInFlightCap = m.MaxInFlight
 
 	// Rows.
 	var inflight int64
@@ -727,6 +737,9 @@ func (t *Timeline) Report(end time.Duration, m Meta) *Report {
 		k.IntentLag = fptr(round3(*k.TimeToIntent - *t.predictedAt))
 	}
 	r.KPIs = k
+	if m.PeakInFlight > r.Load.MaxInFlight {
+		r.Load.MaxInFlight = m.PeakInFlight
+	}
 	return r
 }
 

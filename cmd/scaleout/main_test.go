@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scaleout/scaleout/loadgen"
 	"github.com/scaleout/scaleout/timeline"
 )
 
@@ -381,6 +382,20 @@ func TestStarvedRunIsClientLimited(t *testing.T) {
 	if !strings.Contains(c.stdout.String(), "client_limited") || !strings.Contains(c.stdout.String(), "verdict: FAIL") {
 		t.Errorf("the terminal does not say so:\n%s", c.stdout.String())
 	}
+
+	// A closed loop asking for more than max_in_flight is limited too.
+	p = writeFile(t, dir, "closed.yaml", "target: {url: "+slow.URL+"}\nload: [{duration: 1s, concurrency: 8}]\nmax_in_flight: 2\n")
+	c = newCLI()
+	if code := c.run(t, "run", p, "--out", filepath.Join(dir, "closed")); code != exitFailed {
+		t.Fatalf("closed loop: exit %d, want 1\n%s", code, c.stderr.String())
+	}
+	r = readReportFile(t, filepath.Join(dir, "closed"))
+	if r.ClientLimited == nil || !strings.Contains(strings.Join(r.ClientLimited.Stages[0].Reasons, " "), "asked for concurrency 8 but ran with 2") {
+		t.Errorf("closed loop not marked: %+v", r.ClientLimited)
+	}
+	if r.Load.MaxInFlight != 2 {
+		t.Errorf("in flight at most %d, want 2", r.Load.MaxInFlight)
+	}
 }
 
 // A stage whose until never holds ends at its duration, and the run goes
@@ -454,5 +469,36 @@ func TestSecondInterruptKeepsEveryRequest(t *testing.T) {
 	}
 	if r.ClientLimited != nil {
 		t.Errorf("an interrupted run against a hung target blamed the client: %+v", r.ClientLimited)
+	}
+}
+
+// Poisson arrivals vary around the rate: a stage that sent every arrival
+// its schedule had due is not client limited, even when that is well
+// below rate × duration.
+func TestPoissonShortfallIsNotClientLimited(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end run")
+	}
+	seed := uint64(0)
+	for s := uint64(1); s < 500; s++ {
+		if loadgen.Due(loadgen.Poisson(loadgen.Constant(10, 4*time.Second), s), 4*time.Second) < 36 { // < 90% of 40
+			seed = s
+			break
+		}
+	}
+	if seed == 0 {
+		t.Fatal("no seed under 90% of the plan among 500")
+	}
+	target, _ := fakeVLLM(t)
+	dir := t.TempDir()
+	p := writeFile(t, dir, "p.yaml", fmt.Sprintf("target: {url: %s}\nrequest: {seed: %d}\nload: [{duration: 4s, rate: 10/s, arrivals: poisson}]\n", target.URL, seed))
+	out := filepath.Join(dir, "run")
+	c := newCLI()
+	if code := c.run(t, "run", p, "--out", out); code != 0 {
+		t.Fatalf("exit %d\n%s", code, c.stdout.String())
+	}
+	r := readReportFile(t, out)
+	if r.ClientLimited != nil || r.Stages[0].Requests >= 36 || r.Stages[0].AchievedRPS != r.Stages[0].TargetRPS {
+		t.Errorf("seed %d: %d requests, achieved %v of %v, limited %+v", seed, r.Stages[0].Requests, r.Stages[0].AchievedRPS, r.Stages[0].TargetRPS, r.ClientLimited)
 	}
 }

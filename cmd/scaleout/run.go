@@ -334,7 +334,7 @@ func run(ctx context.Context, e env, path string, o runOptions) error {
 	meta := timeline.Meta{
 		Scenario: s.Name, File: s.File, Started: started,
 		Target:     timeline.TargetInfo{URL: scenario.Redact(s.Target.URL), API: s.Target.API, Model: s.Target.Model, Stream: s.Target.Stream, Observation: observation(source, es)},
-		CapReached: int64(gen.Live().CapReached),
+		CapReached: int64(gen.Live().CapReached), PeakInFlight: gen.Live().PeakInFlight, MaxInFlight: maxInFlight,
 	}
 	if at := time.Duration(interruptedAt.Load()); at >= 0 {
 		meta.Partial = true
@@ -356,6 +356,11 @@ func run(ctx context.Context, e env, path string, o runOptions) error {
 	}
 	for i := range report.Stages {
 		report.Stages[i].Client = usage[i]
+	}
+	for _, w := range gen.Windows() {
+		if w.Stage >= 0 && w.Stage < len(report.Stages) {
+			report.Stages[w.Stage].Concurrency, report.Stages[w.Stage].Workers = w.Concurrency, w.Workers
+		}
 	}
 	counters.finish(ctx, report, 2*s.Observe.Interval)
 	exp.evaluate(report)
@@ -432,9 +437,17 @@ func timelineConfig(s *scenario.Scenario, series []measure.Series, es *embeddedS
 	}
 	c := timeline.Config{Interval: s.Observe.Interval, Series: series, Threshold: s.Threshold,
 		SLO: timeline.SLO{TTFT: s.SLO.TTFT, TPOT: s.SLO.TPOT, E2E: s.SLO.E2E}, Grace: sync + s.Observe.Interval}
-	for _, st := range s.Load {
-		c.Stages = append(c.Stages, timeline.StagePlan{Name: st.Name, Plan: strings.TrimPrefix(st.String(), st.Name+": "),
-			Duration: st.Duration, RateFrom: st.RateFrom, RateTo: st.RateTo, Concurrency: st.Concurrency})
+	for i, st := range s.Load {
+		plan := timeline.StagePlan{Name: st.Name, Plan: strings.TrimPrefix(st.String(), st.Name+": "),
+			Duration: st.Duration, RateFrom: st.RateFrom, RateTo: st.RateTo, Concurrency: st.Concurrency}
+		if st.Concurrency == 0 {
+			// The stage's own arrivals: a fresh schedule from the same seed
+			// has the same ones.
+			plan.Due = func(d time.Duration) float64 {
+				return float64(loadgen.Due(loadStage(st, s.Request.Seed+uint64(i)).Schedule, d))
+			}
+		}
+		c.Stages = append(c.Stages, plan)
 	}
 	return c
 }
