@@ -127,8 +127,8 @@ type Generator struct {
 	header http.Header
 	stream bool
 
-	abortCtx context.Context // canceled by Abort; every request's context derives from it
-	abort    context.CancelFunc
+	abortCtx context.Context         // canceled by Abort; every request's context derives from it
+	abort    context.CancelCauseFunc // its cause is an *abortCause
 
 	live counters
 
@@ -177,7 +177,7 @@ func New(cfg Config, sink func(*measure.Request)) (*Generator, error) {
 		g.header[http.CanonicalHeaderKey(k)] = append([]string(nil), vs...)
 	}
 	g.header.Set("Content-Type", "application/json")
-	g.abortCtx, g.abort = context.WithCancel(context.Background())
+	g.abortCtx, g.abort = context.WithCancelCause(context.Background())
 	return g, nil
 }
 
@@ -474,10 +474,23 @@ func (g *Generator) Stop() {
 // Abort stops sending and cancels every request in flight now, through its
 // context: they end with class measure.Canceled and still reach the sink.
 // It is final: Run returns ErrAborted from then on.
-func (g *Generator) Abort() {
-	g.abort() // before Stop: Run then tells an abort from a stop
+func (g *Generator) Abort() { g.AbortAs(measure.Canceled, "aborted") }
+
+// AbortAs is Abort with the class and message the aborted requests are
+// recorded with, e.g. measure.Timeout when the caller gave up waiting for
+// a target that does not answer. The first abort's class wins.
+func (g *Generator) AbortAs(class measure.ErrClass, message string) {
+	g.abort(&abortCause{class: class, msg: message}) // before Stop: Run then tells an abort from a stop
 	g.Stop()
 }
+
+// abortCause is why Abort ended the requests in flight.
+type abortCause struct {
+	class measure.ErrClass
+	msg   string
+}
+
+func (a *abortCause) Error() string { return a.msg }
 
 // Wait returns once nothing is in flight (every stage's last request ended
 // and reached the sink), or with ctx.Err() when ctx ends first.

@@ -472,3 +472,24 @@ func TestNewAndRunErrors(t *testing.T) {
 		}
 	}
 }
+
+// AbortAs records the aborted requests with the class it is given.
+func TestAbortAs(t *testing.T) {
+	gate := newGate()
+	defer gate.open()
+	ts := newServer(t, gate)
+	g, c := newGen(t, ts.URL, testBodies(t, APICompletions, true, 4), nil)
+	go func() { _ = g.Run(context.Background(), 0, Stage{Name: "s", Duration: time.Minute, Concurrency: 3}) }()
+	gate.waitArrivals(t, 3, 10*time.Second)
+	g.AbortAs(measure.Timeout, "no answer")
+	waitIdle(t, g, 10*time.Second)
+	got := c.rest()
+	if len(got) < 3 {
+		t.Fatalf("%d records", len(got))
+	}
+	for _, r := range got {
+		if r.Class != measure.Timeout || r.Message != "no answer" {
+			t.Errorf("record class %q message %q", r.Class, r.Message)
+		}
+	}
+}

@@ -408,6 +408,10 @@ func drain(r io.Reader) int64 {
 func (g *Generator) ctxClass(ctx context.Context) (measure.ErrClass, string) {
 	switch {
 	case g.abortCtx.Err() != nil:
+		var c *abortCause
+		if errors.As(context.Cause(g.abortCtx), &c) {
+			return c.class, c.msg
+		}
 		return measure.Canceled, "aborted"
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return measure.Timeout, "request timeout " + fmtDuration(g.cfg.Timeout) + " passed"

@@ -502,3 +502,38 @@ func TestPoissonShortfallIsNotClientLimited(t *testing.T) {
 		t.Errorf("seed %d: %d requests, achieved %v of %v, limited %+v", seed, r.Stages[0].Requests, r.Stages[0].AchievedRPS, r.Stages[0].TargetRPS, r.ClientLimited)
 	}
 }
+
+// A target that never answers does not hang the run: after --drain the
+// requests in flight are aborted and recorded as timeouts.
+func TestDrainLimit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end run")
+	}
+	hold := make(chan struct{})
+	silentTarget := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/models" {
+			fmt.Fprint(w, `{"object":"list","data":[{"id":"m"}]}`)
+			return
+		}
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+		}
+	}))
+	defer silentTarget.Close()
+	defer close(hold)
+	dir := t.TempDir()
+	p := writeFile(t, dir, "d.yaml", "target: {url: "+silentTarget.URL+"}\nload: [{duration: 1s, rate: 10/s}]\n")
+	out := filepath.Join(dir, "run")
+	c := newCLI()
+	if code := c.run(t, "run", p, "--out", out, "--drain", "1s"); code != 0 {
+		t.Fatalf("exit %d\n%s", code, c.stderr.String())
+	}
+	r := readReportFile(t, out)
+	if r.Load.Requests == 0 || r.Load.Errors["timeout"] != r.Load.Requests || r.Load.ErrorRate != 1 {
+		t.Errorf("%d requests, errors %v, error rate %v", r.Load.Requests, r.Load.Errors, r.Load.ErrorRate)
+	}
+	if !strings.Contains(c.stderr.String(), "aborting") {
+		t.Errorf("stderr: %s", c.stderr.String())
+	}
+}

@@ -526,7 +526,7 @@ func drain(ctx context.Context, e env, gen *loadgen.Generator, limit time.Durati
 	}
 	if err != nil && gen.Live().InFlight > 0 {
 		fmt.Fprintf(e.stderr, "scaleout: aborting %d requests still in flight after %s\n", gen.Live().InFlight, scenario.FormatDuration(limit))
-		gen.Abort()
+		gen.AbortAs(measure.Timeout, "no answer within --drain "+scenario.FormatDuration(limit)+" after the load")
 	}
 	// Aborted requests end at once; give them a moment to be recorded.
 	wctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
