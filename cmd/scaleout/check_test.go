@@ -100,7 +100,7 @@ func TestRunPredictsIntent(t *testing.T) {
 	}
 	dir := t.TempDir()
 	so := writeFile(t, dir, "so.yaml", scaledObject("", trigger(waitingOK, "5")))
-	sc := writeFile(t, dir, "s.yaml", storySim+storyLoad+"observe: {interval: 500ms, after: 25s}\nexpect: [predicted >= 3 within 11s, intent_lag < 3s]\n")
+	sc := writeFile(t, dir, "s.yaml", storySim+storyLoad+"observe: {interval: 500ms, after: 40s}\nexpect: [predicted >= 3 within 11s, intent_lag < 3s]\n")
 	out := filepath.Join(dir, "run")
 	c := newCLI()
 	if code := c.run(t, "run", sc, "--scaledobject", so, "--out", out); code != 0 {

@@ -118,7 +118,7 @@ func TestRunThroughRealPrometheus(t *testing.T) {
 	// A scale-down window longer than the time from the queue draining to the
 	// load's end: no pod goes away while it still serves (what a pod serves
 	// after its last scrape cannot be counted), so the counters must match.
-	cfg.ColdStart, cfg.HPASync, cfg.ScaleDownWindow = time.Second, time.Second, 8*time.Second
+	cfg.ColdStart, cfg.HPASync, cfg.ScaleDownWindow = time.Second, time.Second, 10*time.Second
 	fleet, err := sim.New(cfg, sim.RealClock())
 	if err != nil {
 		t.Fatal(err)
@@ -138,14 +138,14 @@ request: {prompt_tokens: 16, max_tokens: 20}
 observe:
   prometheus: `+prom+`
   interval: 1s
-  after: 30s
+  after: 40s
   vllm: '{namespace="inference"}'
   hpa: inference/keda-hpa-vllm-sim
   deployment: inference/vllm-sim
 expect:
   - desired >= 3 within 12s
   - ready >= 3 within 14s
-  - desired <= 1 after load within 30s
+  - desired <= 1 after load within 40s
 `)
 	out := filepath.Join(dir, "run")
 	c := newCLI()
