@@ -14,7 +14,7 @@ RUN_FLAGS  ?=
 
 target_flags = $(if $(GATEWAY),--target $(GATEWAY)) $(if $(TARGET),--target $(TARGET)) $(if $(MODEL),--model $(MODEL)) $(if $(PROMETHEUS),--prometheus $(PROMETHEUS))
 
-.PHONY: all build test test-short vet fmt-check run demo bench validate-gpu sim-proof sim perf fuzz setup clean
+.PHONY: all build test test-short vet fmt-check run demo bench validate-gpu sim-proof sim perf perf-quick fuzz setup clean
 
 all: build
 
@@ -64,9 +64,13 @@ sim-proof: build
 sim: build
 	$(BIN) sim $(RUN_FLAGS)
 
-# Load-generator speed against vegeta's own CLI; writes docs/perf.md.
+# Load-generator speed against vegeta's own CLI on a loopback server in
+# another process; writes docs/perf.md (about 30 minutes; perf-quick: about 6).
 perf:
 	$(GO) run ./internal/perf -out docs/perf.md
+
+perf-quick:
+	$(GO) run ./internal/perf -quick -out /tmp/scaleout-perf.md
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 2m ./scenario/
