@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -158,15 +156,7 @@ func TestGuardWaitsForRepause(t *testing.T) {
 	}
 	cfg := sim.DefaultConfig()
 	cfg.HPASync = time.Second
-	fleet, err := sim.New(cfg, sim.RealClock())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { _ = fleet.Run(ctx) }()
-	srv := httptest.NewServer(fleet.Handler())
-	defer srv.Close()
+	_, srv := serveSim(t, cfg)
 	dir := t.TempDir()
 	p := writeFile(t, dir, "g.yaml", `sim: {}
 load: [{duration: 1s, rate: 2/s}]

@@ -106,6 +106,20 @@ scrape_configs:
 	return url
 }
 
+// serveSim serves a simulated fleet on a loopback port for the test.
+func serveSim(t *testing.T, cfg sim.Config) (*sim.Fleet, *httptest.Server) {
+	t.Helper()
+	fleet, err := sim.New(cfg, sim.RealClock())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { _ = fleet.Run(ctx) }()
+	srv := httptest.NewServer(fleet.Handler())
+	t.Cleanup(func() { srv.Close(); cancel() })
+	return fleet, srv
+}
+
 // The scale-out story through a real Prometheus server: scaleout sim's
 // series are scraped every second and queried with --prometheus.
 func TestRunThroughRealPrometheus(t *testing.T) {
@@ -119,15 +133,7 @@ func TestRunThroughRealPrometheus(t *testing.T) {
 	// load's end: no pod goes away while it still serves (what a pod serves
 	// after its last scrape cannot be counted), so the counters must match.
 	cfg.ColdStart, cfg.HPASync, cfg.ScaleDownWindow = time.Second, time.Second, 10*time.Second
-	fleet, err := sim.New(cfg, sim.RealClock())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { _ = fleet.Run(ctx) }()
-	srv := httptest.NewServer(fleet.Handler())
-	defer srv.Close()
+	fleet, srv := serveSim(t, cfg)
 	prom := startPrometheus(t, strings.TrimPrefix(srv.URL, "http://"))
 
 	dir := t.TempDir()
