@@ -297,6 +297,10 @@ func (g *Generator) Run(ctx context.Context, idx int, st Stage) error {
 		g.epoch = start
 	}
 	s.start, s.epoch, s.startOff = start, g.epoch, start.Sub(g.epoch)
+	g.active++ // before the attack starts: Wait must see the stage from its first request
+	if g.idle == nil {
+		g.idle = make(chan struct{})
+	}
 	g.mu.Unlock()
 	results := atk.Attack(s.target, pacer, st.Duration, "")
 	g.track(results, open)
@@ -352,15 +356,10 @@ func (s *stage) target(t *vegeta.Target) error {
 }
 
 // track drains the stage's vegeta results in the background (their content
-// is ignored: the records are the truth) and counts the stage active until
-// vegeta closes them, which it does after the stage's last request ended.
+// is ignored: the records are the truth) and keeps the stage counted active
+// (Run counted it before the attack started) until vegeta closes them,
+// which it does after the stage's last request ended.
 func (g *Generator) track(results <-chan *vegeta.Result, open *gatedPacer) {
-	g.mu.Lock()
-	g.active++
-	if g.idle == nil {
-		g.idle = make(chan struct{})
-	}
-	g.mu.Unlock()
 	go func() {
 		for range results {
 			if open != nil && open.cap > 0 {
