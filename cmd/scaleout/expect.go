@@ -35,6 +35,7 @@ func parseExpectations(s *scenario.Scenario, series []measure.Series) (*expectat
 		pe := &scenario.Error{File: e.File, Line: e.Line, Col: col, Field: field, Msg: fmt.Sprintf("%v (in %q)", err, e.Text)}
 		if e.Line == 0 { // from a flag: say the column inside the flag's text
 			pe.Col = 0
+			pe.Field = "" // the flag's own index names it
 			pe.Msg = fmt.Sprintf("column %d: %v (in %q)", col, err, e.Text)
 		}
 		errs = append(errs, pe)

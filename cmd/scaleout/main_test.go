@@ -209,6 +209,12 @@ func TestScenarioMistakesExit2(t *testing.T) {
 		t.Errorf("missing file: exit %d, %s", code, c.stderr.String())
 	}
 	c = newCLI()
+	p := writeFile(t, dir, "ok.yaml", "target: {url: http://127.0.0.1:1}\nload: [{duration: 1s, rate: 1/s}]\nexpect: [error_rate < 1%]\n")
+	want := `--expect[0]: column 17: unexpected "withn"`
+	if code := c.run(t, "run", p, "--expect", "error_rate < 1% withn 60s"); code != exitUsage || !strings.Contains(c.stderr.String(), want) {
+		t.Errorf("bad --expect: exit %d, want 2 and %q in:\n%s", code, want, c.stderr.String())
+	}
+	c = newCLI()
 	if code := c.run(t, "run", "--intervl", "1s", "x.yaml"); code != exitUsage || !strings.Contains(c.stderr.String(), "unknown flag: --intervl") {
 		t.Errorf("bad flag: exit %d, %s", code, c.stderr.String())
 	}
