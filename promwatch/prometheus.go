@@ -31,6 +31,8 @@ type Prometheus struct {
 	q      querier
 	source string              // "prometheus http://host:9090", credentials removed
 	scrub  func(string) string // removes the token from server messages; only the RoundTripper holds it to send it
+	status statusAPI           // nil: the start of the server is not checked (see Unscraped)
+	fresh  freshness
 }
 
 var _ Evaluator = (*Prometheus)(nil)
@@ -54,7 +56,10 @@ func NewPrometheus(address, bearerToken string, rt http.RoundTripper) (*Promethe
 	if err != nil {
 		return nil, fmt.Errorf("prometheus address %s: %w", redactedURL(u), err)
 	}
-	return newPrometheus(&apiQuerier{api: v1.NewAPI(client)}, "prometheus "+strings.TrimRight(redactedURL(u), "/"), secret(bearerToken)), nil
+	a := v1.NewAPI(client)
+	p := newPrometheus(&apiQuerier{api: a}, "prometheus "+strings.TrimRight(redactedURL(u), "/"), secret(bearerToken))
+	p.status = a
+	return p, nil
 }
 
 // newPrometheus keeps the token only inside a scrubbing closure, so even

@@ -230,6 +230,15 @@ func checkObservation(ctx context.Context, s *scenario.Scenario, src promwatch.E
 		return
 	}
 	*fs = append(*fs, finding{levelOK, src.String() + " answers", ""})
+	// A Prometheus that has just started has not scraped yet: a series that
+	// returns nothing then says nothing about the query.
+	unscraped := ""
+	if u, ok := src.(interface {
+		Unscraped(context.Context, time.Time) string
+	}); ok {
+		unscraped = u.Unscraped(ctx, time.Now())
+	}
+	var notYet []string
 	var missing []string
 	for i, ser := range s.Observe.Series {
 		r := res[i]
@@ -241,6 +250,8 @@ func checkObservation(ctx context.Context, s *scenario.Scenario, src promwatch.E
 		switch {
 		case r.Err != nil:
 			*fs = append(*fs, finding{levelFail, fmt.Sprintf("series %s: %s", ser.Name, v.Gap), "fix the query: " + ser.Query})
+		case len(r.Vector) == 0 && unscraped != "":
+			notYet = append(notYet, ser.Name)
 		case len(r.Vector) == 0 && isTrigger:
 			missing = append(missing, ser.Name)
 			f := emptySeries(ctx, src, ser)
@@ -265,6 +276,14 @@ func checkObservation(ctx context.Context, s *scenario.Scenario, src promwatch.E
 		default:
 			*fs = append(*fs, finding{levelOK, fmt.Sprintf("series %s = %s", ser.Name, fmtValue(v)), ""})
 		}
+	}
+	if unscraped != "" {
+		msg := unscraped
+		if len(notYet) > 0 {
+			msg += "; return nothing yet: " + strings.Join(notYet, ", ")
+		}
+		*fs = append(*fs, finding{levelWarn, msg, "wait one scrape interval and check again (scaleout check)"})
+		return
 	}
 	if pausedCheck(ctx, s, src, missing, fs) {
 		// The paused finding explains the missing HPA series: drop their

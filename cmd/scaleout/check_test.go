@@ -2,9 +2,13 @@ package main
 
 import (
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // scaledObject is a manifest for the simulator's names with the given
@@ -136,5 +140,49 @@ func TestCheckWithoutModel(t *testing.T) {
 	}
 	if !strings.Contains(c.stdout.String(), "serves m (target.model not set: using it)") {
 		t.Errorf("output: %s", c.stdout.String())
+	}
+}
+
+// A Prometheus that has only just started has not scraped yet: its empty
+// answers are no verdict on the queries, and check says so instead of
+// failing them; once it has scraped, an empty trigger query fails again.
+func TestCheckFreshPrometheus(t *testing.T) {
+	target, _ := fakeVLLM(t)
+	start := time.Now().UTC()
+	var scraped atomic.Bool
+	prom := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/api/v1/status/runtimeinfo":
+			fmt.Fprintf(w, `{"status":"success","data":{"startTime":%q}}`, start.Format(time.RFC3339Nano))
+		case "/api/v1/targets":
+			targets := ""
+			if scraped.Load() {
+				targets = fmt.Sprintf(`{"labels":{"job":"vllm"},"health":"up","lastScrape":%q}`, start.Add(time.Second).Format(time.RFC3339Nano))
+			}
+			fmt.Fprintf(w, `{"status":"success","data":{"activeTargets":[%s],"droppedTargets":[]}}`, targets)
+		default:
+			fmt.Fprint(w, `{"status":"success","data":{"resultType":"vector","result":[]}}`)
+		}
+	}))
+	defer prom.Close()
+	dir := t.TempDir()
+	so := writeFile(t, dir, "so.yaml", scaledObject("", trigger(waitingOK, "5")))
+	sc := writeFile(t, dir, "s.yaml", "target: {url: "+target.URL+", model: m}\nload: [{duration: 1s, rate: 1/s}]\n")
+
+	c := newCLI()
+	code := c.run(t, "check", sc, "--scaledobject", so, "--prometheus", prom.URL)
+	out := c.stdout.String()
+	want := "has not scraped all its targets since: until it does its answers can predate its start; return nothing yet: waiting, desired, current, ready"
+	if code != 0 || !strings.Contains(out, want) || strings.Contains(out, "FAIL") {
+		t.Errorf("before the first scrape: exit %d, want 0 and %q:\n%s%s", code, want, out, c.stderr.String())
+	}
+
+	scraped.Store(true)
+	c = newCLI()
+	code = c.run(t, "check", sc, "--scaledobject", so, "--prometheus", prom.URL)
+	out = c.stdout.String()
+	if code != exitCannotRun || !strings.Contains(out, "FAIL  trigger 0: series waiting returns nothing") || strings.Contains(out, "has not scraped") {
+		t.Errorf("after the first scrape: exit %d, want 3 and the empty trigger failed:\n%s%s", code, out, c.stderr.String())
 	}
 }
