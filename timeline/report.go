@@ -180,6 +180,10 @@ type Event struct {
 	From   *float64  `json:"from"`
 	To     *float64  `json:"to"`
 	Text   string    `json:"text"`
+	// Since is set on a change first seen when its series came back from a
+	// gap: the time of the series' last value before it. The change
+	// happened somewhere between Since and T.
+	Since *float64 `json:"since_s,omitempty"`
 }
 
 // KPIs are the scale-out figures, in seconds from the load's start (or
@@ -195,6 +199,10 @@ type KPIs struct {
 	Start        map[string]float64 `json:"start"`                     // the value each series started from
 	Peak         map[string]float64 `json:"peak"`
 	PeakAt       map[string]float64 `json:"peak_at_s"`
+	// Earliest holds, for a KPI first seen when its series came back from a
+	// gap, the earliest it can have been (keyed by the KPI's field name):
+	// the KPI lies between that and its own value.
+	Earliest map[string]float64 `json:"earliest,omitempty"`
 }
 
 // Outcome is one expectation's result.

@@ -253,13 +253,13 @@ func writeKPIs(w *errWriter, r *Report) {
 		return false
 	}
 	if has(Waiting) {
-		parts = append(parts, "time to queue "+kpi(k.TimeToQueue))
+		parts = append(parts, "time to queue "+kpiIn(k, "time_to_queue_s", k.TimeToQueue))
 	}
 	if has(Desired) {
-		parts = append(parts, "time to intent "+kpi(k.TimeToIntent))
+		parts = append(parts, "time to intent "+kpiIn(k, "time_to_intent_s", k.TimeToIntent))
 	}
 	if has(Ready) {
-		parts = append(parts, "time to ready "+kpi(k.TimeToReady))
+		parts = append(parts, "time to ready "+kpiIn(k, "time_to_ready_s", k.TimeToReady))
 	}
 	names := make([]string, 0, len(k.Peak))
 	for _, s := range r.Series {
@@ -278,7 +278,7 @@ func writeKPIs(w *errWriter, r *Report) {
 	if has(Desired) {
 		switch {
 		case k.ScaleIn != nil:
-			parts = append(parts, "scale-in "+kpi(k.ScaleIn))
+			parts = append(parts, "scale-in "+kpiIn(k, "scale_in_s", k.ScaleIn))
 		case k.TimeToIntent == nil:
 			parts = append(parts, "scale-in n/a (desired never rose)")
 		default:
@@ -289,6 +289,16 @@ func writeKPIs(w *errWriter, r *Report) {
 		return
 	}
 	w.printf("kpis:    %s\n", wrap(parts, " · ", 110, "         "))
+}
+
+// kpiIn writes a KPI, as a range when it was first seen after a gap in
+// its series (KPIs.Earliest).
+func kpiIn(k KPIs, key string, v *float64) string {
+	low, ok := k.Earliest[key]
+	if v == nil || !ok {
+		return kpi(v)
+	}
+	return fmt.Sprintf("%s–%s (in a gap)", span(low), span(*v))
 }
 
 func kpi(v *float64) string {

@@ -116,6 +116,7 @@ type Timeline struct {
 	behind      time.Duration // when the prediction desired has not reached was made; -1 when none
 	behindTold  bool          // the lag has been reported as an event
 	gapReason   []string
+	lastOK      []time.Duration // each series' latest sample with a value; -1 before the first
 	kpi         KPIs
 	latest      measure.Sample
 }
@@ -153,6 +154,10 @@ func New(cfg Config) *Timeline {
 		cfg: cfg, idx: map[string]int{}, run: newLoad(), loadEnd: -1,
 		start: map[string]float64{}, peak: map[string]float64{}, peakAt: map[string]float64{}, behind: -1,
 		gapReason: make([]string, len(cfg.Series)), known: make([]*float64, len(cfg.Series)),
+		lastOK: make([]time.Duration, len(cfg.Series)),
+	}
+	for i := range t.lastOK {
+		t.lastOK[i] = -1
 	}
 	for i, s := range cfg.Series {
 		t.idx[s.Name] = i
@@ -389,8 +394,18 @@ func (t *Timeline) sampleEvents(s measure.Sample) []Event {
 	// their value in this sample.
 	lost := map[string][]string{}
 	var back []string
+	// since[name] is set when a series is back from a gap: the offset of its
+	// last value before it. What changed in the gap changed somewhere
+	// between then and now, and the events and KPIs say so.
+	since := map[string]float64{}
 	for i, ser := range t.cfg.Series {
 		v := s.Values[i]
+		if v.OK() && t.gapReason[i] != "" && t.lastOK[i] >= 0 {
+			since[ser.Name] = secs(t.lastOK[i])
+		}
+		if v.OK() {
+			t.lastOK[i] = s.At
+		}
 		switch {
 		case !v.OK() && t.gapReason[i] != v.Gap:
 			lost[v.Gap] = append(lost[v.Gap], ser.Name)
@@ -424,8 +439,13 @@ func (t *Timeline) sampleEvents(s measure.Sample) []Event {
 			t.peak[ser.Name], t.peakAt[ser.Name] = v.V, at
 		}
 		if prev := t.known[i]; replicaSeries[ser.Name] && prev != nil && *prev != v.V {
-			evs = append(evs, Event{T: at, Kind: Change, Series: ser.Name, From: fptr(*prev), To: fptr(v.V),
-				Text: fmt.Sprintf("%s %s→%s", ser.Name, num(*prev), num(v.V))})
+			ev := Event{T: at, Kind: Change, Series: ser.Name, From: fptr(*prev), To: fptr(v.V),
+				Text: fmt.Sprintf("%s %s→%s", ser.Name, num(*prev), num(v.V))}
+			if from, ok := since[ser.Name]; ok {
+				ev.Since = fptr(from)
+				ev.Text += fmt.Sprintf(" (some time in the gap after %s)", clock(from))
+			}
+			evs = append(evs, ev)
 			if ser.Name == Desired && v.V < *prev && !afterLoad {
 				t.kpi.FallsInLoad++
 				if t.kpi.FallsInLoad == 1 {
@@ -451,7 +471,7 @@ func (t *Timeline) sampleEvents(s measure.Sample) []Event {
 			evs = append(evs, Event{T: at, Kind: Crossing, Series: Waiting, To: fptr(w),
 				Text: fmt.Sprintf("waiting %s > %s (%s × %s)", num(w), num(limit), num(t.cfg.Threshold), plural(reps, "replica"))})
 			if t.kpi.TimeToQueue == nil && !afterLoad {
-				t.kpi.TimeToQueue = fptr(at)
+				t.kpi.TimeToQueue = t.reached("time_to_queue_s", at, since, Waiting, 0)
 			}
 		case w <= limit && t.above:
 			t.above = false
@@ -470,22 +490,36 @@ func (t *Timeline) sampleEvents(s measure.Sample) []Event {
 	if d, ok := t.val(s.Values, Desired); ok {
 		st := t.start[Desired]
 		if t.kpi.TimeToIntent == nil && d > st {
-			t.kpi.TimeToIntent = fptr(at)
+			t.kpi.TimeToIntent = t.reached("time_to_intent_s", at, since, Desired, 0)
 		}
 		if afterLoad && t.kpi.ScaleIn == nil && t.kpi.TimeToIntent != nil && d <= st {
-			t.kpi.ScaleIn = fptr(secs(s.At - t.loadEnd))
+			t.kpi.ScaleIn = t.reached("scale_in_s", at, since, Desired, secs(t.loadEnd))
 		}
 	}
 	if r, ok := t.val(s.Values, Ready); ok {
 		st := t.start[Ready]
 		if t.kpi.TimeToReady == nil && r > st {
-			t.kpi.TimeToReady = fptr(at)
+			t.kpi.TimeToReady = t.reached("time_to_ready_s", at, since, Ready, 0)
 		}
 		if afterLoad && t.kpi.ReadyIn == nil && t.kpi.TimeToReady != nil && r <= st {
-			t.kpi.ReadyIn = fptr(secs(s.At - t.loadEnd))
+			t.kpi.ReadyIn = t.reached("ready_in_s", at, since, Ready, secs(t.loadEnd))
 		}
 	}
 	return evs
+}
+
+// reached returns a KPI first seen at `at` (seconds), measured from
+// `from`. When the series it reads is back from a gap in this sample, the
+// moment lies between its last value and now: the KPI keeps the time it
+// was seen and Earliest keeps the lower bound.
+func (t *Timeline) reached(key string, at float64, since map[string]float64, series string, from float64) *float64 {
+	if low, ok := since[series]; ok {
+		if t.kpi.Earliest == nil {
+			t.kpi.Earliest = map[string]float64{}
+		}
+		t.kpi.Earliest[key] = round3(max(low-from, 0))
+	}
+	return fptr(round3(at - from))
 }
 
 // divergence follows the observed desired against the predicted one. A
@@ -732,6 +766,9 @@ func (t *Timeline) Report(end time.Duration, m Meta) *Report {
 	}
 	for n, v := range t.peak {
 		k.Peak[n], k.PeakAt[n] = v, t.peakAt[n]
+	}
+	if k.Earliest != nil {
+		k.Earliest = maps.Clone(k.Earliest)
 	}
 	if t.predictedAt != nil && k.TimeToIntent != nil {
 		k.IntentLag = fptr(round3(*k.TimeToIntent - *t.predictedAt))

@@ -3,6 +3,7 @@ package timeline
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -148,7 +149,7 @@ func TestStory(t *testing.T) {
 		"0:41 waiting 9 ≤ 15",
 		"0:51 no value for waiting, desired, current, ready: connection refused",
 		"1:01 waiting, desired, current, ready back",
-		"1:01 ready 2→3",
+		"1:01 ready 2→3 (some time in the gap after 0:41)",
 		"1:11 desired 3→1",
 		"1:21 current 3→1",
 		"1:21 ready 3→1",
@@ -395,5 +396,56 @@ func TestDesiredFallsDuringLoad(t *testing.T) {
 	}
 	if notes != 1 {
 		t.Errorf("%d notes about the fall: %+v", notes, r.Events)
+	}
+}
+
+// A change first seen after a gap happened some time in the gap: the event
+// and the KPI say between when.
+func TestChangesSeenAfterAGap(t *testing.T) {
+	tl := New(Config{Interval: 5 * sec, Series: series(Desired, Ready)})
+	down := "connection refused"
+	steps := []struct{ d, r any }{{1, 1}, {1, 1}, {down, down}, {down, down}, {3, 1}, {3, 3}, {down, 3}, {1, 3}}
+	for i, s := range steps {
+		at := time.Duration(i) * 5 * sec
+		if i == 6 {
+			tl.LoadStopped(at, "")
+		}
+		tl.AddSample(sample(at, s.d, s.r))
+	}
+	r := tl.Report(40*sec, Meta{})
+	k := r.KPIs
+	if *k.TimeToIntent != 20 || k.Earliest["time_to_intent_s"] != 5 {
+		t.Errorf("time to intent %v, earliest %v: want 20, 5 (last value before the gap at 0:05)", *k.TimeToIntent, k.Earliest)
+	}
+	if _, ok := k.Earliest["time_to_ready_s"]; ok || *k.TimeToReady != 25 {
+		t.Errorf("time to ready %v (earliest %v): want 25, seen outside any gap", *k.TimeToReady, k.Earliest)
+	}
+	if *k.ScaleIn != 5 || k.Earliest["scale_in_s"] != 0 {
+		t.Errorf("scale-in %v, earliest %v: want 5 after the load stopped at 0:30, earliest 0", *k.ScaleIn, k.Earliest)
+	}
+	var changes []string
+	for _, e := range r.Events {
+		if e.Kind == Change {
+			s := clock(e.T) + " " + e.Text
+			if e.Since != nil {
+				s += fmt.Sprintf(" [since %v]", *e.Since)
+			}
+			changes = append(changes, s)
+		}
+	}
+	want := []string{
+		"0:20 desired 1→3 (some time in the gap after 0:05) [since 5]",
+		"0:25 ready 1→3",
+		"0:35 desired 3→1 (some time in the gap after 0:25) [since 25]",
+	}
+	if strings.Join(changes, "\n") != strings.Join(want, "\n") {
+		t.Errorf("changes:\n%s\nwant:\n%s", strings.Join(changes, "\n"), strings.Join(want, "\n"))
+	}
+	var b strings.Builder
+	if err := WriteText(&b, r, TextOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "time to intent 5s–20s (in a gap)") {
+		t.Errorf("the summary does not give the range:\n%s", b.String())
 	}
 }
