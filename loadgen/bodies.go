@@ -25,6 +25,7 @@ type RequestSpec struct {
 	IgnoreEOS   bool            // sends "ignore_eos": true when set (vLLM: output is exactly max_tokens long)
 	Temperature *float64        // nil: not sent
 	Prompts     PromptSource
+	Sample      int    // a prompt file: use a seeded sample of this many of its prompts (0: all)
 	Seed        uint64 // picks prompts and output lengths for the body pool
 }
 
@@ -142,6 +143,9 @@ func NewBodies(spec RequestSpec) (*Bodies, error) {
 	l := spec.Prompts.Len()
 	if l > 0 {
 		perm = r.Perm(l)
+		if spec.Sample > 0 && spec.Sample < l {
+			perm, l = perm[:spec.Sample], spec.Sample // the seeded permutation's head is the sample
+		}
 		if isFixed(spec.MaxTokens) || l > n {
 			n = l // every prompt once (at least maxBodies bodies when output lengths vary)
 		}
@@ -202,14 +206,22 @@ func NewBodies(spec RequestSpec) (*Bodies, error) {
 		b.entries = append(b.entries, bodyEntry{body: body, idAt: at, maxTokens: mt})
 		if total += len(body); total >= maxPoolBytes && k+1 < n {
 			if l > 0 && k+1 < l {
-				return nil, fmt.Errorf("loadgen: %s: the request bodies of %d of its %d prompts already take %d MiB, "+
-					"the most kept in memory: use a smaller prompt file (fewer or shorter prompts, e.g. a sample of this one)",
-					spec.Prompts, k+1, l, maxPoolBytes>>20)
+				of := fmt.Sprintf("its %d prompts", l)
+				if l < spec.Prompts.Len() {
+					of = fmt.Sprintf("the %d sampled", l)
+				}
+				return nil, fmt.Errorf("loadgen: %s: the request bodies of %d of %s already take %d MiB, the most kept in memory: "+
+					"use a seeded sample (request.prompts_sample: %d, say) or a smaller file",
+					spec.Prompts, k+1, of, maxPoolBytes>>20, min(k/2, 1000))
 			}
 			break
 		}
 	}
-	b.desc = fmt.Sprintf("%s %s, %s, max_tokens %s, %d bodies", b.api, spec.Model, spec.Prompts, spec.MaxTokens, len(b.entries))
+	src := spec.Prompts.String()
+	if l > 0 && l < spec.Prompts.Len() {
+		src += fmt.Sprintf(", a sample of %d", l)
+	}
+	b.desc = fmt.Sprintf("%s %s, %s, max_tokens %s, %d bodies", b.api, spec.Model, src, spec.MaxTokens, len(b.entries))
 	if spec.Stream {
 		b.desc += ", streamed"
 	}

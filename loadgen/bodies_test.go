@@ -439,8 +439,51 @@ func TestBodiesPoolCap(t *testing.T) {
 		ps[i] = big
 	}
 	_, err := NewBodies(RequestSpec{Model: "m", MaxTokens: measure.Fixed(4), Prompts: listSource(ps)})
-	if err == nil || !strings.Contains(err.Error(), "64 MiB") || !strings.Contains(err.Error(), "use a smaller prompt file") {
+	if err == nil || !strings.Contains(err.Error(), "64 MiB") || !strings.Contains(err.Error(), "request.prompts_sample: 31") {
 		t.Errorf("err = %v, want the 64 MiB cap and what to do", err)
+	}
+	// A sample that fits is no error, and uses that many prompts.
+	b, err := NewBodies(RequestSpec{Model: "m", MaxTokens: measure.Fixed(4), Prompts: listSource(ps), Sample: 8})
+	if err != nil || b.Len() != 8 || !strings.Contains(b.String(), "a sample of 8") {
+		t.Errorf("sample of 8: %v, %d bodies (%s)", err, b.Len(), b)
+	}
+}
+
+// TestBodiesSample checks that prompts_sample takes a seeded sample of a
+// prompt file: that many distinct prompts, the same ones for the same seed,
+// others for another.
+func TestBodiesSample(t *testing.T) {
+	ps := make([]Prompt, 500)
+	for i := range ps {
+		ps[i] = Prompt{Text: fmt.Sprintf("question %d", i)}
+	}
+	used := func(seed uint64, mt measure.Lengths) map[string]bool {
+		b, err := NewBodies(RequestSpec{Model: "m", MaxTokens: mt, Prompts: listSource(ps), Sample: 20, Seed: seed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]bool{}
+		for seq := range uint64(3000) {
+			seen[strings.TrimPrefix(promptOf(t, b.Body(seq)), reqID(0, seq))] = true
+		}
+		return seen
+	}
+	varying := measure.Lengths{Kind: "uniform", Min: 1, Max: 8}
+	a, again, other := used(1, measure.Fixed(4)), used(1, varying), used(2, measure.Fixed(4))
+	if len(a) != 20 || len(again) != 20 || len(other) != 20 {
+		t.Fatalf("distinct prompts used: %d, %d, %d; want 20 each", len(a), len(again), len(other))
+	}
+	same := 0
+	for p := range a {
+		if !again[p] {
+			t.Errorf("seed 1 sampled %q once and not the second time", p)
+		}
+		if other[p] {
+			same++
+		}
+	}
+	if same == 20 {
+		t.Error("seeds 1 and 2 sampled the same prompts")
 	}
 }
 

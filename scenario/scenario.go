@@ -65,6 +65,7 @@ type Header struct {
 type Request struct {
 	PromptTokens Lengths  // synthetic prompt length, when Prompts is empty
 	Prompts      string   // a JSONL or ShareGPT prompts file, resolved against the scenario's directory
+	Sample       int      // use a seeded sample of this many of the file's prompts; 0: all of them
 	MaxTokens    Lengths  // output length
 	IgnoreEOS    bool     // ask for exactly max_tokens (vLLM's ignore_eos)
 	Temperature  *float64 // nil: the server's default
@@ -306,6 +307,12 @@ func (s *Scenario) readRequest(r *reader, n *yaml.Node) {
 		}
 		if m.vals["prompt_tokens"] != nil {
 			r.failf(m.keys["prompt_tokens"], "request.prompt_tokens", "give prompt_tokens (synthetic prompts) or prompts (a file), not both")
+		}
+	}
+	if v := m.get("prompts_sample"); v != nil {
+		q.Sample = r.integer(v, "request.prompts_sample", 1)
+		if q.Prompts == "" {
+			r.failf(v, "request.prompts_sample", "samples a prompts file: give request.prompts too")
 		}
 	}
 	if v := m.get("max_tokens"); v != nil {

@@ -2,6 +2,8 @@ package scenario
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -195,6 +197,10 @@ func TestErrors(t *testing.T) {
 			[]string{`guard: "always" is not a guard (try repause)`}},
 		{"missing prompts file", "request: {prompts: nope.jsonl}\nload: [{duration: 1s, rate: 1/s}]\n",
 			[]string{"request.prompts: cannot read nope.jsonl: no such file or directory"}},
+		{"sample without file", "request: {prompts_sample: 100}\nload: [{duration: 1s, rate: 1/s}]\n",
+			[]string{"s.yaml:1:27: request.prompts_sample: samples a prompts file: give request.prompts too"}},
+		{"sample typo", "request: {prompt_sample: 100}\nload: [{duration: 1s, rate: 1/s}]\n",
+			[]string{"request.prompt_sample: unknown field (did you mean prompts_sample?)"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -364,5 +370,19 @@ func TestRedact(t *testing.T) {
 		if got := Redact(in); got != want {
 			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestPromptsSample(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "p.jsonl"), []byte(`{"prompt":"hi"}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Parse(filepath.Join(dir, "s.yaml"), []byte("request: {prompts: p.jsonl, prompts_sample: 1_000}\nload: [{duration: 1s, rate: 1/s}]\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Request.Sample != 1000 || s.Request.Prompts != filepath.Join(dir, "p.jsonl") {
+		t.Errorf("sample %d of %s", s.Request.Sample, s.Request.Prompts)
 	}
 }

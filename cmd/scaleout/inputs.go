@@ -24,7 +24,7 @@ func newBodies(s *scenario.Scenario, model string) (*loadgen.Bodies, error) {
 	}
 	b, err := loadgen.NewBodies(loadgen.RequestSpec{
 		API: s.Target.API, Model: model, Stream: s.Target.Stream, MaxTokens: q.MaxTokens,
-		IgnoreEOS: q.IgnoreEOS, Temperature: q.Temperature, Prompts: prompts, Seed: q.Seed,
+		IgnoreEOS: q.IgnoreEOS, Temperature: q.Temperature, Prompts: prompts, Sample: q.Sample, Seed: q.Seed,
 	})
 	if err != nil {
 		return nil, usagef("%s: request: %v", s.File, err)
