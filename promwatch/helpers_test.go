@@ -16,10 +16,11 @@ import (
 // waitFor bounds every wait in these tests: a condition, not a sleep.
 const waitFor = 10 * time.Second
 
-// fixture reads a file under testdata.
+// fixture reads one of the captured pages the simulator's tests keep
+// (sim/testdata), so the repository holds each capture once.
 func fixture(t testing.TB, name string) string {
 	t.Helper()
-	b, err := os.ReadFile("testdata/" + name)
+	b, err := os.ReadFile("../sim/testdata/" + name)
 	if err != nil {
 		t.Fatal(err)
 	}

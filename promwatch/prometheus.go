@@ -35,7 +35,10 @@ type Prometheus struct {
 	fresh  freshness
 }
 
-var _ Evaluator = (*Prometheus)(nil)
+var (
+	_ Evaluator = (*Prometheus)(nil)
+	_ Unscraper = (*Prometheus)(nil)
+)
 
 // NewPrometheus queries a Prometheus server's HTTP API through client_golang
 // (api.NewClient and v1.NewAPI; instant queries at `at`, all queries of one Eval

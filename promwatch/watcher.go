@@ -86,9 +86,10 @@ func (w *Watcher) sample(ctx context.Context) (measure.Sample, <-chan struct{}) 
 	return sample, nil
 }
 
-// unscraper is an Evaluator that can tell when its answers may predate its
-// source's own start (a Prometheus server that has just restarted).
-type unscraper interface {
+// Unscraper is an Evaluator that can tell when its answers may predate its
+// source's own start (a Prometheus server that has just restarted): the
+// reason, or "" when they do not.
+type Unscraper interface {
 	Unscraped(ctx context.Context, now time.Time) string
 }
 
@@ -97,7 +98,7 @@ type unscraper interface {
 // outage, shown as now, would put old replicas and queue depth on the
 // timeline as if they were current.
 func (w *Watcher) eval(ctx context.Context, at time.Time, queries []string) []Result {
-	u, ok := w.Eval.(unscraper)
+	u, ok := w.Eval.(Unscraper)
 	if !ok {
 		return w.Eval.Eval(ctx, at, queries)
 	}

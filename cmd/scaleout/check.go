@@ -233,9 +233,7 @@ func checkObservation(ctx context.Context, s *scenario.Scenario, src promwatch.E
 	// A Prometheus that has just started has not scraped yet: a series that
 	// returns nothing then says nothing about the query.
 	unscraped := ""
-	if u, ok := src.(interface {
-		Unscraped(context.Context, time.Time) string
-	}); ok {
+	if u, ok := src.(promwatch.Unscraper); ok {
 		unscraped = u.Unscraped(ctx, time.Now())
 	}
 	var notYet []string

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/scaleout/scaleout/timeline"
 )
 
 // vegetaReport is the part of `vegeta report -type=json` the suite reads
@@ -36,37 +39,12 @@ func parseVegetaReport(b []byte) (vegetaReport, error) {
 	return r, nil
 }
 
-// scaleoutReport is the part of scaleout's report.json the suite reads
-// (docs/report.md).
-type scaleoutReport struct {
-	Load struct {
-		Requests    int64          `json:"requests"`
-		OK          int64          `json:"ok"`
-		Errors      map[string]int `json:"errors"`
-		AchievedRPS float64        `json:"achieved_rps"`
-		TargetRPS   float64        `json:"target_rps"`
-		LoadS       float64        `json:"load_s"`
-		MaxInFlight int64          `json:"max_in_flight"`
-		CapReached  int64          `json:"cap_reached"`
-		SendLag     *struct {
-			P99 float64 `json:"p99"`
-		} `json:"send_lag_ms"`
-		E2E *struct {
-			P50 float64 `json:"p50"`
-			P99 float64 `json:"p99"`
-		} `json:"e2e_ms"`
-	} `json:"load"`
-	ClientLimited *struct {
-		Stages []struct {
-			Reasons []string `json:"reasons"`
-		} `json:"stages"`
-	} `json:"client_limited"`
-}
-
-func parseScaleoutReport(b []byte) (scaleoutReport, error) {
-	var r scaleoutReport
-	if err := json.Unmarshal(b, &r); err != nil {
-		return r, fmt.Errorf("scaleout report.json: %w", err)
+// parseScaleoutReport reads scaleout's report.json with the reader the
+// report command uses, so the suite sees the fields as scaleout writes them.
+func parseScaleoutReport(b []byte) (*timeline.Report, error) {
+	r, err := timeline.ReadJSON(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("scaleout report.json: %w", err)
 	}
 	return r, nil
 }
@@ -187,16 +165,16 @@ func vegetaOutcome(o *outcome, r vegetaReport) {
 }
 
 // scaleoutOutcome fills an outcome from scaleout's report.json.
-func scaleoutOutcome(o *outcome, r scaleoutReport) {
+func scaleoutOutcome(o *outcome, r *timeline.Report) {
 	l := r.Load
 	o.Requests, o.OK, o.Achieved = l.Requests, l.OK, l.AchievedRPS
 	o.Errors = joinCounts(l.Errors)
-	o.SendLagMS = -1
-	if l.SendLag != nil {
-		o.SendLagMS = l.SendLag.P99
+	o.SendLagMS = -1 // nothing measured (a closed loop has no schedule)
+	if l.SendLag.P99 != nil {
+		o.SendLagMS = *l.SendLag.P99
 	}
-	if l.E2E != nil {
-		o.P50MS, o.P99MS = l.E2E.P50, l.E2E.P99
+	if l.E2E.P50 != nil && l.E2E.P99 != nil {
+		o.P50MS, o.P99MS = *l.E2E.P50, *l.E2E.P99
 	}
 	if cl := r.ClientLimited; cl != nil {
 		var reasons []string
@@ -211,7 +189,7 @@ func scaleoutOutcome(o *outcome, r scaleoutReport) {
 }
 
 // joinCounts prints class → count as "a=1, b=2", sorted; "" when empty.
-func joinCounts(m map[string]int) string {
+func joinCounts[N int | int64](m map[string]N) string {
 	keys := make([]string, 0, len(m))
 	for k, n := range m {
 		if n > 0 {
