@@ -44,7 +44,7 @@ fmt-check:
 run: build
 	$(BIN) run $(SCENARIO) $(target_flags) $(RUN_FLAGS)
 
-# The main job on the embedded simulator: the 1→N→1 story in about two minutes.
+# The main job on the embedded simulator: the 1→N→1 story in about 90 seconds.
 demo: build
 	$(BIN) run scenarios/demo.yaml $(RUN_FLAGS)
 
@@ -66,8 +66,10 @@ sim: build
 
 # Load-generator speed against vegeta's own CLI on a loopback server in
 # another process; writes docs/perf.md (about 30 minutes; perf-quick: about 6).
+# CPU profiles of each client go to PERF_PROFILES.
+PERF_PROFILES ?= /tmp/scaleout-perf-profiles
 perf:
-	$(GO) run ./internal/perf -out docs/perf.md
+	$(GO) run ./internal/perf -out docs/perf.md -profile $(PERF_PROFILES)
 
 perf-quick:
 	$(GO) run ./internal/perf -quick -out /tmp/scaleout-perf.md

@@ -180,7 +180,10 @@ guard: repause
 	// Re-paused while the run waits: the guard holds, exit 0.
 	c = newCLI()
 	go func() {
-		waitFor(t, "the guard to ask for the re-pause", time.Minute, func() bool { return strings.Contains(c.stderr.String(), "re-pause it now") })
+		if err := await("the guard to ask for the re-pause", time.Minute, func() bool { return strings.Contains(c.stderr.String(), "re-pause it now") }); err != nil {
+			t.Error(err) // the run then ends at --guard-wait, un-paused, and fails below
+			return
+		}
 		resp, err := http.Post(srv.URL+"/admin/pause", "", nil)
 		if err == nil {
 			resp.Body.Close()

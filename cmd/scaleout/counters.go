@@ -27,7 +27,11 @@ type counterCheck struct {
 	prom     bool
 	start    time.Time
 	before   [2]float64
-	have     bool
+}
+
+// sums are the two counters summed over the fleet, now.
+func (c *counterCheck) sums() []string {
+	return []string{"sum(" + c.ok + ")", "sum(" + c.toks + ")"}
 }
 
 // newCounterCheck takes the counters' values before the load, or returns
@@ -50,18 +54,18 @@ func newCounterCheck(ctx context.Context, s *scenario.Scenario, src promwatch.Ev
 	_, c.prom = src.(*promwatch.Prometheus)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	res := src.Eval(ctx, time.Now(), []string{"sum(" + c.ok + ")", "sum(" + c.toks + ")"})
+	res := src.Eval(ctx, time.Now(), c.sums())
 	a, b := promwatch.ToValue(res[0]), promwatch.ToValue(res[1])
 	if !a.OK() || !b.OK() {
 		return nil
 	}
-	c.before, c.have = [2]float64{a.V, b.V}, true
+	c.before = [2]float64{a.V, b.V}
 	return c
 }
 
 // increase returns the counters' increase since the start.
 func (c *counterCheck) increase(ctx context.Context) (ok, toks float64, err error) {
-	q := []string{"sum(" + c.ok + ")", "sum(" + c.toks + ")"}
+	q := c.sums()
 	if c.prom {
 		w := fmt.Sprintf("[%ds]", int(math.Ceil(time.Since(c.start).Seconds()))+1)
 		q = []string{
@@ -84,7 +88,7 @@ func (c *counterCheck) increase(ctx context.Context) (ok, toks float64, err erro
 // finish reads the increase, giving the server's last scrape a little time
 // to catch up with the client (up to wait), and puts it in the report.
 func (c *counterCheck) finish(ctx context.Context, r *timeline.Report, wait time.Duration) {
-	if c == nil || !c.have {
+	if c == nil {
 		return
 	}
 	deadline := time.Now().Add(wait)

@@ -17,7 +17,7 @@ import (
 	"github.com/scaleout/scaleout/scenario"
 )
 
-// Exit codes (docs/cli.md).
+// Exit codes (the README's "Exit codes" table).
 const (
 	exitOK          = 0   // ran, and every expectation held
 	exitFailed      = 1   // an expectation failed (or the guard, with --strict-guard)

@@ -464,7 +464,9 @@ func TestSecondInterruptKeepsEveryRequest(t *testing.T) {
 			<-started
 		}
 		c.signals <- os.Interrupt // stop the load...
-		waitFor(t, "the load to stop", time.Minute, func() bool { return strings.Contains(c.stderr.String(), "stopping the load") })
+		if err := await("the load to stop", time.Minute, func() bool { return strings.Contains(c.stderr.String(), "stopping the load") }); err != nil {
+			t.Error(err)
+		}
 		c.signals <- os.Interrupt // ...and abort what is in flight
 	}()
 	if code := c.run(t, "run", p, "--out", out); code != exitInterrupted {

@@ -45,6 +45,14 @@ func freeAddr(t *testing.T) string {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, deadline time.Duration, cond func() bool) {
 	t.Helper()
+	if err := await(what, deadline, cond); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// await is waitFor for other goroutines than the test's own, which must
+// not call t.Fatal: it returns the failure instead.
+func await(what string, deadline time.Duration, cond func() bool) error {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	timeout := time.After(deadline)
@@ -52,9 +60,10 @@ func waitFor(t *testing.T, what string, deadline time.Duration, cond func() bool
 		select {
 		case <-tick.C:
 		case <-timeout:
-			t.Fatalf("gave up after %s waiting for %s", deadline, what)
+			return fmt.Errorf("gave up after %s waiting for %s", deadline, what)
 		}
 	}
+	return nil
 }
 
 // startPrometheus runs a real Prometheus server on a free loopback port

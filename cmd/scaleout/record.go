@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
+	"github.com/scaleout/scaleout/internal/record"
 	"github.com/scaleout/scaleout/measure"
 	"github.com/scaleout/scaleout/scenario"
 	"github.com/scaleout/scaleout/timeline"
@@ -98,59 +98,22 @@ func (d *runDir) close() error {
 	return first
 }
 
-// recorder takes every finished request: one line of requests.jsonl
-// (streamed to disk, so memory stays flat), the timeline's aggregates, and
-// vegeta's encoding when asked for.
-type recorder struct {
-	mu    sync.Mutex
-	out   *runDir
-	tl    *timeline.Timeline
-	names []string
-	buf   []byte
-	err   error
-	venc  vegeta.Encoder
-	epoch time.Time
-	url   string
-}
-
-func newRecorder(out *runDir, tl *timeline.Timeline, stages []scenario.Stage, epoch time.Time, url string) *recorder {
-	r := &recorder{out: out, tl: tl, buf: make([]byte, 0, 1024), epoch: epoch, url: url}
-	for _, st := range stages {
-		r.names = append(r.names, st.Name)
+// newRecorder records every finished request of the run into the run
+// directory (requests.jsonl, and vegeta's encoding when asked for) and the
+// timeline.
+func newRecorder(out *runDir, tl *timeline.Timeline, stages []scenario.Stage, epoch time.Time, url string) *record.Recorder {
+	names := make([]string, len(stages))
+	for i, st := range stages {
+		names[i] = st.Name
 	}
+	var also record.Also
 	if out.vw != nil {
-		r.venc = vegeta.NewEncoder(out.vw)
+		venc := vegeta.NewEncoder(out.vw)
+		also = func(req *measure.Request, stage string) error {
+			return venc.Encode(vegetaResult(req, stage, epoch, url))
+		}
 	}
-	return r
-}
-
-// add is the load generator's sink; it is called from many goroutines.
-func (r *recorder) add(req *measure.Request) {
-	name := ""
-	if req.Stage >= 0 && req.Stage < len(r.names) {
-		name = r.names[req.Stage]
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.buf = measure.AppendJSONLine(r.buf[:0], req, name)
-	if r.err == nil {
-		_, r.err = r.out.w.Write(r.buf)
-	}
-	if r.venc != nil && r.err == nil {
-		r.err = r.venc.Encode(vegetaResult(req, name, r.epoch, r.url))
-	}
-	r.tl.AddRequest(req)
-}
-
-// close ends the recording and reports the first write error.
-func (r *recorder) close() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	err := r.out.close()
-	if r.err != nil {
-		return r.err
-	}
-	return err
+	return record.New(out.w, tl, names, also)
 }
 
 // vegetaResult is a request in vegeta's terms, so vegeta report and vegeta

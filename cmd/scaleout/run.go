@@ -205,7 +205,7 @@ func run(ctx context.Context, e env, path string, o runOptions) error {
 	gen, err := loadgen.New(loadgen.Config{
 		URL: s.Target.URL, Header: headers(s), Bodies: bodies, Stream: s.Target.Stream,
 		MaxInFlight: maxInFlight, Timeout: s.RequestTimeout, Epoch: epoch,
-	}, rec.add)
+	}, rec.Add)
 	if err != nil {
 		return withCode(exitUsage, err)
 	}
@@ -326,7 +326,7 @@ func run(ctx context.Context, e env, path string, o runOptions) error {
 	stopWatch()
 	<-watchDone
 	prog.stop()
-	if err := rec.close(); err != nil {
+	if err := rec.Close(out.close); err != nil {
 		fmt.Fprintf(e.stderr, "scaleout: writing requests.jsonl: %v\n", err)
 	}
 

@@ -118,7 +118,7 @@ func (c *clients) runScaleout(ctx context.Context, srv *serverProc, l load) outc
 		return o
 	}
 	cpu0 := srv.cpu()
-	res := runChild(ctx, childLimit(l), nil, c.scaleout, "run", scen, "--quiet", "--no-preflight", "--out", dir)
+	res := runChild(ctx, childLimit(l), c.scaleout, "run", scen, "--quiet", "--no-preflight", "--out", dir)
 	o.ServerCPU = srv.cpu() - cpu0
 	o.CPU, o.MaxRSSKB, o.Wall = res.CPU, res.MaxRSSKB, res.Wall
 	raw, err := os.ReadFile(filepath.Join(dir, "report.json"))
@@ -163,13 +163,13 @@ func (c *clients) runVegeta(ctx context.Context, srv *serverProc, l load) outcom
 		return o
 	}
 	cpu0 := srv.cpu()
-	res := runChild(ctx, childLimit(l), nil, c.vegeta, vegetaAttackArgs(l, targets, results)...)
+	res := runChild(ctx, childLimit(l), c.vegeta, vegetaAttackArgs(l, targets, results)...)
 	o.ServerCPU = srv.cpu() - cpu0
 	o.CPU, o.MaxRSSKB, o.Wall = res.CPU, res.MaxRSSKB, res.Wall
 	if res.Err != nil {
 		o.Fail = fmt.Sprintf("vegeta attack: %v: %s", res.Err, lastLine(res.Stderr))
 	} else {
-		rep := runChild(ctx, 5*time.Minute, nil, c.vegeta, "report", "-type=json", results)
+		rep := runChild(ctx, 5*time.Minute, c.vegeta, "report", "-type=json", results)
 		if rep.Err != nil {
 			o.Fail = fmt.Sprintf("vegeta report: %v: %s", rep.Err, lastLine(rep.Stderr))
 		} else if r, err := parseVegetaReport([]byte(rep.Stdout)); err != nil {

@@ -229,12 +229,10 @@ func run(ctx context.Context, opt options) error {
 			return err
 		}
 	}
-	if opt.sections["rate"] || opt.sections["cpu"] || opt.sections["rss"] {
-		if s.cl.vegeta = opt.vegetaBin; s.cl.vegeta == "" {
-			fmt.Printf("building vegeta's CLI (%s) …\n", vegetaModule)
-			if s.cl.vegeta, err = buildVegeta(tmp); err != nil {
-				return err
-			}
+	if s.cl.vegeta = opt.vegetaBin; s.cl.vegeta == "" { // every section compares with it
+		fmt.Printf("building vegeta's CLI (%s) …\n", vegetaModule)
+		if s.cl.vegeta, err = buildVegeta(tmp); err != nil {
+			return err
 		}
 	}
 	s.cl.scaleout, _ = filepath.Abs(s.cl.scaleout)

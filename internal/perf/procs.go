@@ -53,14 +53,11 @@ func (t *tail) String() string {
 // runChild runs a program to its end, killed after limit, and returns its
 // resource use. Only the child's own accounting is read, never the
 // parent's.
-func runChild(ctx context.Context, limit time.Duration, env []string, name string, args ...string) procResult {
+func runChild(ctx context.Context, limit time.Duration, name string, args ...string) procResult {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.WaitDelay = 5 * time.Second
-	if env != nil {
-		cmd.Env = env
-	}
 	stdout, stderr := &tail{n: 4096}, &tail{n: 4096}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	start := time.Now()
@@ -81,7 +78,6 @@ func runChild(ctx context.Context, limit time.Duration, env []string, name strin
 
 // serverProc is the loopback server, a child process of its own.
 type serverProc struct {
-	cfg   serveConfig
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	addr  string
@@ -108,7 +104,7 @@ func startServer(exe string, cfg serveConfig) (*serverProc, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	s := &serverProc{cfg: cfg, cmd: cmd, stdin: stdin, done: make(chan struct{})}
+	s := &serverProc{cmd: cmd, stdin: stdin, done: make(chan struct{})}
 	line := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -241,7 +237,7 @@ func buildVegeta(dir string) (string, error) {
 	if merr != nil {
 		return "", fmt.Errorf("go install %s: %v\n%s", vegetaModule, err, out)
 	}
-	src := filepath.Join(strings.TrimSpace(string(modcache)), "github.com/tsenart/vegeta/v12@v12.13.0")
+	src := filepath.Join(strings.TrimSpace(string(modcache)), vegetaModule)
 	b := exec.Command("go", "build", "-o", bin, ".")
 	b.Dir = src
 	b.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off", "GOWORK=off")

@@ -11,12 +11,11 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
+	"github.com/scaleout/scaleout/internal/record"
 	"github.com/scaleout/scaleout/loadgen"
-	"github.com/scaleout/scaleout/measure"
 	"github.com/scaleout/scaleout/timeline"
 )
 
@@ -33,24 +32,6 @@ type profileResult struct {
 	CPU      time.Duration // this process's CPU over the load (getrusage)
 	Mem      string        // heap: the runtime's memory figures when the profile was taken
 	Err      string
-}
-
-// recorder mirrors what `scaleout run` does with every finished request
-// (cmd/scaleout/record.go): under one mutex, a requests.jsonl line through a
-// 256 KiB buffered writer and the timeline's aggregates.
-type recorder struct {
-	mu  sync.Mutex
-	w   *bufio.Writer
-	tl  *timeline.Timeline
-	buf []byte
-}
-
-func (r *recorder) add(req *measure.Request) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.buf = measure.AppendJSONLine(r.buf[:0], req, "profile")
-	_, _ = r.w.Write(r.buf)
-	r.tl.AddRequest(req)
 }
 
 func selfCPU() time.Duration {
@@ -150,12 +131,13 @@ func (s *suite) profileOne(ctx context.Context, name, kind string, srv *serverPr
 		st.Schedule = loadgen.Constant(l.Rate, l.Duration)
 		plan.RateFrom, plan.RateTo = l.Rate, l.Rate
 	}
-	rec := &recorder{w: bufio.NewWriterSize(jl, 256<<10), tl: timeline.New(timeline.Config{Interval: 5 * time.Second, Stages: []timeline.StagePlan{plan}}), buf: make([]byte, 0, 1024)}
+	jw := bufio.NewWriterSize(jl, 256<<10) // as the run directory's requests.jsonl
+	rec := record.New(jw, timeline.New(timeline.Config{Interval: 5 * time.Second, Stages: []timeline.StagePlan{plan}}), []string{"profile"}, nil)
 	epoch := time.Now()
 	gen, err := loadgen.New(loadgen.Config{
 		URL: srv.URL(), Bodies: b, Stream: l.Stream, MaxInFlight: max(maxInFlight, l.Concurrency),
 		Timeout: l.Timeout, Epoch: epoch,
-	}, rec.add)
+	}, rec.Add)
 	if err != nil {
 		p.Err = err.Error()
 		return p
@@ -207,9 +189,7 @@ func (s *suite) profileOne(ctx context.Context, name, kind string, srv *serverPr
 		runErr = err
 	}
 	p.CPU = selfCPU() - cpu0
-	rec.mu.Lock()
-	_ = rec.w.Flush()
-	rec.mu.Unlock()
+	_ = rec.Close(jw.Flush)
 	live := gen.Live()
 	p.Requests, p.Errors = live.Done, live.Errors
 	if runErr != nil {
