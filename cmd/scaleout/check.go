@@ -17,6 +17,7 @@ import (
 	"github.com/scaleout/scaleout/measure"
 	"github.com/scaleout/scaleout/promwatch"
 	"github.com/scaleout/scaleout/scenario"
+	"github.com/scaleout/scaleout/timeline"
 )
 
 // level is how serious a preflight finding is.
@@ -236,8 +237,17 @@ func checkObservation(ctx context.Context, s *scenario.Scenario, src promwatch.E
 	if u, ok := src.(promwatch.Unscraper); ok {
 		unscraped = u.Unscraped(ctx, time.Now())
 	}
+	// KEDA deletes a paused ScaledObject's HPA: desired and current that
+	// return nothing are explained by that, not by the queries.
+	isHPA := func(name string) bool { return name == timeline.Desired || name == timeline.Current }
+	paused := ""
+	for i, ser := range s.Observe.Series {
+		if unscraped == "" && isHPA(ser.Name) && res[i].Err == nil && len(res[i].Vector) == 0 {
+			paused = pausedNow(ctx, s, src)
+			break
+		}
+	}
 	var notYet []string
-	var missing []string
 	for i, ser := range s.Observe.Series {
 		r := res[i]
 		v := promwatch.ToValue(r)
@@ -250,14 +260,14 @@ func checkObservation(ctx context.Context, s *scenario.Scenario, src promwatch.E
 			*fs = append(*fs, finding{levelFail, fmt.Sprintf("series %s: %s", ser.Name, v.Gap), "fix the query: " + ser.Query})
 		case len(r.Vector) == 0 && unscraped != "":
 			notYet = append(notYet, ser.Name)
+		case len(r.Vector) == 0 && paused != "" && isHPA(ser.Name):
+			// the paused finding below says why
 		case len(r.Vector) == 0 && isTrigger:
-			missing = append(missing, ser.Name)
 			f := emptySeries(ctx, src, ser)
 			f.level = levelFail
 			f.msg = fmt.Sprintf("trigger %d: %s — KEDA reads an empty result as 0 (ignoreNullValues), which silently holds the deployment at its minimum", trig.index(ti), f.msg)
 			*fs = append(*fs, f)
 		case len(r.Vector) == 0:
-			missing = append(missing, ser.Name)
 			f := emptySeries(ctx, src, ser)
 			f.level = levelWarn // a column of the timeline, not what KEDA reads
 			*fs = append(*fs, f)
@@ -283,17 +293,9 @@ func checkObservation(ctx context.Context, s *scenario.Scenario, src promwatch.E
 		*fs = append(*fs, finding{levelWarn, msg, "wait one scrape interval and check again (scaleout check)"})
 		return
 	}
-	if pausedCheck(ctx, s, src, missing, fs) {
-		// The paused finding explains the missing HPA series: drop their
-		// generic warnings.
-		kept := (*fs)[:0]
-		for _, f := range *fs {
-			if f.level == levelWarn && (strings.HasPrefix(f.msg, "series desired returns nothing") || strings.HasPrefix(f.msg, "series current returns nothing")) {
-				continue
-			}
-			kept = append(kept, f)
-		}
-		*fs = kept
+	if paused != "" {
+		*fs = append(*fs, finding{levelFail, fmt.Sprintf("the ScaledObject %s is paused (KEDA deletes its HPA while paused, so desired and current have no series)", paused),
+			"un-pause it for the run (make keda-demo-up), and re-pause after (make keda-demo-down)"})
 	}
 }
 
@@ -341,28 +343,6 @@ func emptySeries(ctx context.Context, src promwatch.Evaluator, ser measure.Serie
 	return finding{levelWarn, fmt.Sprintf("series %s returns nothing (KEDA would read it as 0)", ser.Name), "check the query: " + ser.Query}
 }
 
-// pausedCheck explains missing HPA series by a paused ScaledObject; it
-// reports whether it did.
-func pausedCheck(ctx context.Context, s *scenario.Scenario, src promwatch.Evaluator, missing []string, fs *[]finding) bool {
-	hpaMissing := false
-	for _, m := range missing {
-		hpaMissing = hpaMissing || m == "desired" || m == "current"
-	}
-	ns, hpa, ok := strings.Cut(s.Observe.HPA, "/")
-	if !hpaMissing || !ok || !strings.HasPrefix(hpa, "keda-hpa-") {
-		return false
-	}
-	so := strings.TrimPrefix(hpa, "keda-hpa-")
-	q := fmt.Sprintf(`max(keda_scaled_object_paused{scaledObject=%q})`, so)
-	r := src.Eval(ctx, time.Now(), []string{q})
-	if len(r) == 1 && r[0].Err == nil && len(r[0].Vector) == 1 && r[0].Vector[0].V == 1 {
-		*fs = append(*fs, finding{levelFail, fmt.Sprintf("the ScaledObject %s/%s is paused (KEDA deletes its HPA while paused, so desired and current have no series)", ns, so),
-			"un-pause it for the run (make keda-demo-up), and re-pause after (make keda-demo-down)"})
-		return true
-	}
-	return false
-}
-
 func fmtValue(v measure.Value) string {
 	if !v.OK() {
 		return v.Gap
@@ -405,20 +385,16 @@ func shortNetError(err error) string {
 
 // cmdCheck is scaleout check: the preflight alone, every finding printed.
 func cmdCheck(ctx context.Context, e env, args []string) error {
-	var o runOptions
+	var over scenario.Overrides
 	fs := pflag.NewFlagSet("scaleout check", pflag.ContinueOnError)
-	fs.StringVar(&o.over.Target, "target", "", "gateway base URL (overrides target.url)")
-	fs.StringVar(&o.over.Model, "model", "", "model name (overrides target.model)")
-	fs.StringVar(&o.over.Prometheus, "prometheus", "", "Prometheus base URL (overrides observe.prometheus)")
-	fs.StringArrayVar(&o.over.Scrape, "scrape", nil, "a /metrics page to read directly (repeatable)")
-	fs.StringVar(&o.over.ScaledObject, "scaledobject", "", "a ScaledObject manifest to check the triggers of")
+	bindSources(fs, &over)
 	if err := parseFlags(fs, args, e, "scaleout check SCENARIO [flags]"); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		return usagef("check takes one scenario file, got %d arguments", fs.NArg())
 	}
-	l, err := loadScenario(ctx, fs.Arg(0), o.over)
+	l, err := loadScenario(ctx, fs.Arg(0), over)
 	if err != nil {
 		return err
 	}
@@ -433,7 +409,11 @@ func cmdCheck(ctx context.Context, e env, args []string) error {
 	}
 	// The request bodies are checked (a prompts file, lengths) with a
 	// stand-in model name: the preflight finds the real one.
-	if _, err := newBodies(s, "model"); err != nil {
+	prompts, err := promptSource(s)
+	if err != nil {
+		return err
+	}
+	if _, err := newBodies(s, "model", prompts); err != nil {
 		return err
 	}
 	ctx, stop := context.WithCancel(ctx)

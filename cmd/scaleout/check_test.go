@@ -92,6 +92,9 @@ func TestCheckScaledObjects(t *testing.T) {
 			if tc.name != "paused" && strings.Contains(out, "paused (KEDA") {
 				t.Errorf("an un-paused ScaledObject reported paused:\n%s", out)
 			}
+			if tc.name == "paused" && strings.Contains(out, "series desired returns nothing") {
+				t.Errorf("the paused ScaledObject explains the missing HPA series, yet they were reported as broken queries:\n%s", out)
+			}
 		})
 	}
 }

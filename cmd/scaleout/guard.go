@@ -21,6 +21,26 @@ func scaledObjectOf(s *scenario.Scenario) (ns, name string, ok bool) {
 	return ns, strings.TrimPrefix(hpa, "keda-hpa-"), true
 }
 
+// pausedQuery is KEDA's own word on whether a ScaledObject is paused: 1
+// or 0 (its metrics server exports it while the ScaledObject exists).
+func pausedQuery(name string) string {
+	return fmt.Sprintf(`max(keda_scaled_object_paused{scaledObject=%q})`, name)
+}
+
+// pausedNow returns "NAMESPACE/NAME" when KEDA says the scenario's
+// ScaledObject is paused, else "".
+func pausedNow(ctx context.Context, s *scenario.Scenario, src promwatch.Evaluator) string {
+	ns, name, ok := scaledObjectOf(s)
+	if !ok {
+		return ""
+	}
+	r := src.Eval(ctx, time.Now(), []string{pausedQuery(name)})
+	if v := promwatch.ToValue(r[0]); v.OK() && v.V == 1 {
+		return ns + "/" + name
+	}
+	return ""
+}
+
 // guardState asks whether the ScaledObject is paused: by
 // keda_scaled_object_paused, else by whether KEDA's HPA exists (KEDA
 // deletes it while paused).
@@ -35,7 +55,7 @@ func guardState(ctx context.Context, s *scenario.Scenario, src promwatch.Evaluat
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	res := src.Eval(ctx, time.Now(), []string{
-		fmt.Sprintf(`max(keda_scaled_object_paused{scaledObject=%q})`, name),
+		pausedQuery(name),
 		fmt.Sprintf(`max(kube_horizontalpodautoscaler_status_desired_replicas{namespace=%q,horizontalpodautoscaler=%q})`, ns, "keda-hpa-"+name),
 	})
 	paused, hpa := promwatch.ToValue(res[0]), promwatch.ToValue(res[1])

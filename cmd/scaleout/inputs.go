@@ -8,20 +8,24 @@ import (
 	"github.com/scaleout/scaleout/scenario"
 )
 
-// newBodies builds the request bodies for model; a bad prompts file is
-// the user's to fix (exit 2).
-func newBodies(s *scenario.Scenario, model string) (*loadgen.Bodies, error) {
+// promptSource reads the scenario's prompts file, or makes its synthetic
+// prompts; a bad file is the user's to fix (exit 2).
+func promptSource(s *scenario.Scenario) (loadgen.PromptSource, error) {
 	q := s.Request
-	var prompts loadgen.PromptSource
-	if q.Prompts != "" {
-		p, err := loadgen.LoadPrompts(q.Prompts)
-		if err != nil {
-			return nil, usagef("%s: request.prompts: %v", s.File, err)
-		}
-		prompts = p
-	} else {
-		prompts = loadgen.Synthetic(q.PromptTokens, q.Seed)
+	if q.Prompts == "" {
+		return loadgen.Synthetic(q.PromptTokens, q.Seed), nil
 	}
+	p, err := loadgen.LoadPrompts(q.Prompts)
+	if err != nil {
+		return nil, usagef("%s: request.prompts: %v", s.File, err)
+	}
+	return p, nil
+}
+
+// newBodies renders the request bodies for model (exit 2 when they cannot
+// be: a pool over its cap, a prompt with no text).
+func newBodies(s *scenario.Scenario, model string, prompts loadgen.PromptSource) (*loadgen.Bodies, error) {
+	q := s.Request
 	b, err := loadgen.NewBodies(loadgen.RequestSpec{
 		API: s.Target.API, Model: model, Stream: s.Target.Stream, MaxTokens: q.MaxTokens,
 		IgnoreEOS: q.IgnoreEOS, Temperature: q.Temperature, Prompts: prompts, Sample: q.Sample, Seed: q.Seed,

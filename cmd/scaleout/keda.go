@@ -25,7 +25,13 @@ func readScaledObject(s *scenario.Scenario) (*keda.ScaledObject, error) {
 	if s.Observe.ScaledObject == "" {
 		return nil, nil
 	}
-	sos, err := keda.ReadScaledObjects(s.Observe.ScaledObject)
+	return readOneScaledObject(s.Observe.ScaledObject)
+}
+
+// readOneScaledObject reads a manifest that must hold exactly one
+// ScaledObject (a run, or a simulator, is about one).
+func readOneScaledObject(path string) (*keda.ScaledObject, error) {
+	sos, err := keda.ReadScaledObjects(path)
 	if err != nil {
 		return nil, usagef("%v", err)
 	}
@@ -34,7 +40,7 @@ func readScaledObject(s *scenario.Scenario) (*keda.ScaledObject, error) {
 		for i, so := range sos {
 			names[i] = so.Namespace + "/" + so.Name
 		}
-		return nil, usagef("%s holds %d ScaledObjects (%s): give a file with the one this run is about", s.Observe.ScaledObject, len(sos), strings.Join(names, ", "))
+		return nil, usagef("%s holds %d ScaledObjects (%s): give a file with the one this run is about", path, len(sos), strings.Join(names, ", "))
 	}
 	return sos[0], nil
 }

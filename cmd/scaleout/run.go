@@ -35,14 +35,20 @@ type runOptions struct {
 	guardWait     time.Duration
 }
 
+// bindSources binds the flags that say where the load goes and where the
+// series come from; run and check share them.
+func bindSources(fs *pflag.FlagSet, over *scenario.Overrides) {
+	fs.StringVar(&over.Target, "target", "", "gateway base URL (overrides target.url; with a sim: block, uses this gateway instead of the embedded one)")
+	fs.StringVar(&over.Model, "model", "", "model name to request (overrides target.model)")
+	fs.StringVar(&over.Prometheus, "prometheus", "", "Prometheus base URL to query (overrides observe.prometheus and observe.scrape)")
+	fs.StringArrayVar(&over.Scrape, "scrape", nil, "a /metrics page to read directly instead of Prometheus (repeatable)")
+	fs.StringVar(&over.ScaledObject, "scaledobject", "", "a ScaledObject manifest to derive queries and predictions from, and to check the triggers of")
+}
+
 func (o *runOptions) bind(fs *pflag.FlagSet) {
-	fs.StringVar(&o.over.Target, "target", "", "gateway base URL (overrides target.url; with a sim: block, uses this gateway instead of the embedded one)")
-	fs.StringVar(&o.over.Model, "model", "", "model name to request (overrides target.model)")
-	fs.StringVar(&o.over.Prometheus, "prometheus", "", "Prometheus base URL to query (overrides observe.prometheus and observe.scrape)")
-	fs.StringArrayVar(&o.over.Scrape, "scrape", nil, "a /metrics page to read directly instead of Prometheus (repeatable)")
+	bindSources(fs, &o.over)
 	fs.DurationVar(&o.over.Interval, "interval", 0, "sampling and timeline interval (overrides observe.interval)")
 	fs.DurationVar(&o.after, "after", 0, "how long to keep watching once the load stops (overrides observe.after)")
-	fs.StringVar(&o.over.ScaledObject, "scaledobject", "", "a ScaledObject manifest to derive queries and predictions from")
 	fs.StringArrayVar(&o.over.Expect, "expect", nil, `an expectation, e.g. "desired >= 2 within 2m" (repeatable)`)
 	fs.StringVar(&o.out, "out", "", "run directory (default runs/<scenario>-<UTC time>)")
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "no progress; print only the verdict and the run directory")
@@ -125,7 +131,7 @@ func run(ctx context.Context, e env, path string, o runOptions) error {
 	defer cancel()
 	sig := watchInterrupts(ctx, e.signals)
 
-	// The scenario, the embedded simulator and the request bodies: every
+	// The scenario, the embedded simulator and the prompts: every
 	// problem here is the user's to fix (exit 2), before anything is sent.
 	l, err := loadScenario(ctx, path, o.over)
 	if err != nil {
@@ -139,6 +145,10 @@ func run(ctx context.Context, e env, path string, o runOptions) error {
 		return err
 	}
 	source, err := newSource(s)
+	if err != nil {
+		return err
+	}
+	prompts, err := promptSource(s)
 	if err != nil {
 		return err
 	}
@@ -168,7 +178,7 @@ func run(ctx context.Context, e env, path string, o runOptions) error {
 		return usagef("%s: target.model: not set, and --no-preflight skipped asking the target which model it serves (give target.model or --model)", s.File)
 	}
 	s.Target.Model = model
-	bodies, err := newBodies(s, model)
+	bodies, err := newBodies(s, model, prompts)
 	if err != nil {
 		return err
 	}

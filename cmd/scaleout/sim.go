@@ -31,11 +31,8 @@ type embeddedSim struct {
 // the target, a direct scrape of its /metrics page (unless a flag named
 // another source), and the vllm/hpa/deployment shorthands it exports.
 func startSim(ctx context.Context, s *scenario.Scenario, so *keda.ScaledObject) (*embeddedSim, error) {
-	cfg := sim.DefaultConfig()
-	if so != nil {
-		simFromScaledObject(&cfg, so)
-	}
-	if err := s.DecodeSim(&cfg); err != nil {
+	cfg, err := simConfig(s, so)
+	if err != nil {
 		return nil, err
 	}
 	if err := cfg.Validate(); err != nil {
@@ -87,15 +84,22 @@ func simShorthands(o *scenario.Observe, cfg sim.Config) {
 // gateway (--target, such as a scaleout sim of its own), the series that
 // simulator exports: the block's names say what to query.
 func simSeries(s *scenario.Scenario, so *keda.ScaledObject) error {
-	cfg := sim.DefaultConfig()
-	if so != nil {
-		simFromScaledObject(&cfg, so)
-	}
-	if err := s.DecodeSim(&cfg); err != nil {
+	cfg, err := simConfig(s, so)
+	if err != nil {
 		return err
 	}
 	simShorthands(&s.Observe, cfg)
 	return nil
+}
+
+// simConfig is the simulator a scenario's sim: block describes: the
+// defaults, then what the ScaledObject says, then the block itself.
+func simConfig(s *scenario.Scenario, so *keda.ScaledObject) (sim.Config, error) {
+	cfg := sim.DefaultConfig()
+	if so != nil {
+		simFromScaledObject(&cfg, so)
+	}
+	return cfg, s.DecodeSim(&cfg)
 }
 
 // simErrors places the simulator's validation errors in the scenario file.
@@ -149,20 +153,16 @@ func cmdSim(ctx context.Context, e env, args []string) error {
 		return usagef("sim takes no arguments, got %q", fs.Args())
 	}
 	if *soFile != "" {
-		sos, err := keda.ReadScaledObjects(*soFile)
+		so, err := readOneScaledObject(*soFile)
 		if err != nil {
-			return usagef("%v", err)
-		}
-		if len(sos) > 1 {
-			return usagef("%s holds %d ScaledObjects: give a file with one", *soFile, len(sos))
+			return err
 		}
 		// The manifest sets what it says; flags the user gave win over it.
-		given := sim.DefaultConfig()
 		flagged := cfg
-		cfg = given
-		simFromScaledObject(&cfg, sos[0])
+		cfg = sim.DefaultConfig()
+		simFromScaledObject(&cfg, so)
 		fs.Visit(func(f *pflag.Flag) { copyFlag(&cfg, &flagged, f.Name) })
-		for _, l := range sos[0].Lint() {
+		for _, l := range so.Lint() {
 			fmt.Fprintf(e.stderr, "warn  %s\n", l)
 		}
 	}
