@@ -2,12 +2,14 @@ package promwatch
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/api"
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 )
 
@@ -15,83 +17,136 @@ import (
 // with the last samples it kept on disk from before, for up to its lookback
 // (5m by default), until it scrapes its targets again: a run that watched it
 // go away would see the values of the moment it went away, presented as now.
-// Unscraped reads the server's start time (GET /api/v1/status/runtimeinfo)
-// and its targets' last scrapes (GET /api/v1/targets) to tell those answers
-// from fresh ones.
+// Beside every evaluation, Prometheus reads the server's start time (GET
+// /api/v1/status/runtimeinfo) and, until the server is fresh, its active
+// targets' last scrapes (GET /api/v1/targets?state=active), and turns the
+// answers of a server that has not scraped since its start into gaps.
 
-// FreshAfter bounds how long after a Prometheus start its answers can be
-// held back as possibly older than the start: the longest scrape interval
-// worth waiting for. A target scraped less often than this does not hold
-// the run's series back for ever.
-var FreshAfter = 2 * time.Minute
+// ErrUnscraped marks the results of a Prometheus server that has not
+// scraped all its targets since it started: the values it answered (kept
+// in Result.Vector) may be from before its start.
+var ErrUnscraped = errors.New("answers may predate the server's start")
 
-// statusAPI is what Unscraped needs of a Prometheus server.
+// freshAfter bounds how long answers are held back after a start is first
+// seen: the longest scrape interval worth waiting for. A target scraped
+// less often does not hold the run's series back for ever.
+var freshAfter = 2 * time.Minute
+
+// statusAPI is what the freshness check needs of a Prometheus server.
 type statusAPI interface {
 	Runtimeinfo(ctx context.Context) (v1.RuntimeinfoResult, error)
-	Targets(ctx context.Context) (v1.TargetsResult, error)
+	ActiveTargets(ctx context.Context) ([]v1.ActiveTarget, error)
+}
+
+// statusClient reads the status endpoints through client_golang: its
+// Runtimeinfo, and the targets with state=active (its Targets has no
+// filter and would fetch the dropped ones too, which on a shared server
+// can be megabytes).
+type statusClient struct {
+	v1.API
+	c api.Client
+}
+
+func (s statusClient) ActiveTargets(ctx context.Context) ([]v1.ActiveTarget, error) {
+	u := s.c.URL("/api/v1/targets", nil)
+	u.RawQuery = "state=active"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, body, err := s.c.Do(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		return nil, &apiError{Status: resp.StatusCode}
+	}
+	var env struct {
+		Status string           `json:"status"`
+		Data   v1.TargetsResult `json:"data"`
+	}
+	if err := json.Unmarshal(body, &env); err != nil || env.Status != "success" {
+		return nil, &apiError{Status: resp.StatusCode, Type: "bad_response", Msg: "not the targets API's JSON"}
+	}
+	return env.Data.Active, nil
 }
 
 // freshness is what one Prometheus remembers of its server's start.
 type freshness struct {
 	mu          sync.Mutex
-	unsupported bool      // the server has no status API (a Thanos or Mimir front, say)
-	start       time.Time // the server's start time as last read
+	unsupported bool      // the server refuses the status API (a Thanos or Mimir front, an RBAC proxy)
+	start       time.Time // the server's start time as last read (its clock)
+	seen        time.Time // when that start was first read (the caller's clock)
 	fresh       bool      // every target was scraped since start
 }
 
-// Unscraped says why the server's answers may predate its own start, or ""
-// when they do not (or when the server cannot tell: no status API, or it does
-// not answer, which its queries already report). now is the caller's clock.
-func (p *Prometheus) Unscraped(ctx context.Context, now time.Time) string {
-	if p.status == nil {
-		return ""
-	}
-	f := &p.fresh
+// unscraped says why the server's answers may predate its own start, or ""
+// when they do not, or when the server cannot tell (its queries report a
+// server that does not answer). refused is set when the status API itself
+// was refused (a 4xx or an answer that is not its JSON): the caller stops
+// asking once it knows the query API answered meanwhile. now is the
+// caller's clock; the server's start and last scrapes are compared only
+// with each other, so the two clocks need not agree.
+func (f *freshness) unscraped(ctx context.Context, s statusAPI, now time.Time) (why string, refused bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.unsupported {
-		return ""
+		return "", false
 	}
-	ri, err := p.status.Runtimeinfo(ctx)
+	ri, err := s.Runtimeinfo(ctx)
 	if err != nil {
-		var ve *v1.Error
-		if errors.As(err, &ve) {
-			if ae := fromV1(ve); ae.Status == http.StatusNotFound || ae.Type == "bad_response" {
-				f.unsupported = true
-			}
-		}
-		return ""
+		return "", isRefusal(err)
 	}
 	if ri.StartTime.IsZero() {
-		f.unsupported = true
-		return ""
+		return "", true
 	}
 	if !ri.StartTime.Equal(f.start) {
-		f.start, f.fresh = ri.StartTime, false
+		f.start, f.seen, f.fresh = ri.StartTime, now, false
 	}
-	if f.fresh {
-		return ""
-	}
-	if now.Sub(f.start) >= FreshAfter {
+	if f.fresh || now.Sub(f.seen) >= freshAfter {
 		f.fresh = true
-		return ""
+		return "", false
 	}
-	ts, err := p.status.Targets(ctx)
+	active, err := s.ActiveTargets(ctx)
 	if err != nil {
-		return ""
+		return "", isRefusal(err)
 	}
 	// No target yet is a server still discovering them (the scrape manager
 	// applies discoveries every few seconds), not one with nothing to scrape.
-	stale := len(ts.Active) == 0
-	for _, t := range ts.Active {
+	stale := len(active) == 0
+	var last time.Time
+	for _, t := range active {
 		stale = stale || t.LastScrape.Before(f.start) // never scraped: zero time
+		if t.LastScrape.After(last) {
+			last = t.LastScrape
+		}
 	}
-	if !stale {
+	// A server up for freshAfter by its own clock is past its restart, even
+	// while a new pod waits for its first scrape.
+	if !stale || last.Sub(f.start) >= freshAfter {
 		f.fresh = true
-		return ""
+		return "", false
 	}
 	// The reason is a gap's: it must not change from sample to sample while
 	// the cause is the same, so it names the start, not the time since.
 	return fmt.Sprintf("Prometheus started at %s UTC and has not scraped all its targets since: until it does its answers can predate its start",
-		f.start.UTC().Format(time.TimeOnly))
+		f.start.UTC().Format(time.TimeOnly)), false
+}
+
+// isRefusal tells a status API the server does not offer (any 4xx, or a
+// 2xx that is not its JSON) from a server that is down or failing (5xx,
+// transport errors), which says nothing about the API.
+func isRefusal(err error) bool {
+	var ve *v1.Error
+	if errors.As(err, &ve) {
+		err = fromV1(ve)
+	}
+	var ae *apiError
+	return errors.As(err, &ae) && (ae.Status/100 == 4 || ae.Type == "bad_response")
+}
+
+func (f *freshness) disable() {
+	f.mu.Lock()
+	f.unsupported = true
+	f.mu.Unlock()
 }

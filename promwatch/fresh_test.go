@@ -17,11 +17,11 @@ import (
 // restartingProm is a fake Prometheus HTTP API whose start time and targets'
 // last scrapes the test sets; its query answers a constant 7.
 type restartingProm struct {
-	mu       sync.Mutex
-	start    time.Time
-	scrapes  []time.Time // one per active target; zero: never scraped
-	noStatus bool
-	statusN  atomic.Int32 // status requests seen
+	mu      sync.Mutex
+	start   time.Time
+	scrapes []time.Time  // one per active target; zero: never scraped
+	status  int          // the status endpoints' HTTP status; 0: they answer
+	statusN atomic.Int32 // status requests seen
 }
 
 func (p *restartingProm) set(start time.Time, scrapes ...time.Time) {
@@ -40,8 +40,8 @@ func (p *restartingProm) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case "/api/v1/status/runtimeinfo", "/api/v1/targets":
 		p.statusN.Add(1)
-		if p.noStatus {
-			http.NotFound(w, r)
+		if p.status != 0 {
+			w.WriteHeader(p.status)
 			return
 		}
 	}
@@ -88,7 +88,8 @@ func TestWatcherHidesAnswersFromBeforeAPrometheusStart(t *testing.T) {
 		{"every target scraped since", 36, 30, []int{33, 35}, ""},
 		{"once fresh, targets are not read again", 38, 30, []int{-1, -1}, ""},
 		{"restarted again", 50, 49, []int{40, 41}, "Prometheus started at 01:00:49 UTC"},
-		{"a target that is never scraped holds nothing back past FreshAfter", 49 + int(FreshAfter/time.Second), 49, []int{-1, 41}, ""},
+		{"a target that is never scraped holds nothing back for longer than freshAfter after the start was seen", 50 + int(freshAfter/time.Second), 49, []int{-1, 41}, ""},
+		{"restarted long ago by its own clock: a new pod waiting for its first scrape holds nothing back", 300, -3600, []int{-1, 299}, ""},
 	}
 	for _, st := range steps {
 		var scrapes []time.Time
@@ -114,22 +115,27 @@ func TestWatcherHidesAnswersFromBeforeAPrometheusStart(t *testing.T) {
 		}
 	}
 
-	// A server without the status API is asked once, then left alone.
-	fake.mu.Lock()
-	fake.noStatus = true
-	fake.mu.Unlock()
-	ev, err = NewPrometheus(srv.URL, "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Eval = ev
-	fake.statusN.Store(0)
-	for range 3 {
-		if v := w.Sample(context.Background()).Values[0]; !v.OK() || v.V != 7 {
-			t.Fatalf("without a status API: %+v, want 7", v)
+	// A status API the server refuses while its queries answer is asked
+	// once, then left alone; one that fails (5xx) is asked again.
+	for _, tc := range []struct {
+		status, asks int
+	}{{http.StatusNotFound, 1}, {http.StatusForbidden, 1}, {http.StatusServiceUnavailable, 3}} {
+		fake.mu.Lock()
+		fake.status = tc.status
+		fake.mu.Unlock()
+		ev, err = NewPrometheus(srv.URL, "", nil)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if n := fake.statusN.Load(); n != 1 {
-		t.Errorf("status API asked %d times, want 1", n)
+		w.Eval = ev
+		fake.statusN.Store(0)
+		for range 3 {
+			if v := w.Sample(context.Background()).Values[0]; !v.OK() || v.V != 7 {
+				t.Fatalf("status API answering %d: %+v, want 7", tc.status, v)
+			}
+		}
+		if n := fake.statusN.Load(); int(n) != tc.asks {
+			t.Errorf("status API answering %d: asked %d times, want %d", tc.status, n, tc.asks)
+		}
 	}
 }

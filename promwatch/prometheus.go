@@ -31,14 +31,11 @@ type Prometheus struct {
 	q      querier
 	source string              // "prometheus http://host:9090", credentials removed
 	scrub  func(string) string // removes the token from server messages; only the RoundTripper holds it to send it
-	status statusAPI           // nil: the start of the server is not checked (see Unscraped)
+	status statusAPI           // nil: the start of the server is not checked (see ErrUnscraped)
 	fresh  freshness
 }
 
-var (
-	_ Evaluator = (*Prometheus)(nil)
-	_ Unscraper = (*Prometheus)(nil)
-)
+var _ Evaluator = (*Prometheus)(nil)
 
 // NewPrometheus queries a Prometheus server's HTTP API through client_golang
 // (api.NewClient and v1.NewAPI; instant queries at `at`, all queries of one Eval
@@ -61,7 +58,7 @@ func NewPrometheus(address, bearerToken string, rt http.RoundTripper) (*Promethe
 	}
 	a := v1.NewAPI(client)
 	p := newPrometheus(&apiQuerier{api: a}, "prometheus "+strings.TrimRight(redactedURL(u), "/"), secret(bearerToken))
-	p.status = a
+	p.status = statusClient{API: a, c: client}
 	return p, nil
 }
 
@@ -75,7 +72,9 @@ func (p *Prometheus) String() string { return p.source }
 
 // Eval sends every query as an instant query at `at`, all concurrently, and
 // waits for all of them. A zero `at` means the server's now. A ctx without a
-// deadline is bounded by DefaultTimeout.
+// deadline is bounded by DefaultTimeout. Beside the queries it asks whether
+// the server has scraped since it started; until it has, every answer
+// becomes an ErrUnscraped gap (its Vector kept).
 func (p *Prometheus) Eval(ctx context.Context, at time.Time, queries []string) []Result {
 	ctx, cancel := withDefaultDeadline(ctx)
 	defer cancel()
@@ -84,7 +83,30 @@ func (p *Prometheus) Eval(ctx context.Context, at time.Time, queries []string) [
 	for i, q := range queries {
 		wg.Go(func() { results[i] = p.query(ctx, at, q) })
 	}
+	var why string
+	var refused bool
+	if p.status != nil {
+		now := at
+		if now.IsZero() {
+			now = time.Now()
+		}
+		wg.Go(func() { why, refused = p.fresh.unscraped(ctx, p.status, now) })
+	}
 	wg.Wait()
+	answered := false
+	for _, r := range results {
+		answered = answered || r.Err == nil
+	}
+	if refused && answered {
+		p.fresh.disable() // the queries work and the status API does not: it is not offered
+	}
+	if why != "" {
+		for i, r := range results {
+			if r.Err == nil {
+				results[i].Err = &SourceError{Source: p.source, Reason: why, Err: ErrUnscraped}
+			}
+		}
+	}
 	return results
 }
 

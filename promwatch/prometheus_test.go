@@ -28,6 +28,10 @@ type apiAnswer struct {
 func fakeAPI(t *testing.T, answers map[string]apiAnswer, wantTime string) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/v1/status/runtimeinfo" { // a server without the status API
+			http.NotFound(w, r)
+			return
+		}
 		if r.URL.Path != "/api/v1/query" {
 			t.Errorf("path %q, want /api/v1/query", r.URL.Path)
 		}

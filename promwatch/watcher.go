@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/scaleout/scaleout/measure"
@@ -58,7 +57,7 @@ func (w *Watcher) sample(ctx context.Context) (measure.Sample, <-chan struct{}) 
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
-		answer <- w.eval(ctx, at, queries)
+		answer <- w.Eval.Eval(ctx, at, queries)
 	}()
 	var results []Result
 	select {
@@ -84,37 +83,6 @@ func (w *Watcher) sample(ctx context.Context) (measure.Sample, <-chan struct{}) 
 		sample.Values[i] = ToValue(r)
 	}
 	return sample, nil
-}
-
-// Unscraper is an Evaluator that can tell when its answers may predate its
-// source's own start (a Prometheus server that has just restarted): the
-// reason, or "" when they do not.
-type Unscraper interface {
-	Unscraped(ctx context.Context, now time.Time) string
-}
-
-// eval is Eval, with every answer turned into a gap while the source says
-// its answers may predate its start: a value from before a Prometheus
-// outage, shown as now, would put old replicas and queue depth on the
-// timeline as if they were current.
-func (w *Watcher) eval(ctx context.Context, at time.Time, queries []string) []Result {
-	u, ok := w.Eval.(Unscraper)
-	if !ok {
-		return w.Eval.Eval(ctx, at, queries)
-	}
-	var why string
-	var wg sync.WaitGroup
-	wg.Go(func() { why = u.Unscraped(ctx, at) })
-	res := w.Eval.Eval(ctx, at, queries)
-	wg.Wait()
-	if why != "" {
-		for i := range res {
-			if res[i].Err == nil {
-				res[i] = Result{Err: &SourceError{Source: w.Eval.String(), Reason: why}}
-			}
-		}
-	}
-	return res
 }
 
 func (w *Watcher) gaps(at time.Time, reason string) measure.Sample {

@@ -221,9 +221,14 @@ func checkObservation(ctx context.Context, s *scenario.Scenario, src promwatch.E
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	res := src.Eval(ctx, time.Now(), qs)
-	allFailed := true
+	// A Prometheus that has just started has not scraped yet: its answers
+	// (empty ones included) say nothing about the queries.
+	allFailed, unscraped := true, ""
 	for _, r := range res {
-		allFailed = allFailed && r.Err != nil
+		if errors.Is(r.Err, promwatch.ErrUnscraped) {
+			unscraped = promwatch.Reason(r.Err)
+		}
+		allFailed = allFailed && r.Err != nil && unscraped == ""
 	}
 	if allFailed {
 		*fs = append(*fs, finding{levelFail, src.String() + " does not answer: " + shortNetError(res[0].Err),
@@ -231,12 +236,6 @@ func checkObservation(ctx context.Context, s *scenario.Scenario, src promwatch.E
 		return
 	}
 	*fs = append(*fs, finding{levelOK, src.String() + " answers", ""})
-	// A Prometheus that has just started has not scraped yet: a series that
-	// returns nothing then says nothing about the query.
-	unscraped := ""
-	if u, ok := src.(promwatch.Unscraper); ok {
-		unscraped = u.Unscraped(ctx, time.Now())
-	}
 	// KEDA deletes a paused ScaledObject's HPA: desired and current that
 	// return nothing are explained by that, not by the queries.
 	isHPA := func(name string) bool { return name == timeline.Desired || name == timeline.Current }
@@ -256,10 +255,12 @@ func checkObservation(ctx context.Context, s *scenario.Scenario, src promwatch.E
 			*fs = append(*fs, finding{levelWarn, fmt.Sprintf("series %s: %s", ser.Name, w), ""})
 		}
 		switch {
+		case errors.Is(r.Err, promwatch.ErrUnscraped):
+			if len(r.Vector) == 0 {
+				notYet = append(notYet, ser.Name)
+			}
 		case r.Err != nil:
 			*fs = append(*fs, finding{levelFail, fmt.Sprintf("series %s: %s", ser.Name, v.Gap), "fix the query: " + ser.Query})
-		case len(r.Vector) == 0 && unscraped != "":
-			notYet = append(notYet, ser.Name)
 		case len(r.Vector) == 0 && paused != "" && isHPA(ser.Name):
 			// the paused finding below says why
 		case len(r.Vector) == 0 && isTrigger:
