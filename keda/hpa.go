@@ -11,8 +11,10 @@
 package keda
 
 import (
+	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 )
 
@@ -133,6 +135,94 @@ type Behavior struct {
 	ScaleUp, ScaleDown Rules
 }
 
+// Kubernetes' bounds on spec.behavior (MaxStabilizationWindowSeconds,
+// MaxPeriodSeconds).
+const (
+	maxStabilizationWindow = time.Hour
+	maxPolicyPeriod        = 30 * time.Minute
+)
+
+// BehaviorError is one part of a Behavior that Kubernetes' API would refuse.
+// It names the part by its Go fields, so that each reader of a Behavior can
+// spell the place its own way (see Path).
+type BehaviorError struct {
+	Rules  string // "ScaleUp" or "ScaleDown"
+	Policy int    // the index in Rules.Policies, or -1 when the error is in the Rules themselves
+	Field  string // of Rules: StabilizationWindow, SelectPolicy or Policies; of a Policy: Type, Value or Period
+	Msg    string
+}
+
+// manifestNames spells the Go fields the way spec.behavior does.
+var manifestNames = map[string]string{
+	"ScaleUp": "scaleUp", "ScaleDown": "scaleDown",
+	"StabilizationWindow": "stabilizationWindowSeconds", "SelectPolicy": "selectPolicy", "Policies": "policies",
+	"Type": "type", "Value": "value", "Period": "periodSeconds",
+}
+
+// Path is the place of the error with every Go field name renamed through
+// names (a name it lacks stays as it is), e.g. "scaleUp.policies[0].value".
+func (e *BehaviorError) Path(names map[string]string) string {
+	name := func(k string) string {
+		if n, ok := names[k]; ok {
+			return n
+		}
+		return k
+	}
+	var b strings.Builder
+	b.WriteString(name(e.Rules))
+	if e.Policy >= 0 {
+		fmt.Fprintf(&b, ".%s[%d]", name("Policies"), e.Policy)
+	}
+	b.WriteString("." + name(e.Field))
+	return b.String()
+}
+
+// Error spells the place as spec.behavior does.
+func (e *BehaviorError) Error() string { return e.Path(manifestNames) + ": " + e.Msg }
+
+// Validate reports every part of b that Kubernetes' API would refuse, as an
+// errors.Join of *BehaviorError in field order: a stabilization window
+// outside 0..1h, an unknown select policy, no policy at all (unless the
+// direction is Disabled), and a policy with an unknown type, a value below 1
+// or a period outside 1s..30m. An empty SelectPolicy is Max, Kubernetes'
+// default. The HPA model relies on it: with no policy, nothing would bound a
+// scale.
+func (b Behavior) Validate() error {
+	var errs []error
+	for _, d := range []struct {
+		name string
+		r    Rules
+	}{{"ScaleUp", b.ScaleUp}, {"ScaleDown", b.ScaleDown}} {
+		bad := func(policy int, field, format string, args ...any) {
+			errs = append(errs, &BehaviorError{Rules: d.name, Policy: policy, Field: field, Msg: fmt.Sprintf(format, args...)})
+		}
+		r := d.r
+		if r.StabilizationWindow < 0 || r.StabilizationWindow > maxStabilizationWindow {
+			bad(-1, "StabilizationWindow", "%v is outside 0s..1h (Kubernetes' bounds)", r.StabilizationWindow)
+		}
+		switch r.SelectPolicy {
+		case "", SelectMax, SelectMin, SelectDisabled:
+		default:
+			bad(-1, "SelectPolicy", "%q is not Max, Min or Disabled", r.SelectPolicy)
+		}
+		if len(r.Policies) == 0 && r.SelectPolicy != SelectDisabled {
+			bad(-1, "Policies", "is empty (want at least one policy, or a Disabled select policy)")
+		}
+		for i, p := range r.Policies {
+			if p.Type != PodsPolicy && p.Type != PercentPolicy {
+				bad(i, "Type", "%q is not Pods or Percent", p.Type)
+			}
+			if p.Value < 1 {
+				bad(i, "Value", "%d is not positive", p.Value)
+			}
+			if p.Period < time.Second || p.Period > maxPolicyPeriod {
+				bad(i, "Period", "%v is outside 1s..30m (Kubernetes' bounds)", p.Period)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // DefaultBehavior is what Kubernetes fills in when spec.behavior is set but a
 // part is omitted: scale up without stabilization by the larger of 4 pods or
 // 100 % per 15 s; scale down with a 300 s window by up to 100 % per 15 s.
@@ -221,11 +311,12 @@ type Decision struct {
 	// TooFewReplicas, ScaleDownStabilized, ScaleUpStabilized, ScalingDisabled,
 	// or FailedGetExternalMetric when metrics were unavailable.
 	Limited string
-	// MetricsMissing is true when every metric was unavailable (or some were
-	// and the others asked to scale down): the HPA keeps current and reports
-	// ScalingActive=False (`kubectl get hpa` shows <unknown>).
-	MetricsMissing bool
 }
+
+// MetricsMissing reports that every metric was unavailable (or some were and
+// the others asked to scale down): the HPA keeps current and reports
+// ScalingActive=False (`kubectl get hpa` shows <unknown>).
+func (d Decision) MetricsMissing() bool { return d.Limited == MetricsUnavailable }
 
 // Sync is one HPA controller sync at now with current replicas (the target's
 // spec replicas, which the model also takes as its status and ready
@@ -249,7 +340,7 @@ func (h *HPA) Sync(now time.Time, current int32, totals []float64) Decision {
 		if !ok {
 			// The controller returns before it stabilizes or rescales:
 			// nothing is recorded and the target keeps its size.
-			return Decision{Desired: current, Recommendations: recs, Limited: MetricsUnavailable, MetricsMissing: true}
+			return Decision{Desired: current, Recommendations: recs, Limited: MetricsUnavailable}
 		}
 		if h.Behavior == nil {
 			d.Desired, d.Limited = h.normalize(now, current, proposal)
@@ -364,8 +455,7 @@ func (h *HPA) normalizeWithBehavior(now time.Time, current, proposal int32) (int
 	// convertDesiredReplicasWithBehaviorRate.
 	switch {
 	case stabilized > current:
-		limit := scaleUpLimit(now, current, h.upEvents, h.dnEvents, b.ScaleUp)
-		limit = max(limit, current)
+		limit := scaleLimit(now, current, h.upEvents, h.dnEvents, b.ScaleUp, true)
 		maxAllowed, maxReason := h.Max, TooManyReplicas
 		if maxAllowed > limit {
 			maxAllowed, maxReason = limit, ScaleUpLimit
@@ -374,8 +464,7 @@ func (h *HPA) normalizeWithBehavior(now time.Time, current, proposal int32) (int
 			return maxAllowed, maxReason
 		}
 	case stabilized < current:
-		limit := scaleDownLimit(now, current, h.upEvents, h.dnEvents, b.ScaleDown)
-		limit = min(limit, current)
+		limit := scaleLimit(now, current, h.upEvents, h.dnEvents, b.ScaleDown, false)
 		minAllowed, minReason := h.Min, TooFewReplicas
 		if minAllowed < limit {
 			minAllowed, minReason = limit, ScaleDownLimit
@@ -403,56 +492,46 @@ func changeInPeriod(now time.Time, period time.Duration, events []stamped) int32
 // one sync goes at most to twice the replicas, or 4.
 func legacyScaleUpLimit(current int32) int32 { return int32(math.Max(2*float64(current), 4)) }
 
-// scaleUpLimit is calculateScaleUpLimitWithScalingRules: the most replicas
-// the policies allow, measured from the replicas at the start of each period.
-func scaleUpLimit(now time.Time, current int32, up, down []stamped, r Rules) int32 {
+// scaleLimit is calculateScaleUpLimitWithScalingRules (up) and
+// calculateScaleDownLimitWithBehaviors (!up): the most replicas the policies
+// allow going up, or the fewest going down, each policy measured from the
+// replicas at the start of its period. Max selects the policy that allows the
+// largest change, Min the smallest. A Percent policy rounds up going up and
+// truncates going down, as Kubernetes does.
+//
+// The limit never points the other way from current: when recent events
+// have used up every policy, or there is no policy, it is current, which is
+// the clamp convertDesiredReplicasWithBehaviorRate applies to both.
+func scaleLimit(now time.Time, current int32, up, down []stamped, r Rules, scaleUp bool) int32 {
 	if r.SelectPolicy == SelectDisabled {
 		return current
 	}
+	// The largest change is the highest limit up and the lowest one down.
 	pick, result := max32, int32(math.MinInt32)
-	if r.SelectPolicy == SelectMin {
+	if (r.SelectPolicy == SelectMin) == scaleUp {
 		pick, result = min32, math.MaxInt32
 	}
 	for _, p := range r.Policies {
 		start := current - changeInPeriod(now, p.Period, up) + changeInPeriod(now, p.Period, down)
 		var proposed int32
-		switch p.Type {
-		case PodsPolicy:
+		switch {
+		case p.Type == PodsPolicy && scaleUp:
 			proposed = start + p.Value
-		case PercentPolicy:
-			proposed = int32(math.Ceil(float64(start) * (1 + float64(p.Value)/100)))
-		default:
-			continue
-		}
-		result = pick(result, proposed)
-	}
-	return result
-}
-
-// scaleDownLimit is calculateScaleDownLimitWithBehaviors: the fewest replicas
-// the policies allow.
-func scaleDownLimit(now time.Time, current int32, up, down []stamped, r Rules) int32 {
-	if r.SelectPolicy == SelectDisabled {
-		return current
-	}
-	pick, result := min32, int32(math.MaxInt32)
-	if r.SelectPolicy == SelectMin {
-		pick, result = max32, math.MinInt32
-	}
-	for _, p := range r.Policies {
-		start := current - changeInPeriod(now, p.Period, up) + changeInPeriod(now, p.Period, down)
-		var proposed int32
-		switch p.Type {
-		case PodsPolicy:
+		case p.Type == PodsPolicy:
 			proposed = start - p.Value
-		case PercentPolicy:
+		case p.Type == PercentPolicy && scaleUp:
+			proposed = int32(math.Ceil(float64(start) * (1 + float64(p.Value)/100)))
+		case p.Type == PercentPolicy:
 			proposed = int32(float64(start) * (1 - float64(p.Value)/100))
 		default:
 			continue
 		}
 		result = pick(result, proposed)
 	}
-	return result
+	if scaleUp {
+		return max(result, current)
+	}
+	return min(result, current)
 }
 
 func min32(a, b int32) int32 { return min(a, b) }

@@ -137,7 +137,7 @@ func TestSyncScaleDownStabilization(t *testing.T) {
 func TestSyncMetricsMissing(t *testing.T) {
 	h := queueHPA(1, 10)
 	d := h.Sync(at(0), 3, q(math.NaN()))
-	if d.Desired != 3 || !d.MetricsMissing || d.Limited != MetricsUnavailable || !slices.Equal(d.Recommendations, []int32{-1}) {
+	if d.Desired != 3 || !d.MetricsMissing() || d.Limited != MetricsUnavailable || !slices.Equal(d.Recommendations, []int32{-1}) {
 		t.Fatalf("all metrics missing: %+v", d)
 	}
 	// A missing metric records no recommendation: scale-up right after works
@@ -150,12 +150,12 @@ func TestSyncMetricsMissing(t *testing.T) {
 		{Name: "s1-prometheus", Type: Value, Target: 0.8},
 	}}
 	d = two.Sync(at(0), 2, []float64{math.NaN(), 1.2}) // Value: ceil(2 × 1.2/0.8) = 3
-	if d.Desired != 3 || d.MetricsMissing || !slices.Equal(d.Recommendations, []int32{-1, 3}) {
+	if d.Desired != 3 || d.MetricsMissing() || !slices.Equal(d.Recommendations, []int32{-1, 3}) {
 		t.Fatalf("one missing, other scaling up: %+v", d)
 	}
 	// One missing and the other scaling down: the controller does not scale down.
 	d = two.Sync(at(15), 3, []float64{math.NaN(), 0.2}) // Value: ceil(3 × 0.25) = 1
-	if d.Desired != 3 || !d.MetricsMissing || !slices.Equal(d.Recommendations, []int32{-1, 1}) {
+	if d.Desired != 3 || !d.MetricsMissing() || !slices.Equal(d.Recommendations, []int32{-1, 1}) {
 		t.Fatalf("one missing, other scaling down: %+v", d)
 	}
 	// Both present: the largest recommendation wins.
@@ -165,7 +165,7 @@ func TestSyncMetricsMissing(t *testing.T) {
 	}
 	// No metrics at all is the same as all missing.
 	none := &HPA{Min: 1, Max: 3, Tolerance: 0.1}
-	if d := none.Sync(at(0), 2, nil); !d.MetricsMissing || d.Desired != 2 {
+	if d := none.Sync(at(0), 2, nil); !d.MetricsMissing() || d.Desired != 2 {
 		t.Fatalf("no metrics: %+v", d)
 	}
 }

@@ -56,7 +56,7 @@ func (t Trigger) MetricName() string { return fmt.Sprintf("s%d-%s", t.Index, t.T
 
 // Aggregation is the aggregation the trigger's query starts with (sum,
 // avg, max, min, count), or "".
-func (t Trigger) Aggregation() string { return outerAggregation(strings.TrimSpace(t.Query)) }
+func (t Trigger) Aggregation() string { return outerAggregation(t.Query) }
 
 // Metric is the trigger as the HPA model's metric.
 func (t Trigger) Metric() Metric {
@@ -116,11 +116,12 @@ func (so *ScaledObject) Predict(totals []float64, current int32) int32 {
 
 // scaleUpLimit is the most replicas one sync may reach from current, with
 // no scale events in the policies' periods (a prediction has no history).
+// It is never below current, as in HPA.Sync.
 func (so *ScaledObject) scaleUpLimit(current int32) int32 {
 	if so.Behavior == nil {
 		return legacyScaleUpLimit(current)
 	}
-	return scaleUpLimit(time.Time{}, current, nil, nil, so.Behavior.ScaleUp)
+	return scaleLimit(time.Time{}, current, nil, nil, so.Behavior.ScaleUp, true)
 }
 
 // Lint returns the shapes that cannot scale as intended, each with the fix.
@@ -131,7 +132,7 @@ func (so *ScaledObject) Lint() []string {
 		out = append(out, fmt.Sprintf("%s/%s has no prometheus trigger: scaleout can watch its replicas but not predict them", so.Namespace, so.Name))
 	}
 	for _, t := range proms {
-		q := strings.TrimSpace(t.Query)
+		q := t.Query
 		outer := outerAggregation(q)
 		if outer == "avg" && t.MetricType == AverageValue {
 			out = append(out, fmt.Sprintf("trigger %d (%s) averages under AverageValue: desired = ceil(avg / %g) does not grow with more replicas%s; use sum(…) or metricType: Value",
@@ -236,14 +237,19 @@ func ParseScaledObjects(file string, data []byte) ([]*ScaledObject, error) {
 }
 
 type soReader struct {
-	file string
-	errs []error
+	file   string
+	errs   []error
+	failed map[*yaml.Node]bool // the nodes an error names already
 }
 
 func (r *soReader) fail(n *yaml.Node, field, format string, args ...any) {
 	e := &ManifestError{File: r.file, Field: field, Msg: fmt.Sprintf(format, args...)}
 	if n != nil {
 		e.Line, e.Col = n.Line, n.Column
+		if r.failed == nil {
+			r.failed = map[*yaml.Node]bool{}
+		}
+		r.failed[n] = true
 	}
 	r.errs = append(r.errs, e)
 }
@@ -410,6 +416,8 @@ func (r *soReader) trigger(i int, n *yaml.Node) Trigger {
 	return t
 }
 
+const behaviorField = "spec.advanced.horizontalPodAutoscalerConfig.behavior"
+
 func (r *soReader) behavior(n *yaml.Node) *Behavior {
 	b := DefaultBehavior()
 	rules := func(key string, into *Rules) {
@@ -417,32 +425,74 @@ func (r *soReader) behavior(n *yaml.Node) *Behavior {
 		if rn == nil {
 			return
 		}
-		field := "spec.advanced.horizontalPodAutoscalerConfig.behavior." + key
+		field := behaviorField + "." + key
 		if w := get(rn, "stabilizationWindowSeconds"); w != nil {
 			into.StabilizationWindow = r.seconds(w, field+".stabilizationWindowSeconds", into.StabilizationWindow)
 		}
 		if s := r.str(get(rn, "selectPolicy")); s != "" {
-			if s != SelectMax && s != SelectMin && s != SelectDisabled {
-				r.fail(get(rn, "selectPolicy"), field+".selectPolicy", "%q is not Max, Min or Disabled", s)
-			}
 			into.SelectPolicy = s
 		}
 		if ps := get(rn, "policies"); ps != nil && ps.Kind == yaml.SequenceNode {
 			into.Policies = nil
 			for j, pn := range ps.Content {
 				pf := fmt.Sprintf("%s.policies[%d]", field, j)
-				p := Policy{Type: r.str(get(pn, "type")), Value: r.int32(get(pn, "value"), pf+".value", 0),
-					Period: r.seconds(get(pn, "periodSeconds"), pf+".periodSeconds", 15*time.Second)}
-				if p.Type != PodsPolicy && p.Type != PercentPolicy {
-					r.fail(pn, pf+".type", "%q is not Pods or Percent", p.Type)
-				}
-				into.Policies = append(into.Policies, p)
+				into.Policies = append(into.Policies, Policy{Type: r.str(get(pn, "type")), Value: r.int32(get(pn, "value"), pf+".value", 0),
+					Period: r.seconds(get(pn, "periodSeconds"), pf+".periodSeconds", 15*time.Second)})
 			}
 		}
 	}
 	rules("scaleUp", &b.ScaleUp)
 	rules("scaleDown", &b.ScaleDown)
+	r.validateBehavior(n, b)
 	return &b
+}
+
+// validateBehavior reports what Behavior.Validate finds in b, each at the
+// node of the manifest it comes from. A value the reader could not read
+// has its error already and is not reported twice.
+func (r *soReader) validateBehavior(n *yaml.Node, b Behavior) {
+	err := b.Validate()
+	if err == nil {
+		return
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	for _, e := range errs {
+		var be *BehaviorError
+		if !errors.As(e, &be) {
+			r.fail(n, behaviorField, "%v", e)
+			continue
+		}
+		at := behaviorNode(n, be)
+		if r.failed[at] {
+			continue
+		}
+		r.fail(at, behaviorField+"."+be.Path(manifestNames), "%s", be.Msg)
+	}
+}
+
+// behaviorNode is the node of the behavior block n that be is about: its
+// field when the manifest sets it, else the nearest enclosing node it has
+// (a field Kubernetes defaulted has no node of its own).
+func behaviorNode(n *yaml.Node, be *BehaviorError) *yaml.Node {
+	rn := get(n, manifestNames[be.Rules])
+	if rn == nil {
+		return n
+	}
+	at := rn
+	if be.Policy >= 0 {
+		ps := get(rn, "policies")
+		if ps == nil || ps.Kind != yaml.SequenceNode || be.Policy >= len(ps.Content) {
+			return rn
+		}
+		at = ps.Content[be.Policy]
+	}
+	if f := get(at, manifestNames[be.Field]); f != nil {
+		return f
+	}
+	return at
 }
 
 // String prints the ScaledObject the way the findings name it.

@@ -95,7 +95,8 @@ func TestPredict(t *testing.T) {
 		{200, nan, 8, 10}, // clamped to max
 		{0, 0.4, 2, 1},    // Value: ceil(2 × 0.4/0.8) = 1
 		{0, 1.6, 2, 4},    // Value: ceil(2 × 1.6/0.8) = 4
-		{12, 1.2, 2, 3},   // the larger trigger wins: 3 (waiting) vs 3 (kv)
+		{12, 2.0, 2, 4},   // the larger trigger wins: 3 (waiting) vs 5 (kv), then the max(2×2, 4) cap
+		{31, 1.0, 4, 7},   // and when it is the first: 7 (waiting) vs ceil(4 × 1.25) = 5 (kv)
 		{nan, nan, 3, 0},  // nothing known
 		{nan, 0.96, 5, 6}, // only kv known: ceil(5 × 1.2) = 6
 		{10.4, nan, 2, 2}, // ratio 1.04 on 2 replicas
@@ -113,6 +114,41 @@ func TestPredict(t *testing.T) {
 		t.Errorf("with a Pods 1 policy, from 2: %d, want 3", got)
 	}
 }
+
+// TestPredictAgreesWithSync: from a fresh HPA, scaling up, Predict is what
+// the HPA's first sync decides, whatever the scale-up rules, including
+// rules whose limit would fall below current (no policy at all).
+func TestPredictAgreesWithSync(t *testing.T) {
+	pods1 := DefaultBehavior()
+	pods1.ScaleUp.Policies = []Policy{{Type: PodsPolicy, Value: 1, Period: 15 * time.Second}}
+	minPolicy := DefaultBehavior()
+	minPolicy.ScaleUp.SelectPolicy = SelectMin
+	disabled := DefaultBehavior()
+	disabled.ScaleUp.SelectPolicy = SelectDisabled
+	none := DefaultBehavior()
+	none.ScaleUp.Policies = []Policy{} // what scaleUp: {policies: []} would give; the reader refuses it
+	for _, tt := range []struct {
+		name     string
+		behavior *Behavior
+	}{{"unset", nil}, {"default", ptr(DefaultBehavior())}, {"Pods 1", &pods1}, {"Min", &minPolicy}, {"Disabled", &disabled}, {"no policy", &none}} {
+		so := &ScaledObject{Min: 0, Max: 10, Behavior: tt.behavior, Triggers: []Trigger{{Index: 0, Type: "prometheus", MetricType: AverageValue, Threshold: 5}}}
+		for _, c := range []struct {
+			waiting float64
+			current int32
+		}{{100, 2}, {100, 1}, {12, 2}, {31, 4}, {100, 9}} {
+			want := so.HPA().Sync(t0, c.current, []float64{c.waiting}).Desired
+			if got := so.Predict([]float64{c.waiting}, c.current); got != want {
+				t.Errorf("%s: Predict(waiting %g, current %d) = %d, HPA.Sync = %d", tt.name, c.waiting, c.current, got, want)
+			}
+		}
+	}
+	// The case the review found: ceil(100/5) = 20, no scale-up policy, from 2.
+	if got := (&ScaledObject{Max: 10, Behavior: &none, Triggers: []Trigger{{Type: "prometheus", Threshold: 5}}}).Predict([]float64{100}, 2); got != 2 {
+		t.Errorf("no scale-up policy, from 2: Predict %d, want 2 (the size it has)", got)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
 
 func TestLint(t *testing.T) {
 	doc := `
@@ -192,6 +228,39 @@ func TestManifestErrors(t *testing.T) {
 		_, err := ParseScaledObjects("m.yaml", []byte(c.doc))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("err = %v, want %q", err, c.want)
+		}
+	}
+}
+
+// TestBehaviorErrors: the reader refuses what Behavior.Validate refuses, each
+// error at its place in the manifest, and only once.
+func TestBehaviorErrors(t *testing.T) {
+	const f = "spec.advanced.horizontalPodAutoscalerConfig.behavior."
+	cases := []struct{ rules, want string }{
+		{"scaleUp: {policies: []}", "m.yaml:9:30: " + f + "scaleUp.policies: is empty (want at least one policy, or a Disabled select policy)"},
+		{"scaleDown: {selectPolicy: Disabled, policies: []}", ""},
+		{"scaleUp: {selectPolicy: Most}", "m.yaml:9:34: " + f + `scaleUp.selectPolicy: "Most" is not Max, Min or Disabled`},
+		{"scaleUp: {stabilizationWindowSeconds: 7200}", "m.yaml:9:48: " + f + "scaleUp.stabilizationWindowSeconds: 2h0m0s is outside 0s..1h (Kubernetes' bounds)"},
+		{"scaleDown: {policies: [{type: Pods, value: 0, periodSeconds: 15}, {type: Pod, value: 1, periodSeconds: 3600}]}",
+			"m.yaml:9:53: " + f + "scaleDown.policies[0].value: 0 is not positive\n" +
+				"m.yaml:9:83: " + f + `scaleDown.policies[1].type: "Pod" is not Pods or Percent` + "\n" +
+				"m.yaml:9:113: " + f + "scaleDown.policies[1].periodSeconds: 1h0m0s is outside 1s..30m (Kubernetes' bounds)"},
+		// A policy without a type is placed at the policy.
+		{"scaleUp: {policies: [{value: 1, periodSeconds: 15}]}", "m.yaml:9:31: " + f + `scaleUp.policies[0].type: "" is not Pods or Percent`},
+		// A value the reader cannot read is reported once, not again as 0.
+		{"scaleUp: {policies: [{type: Pods, value: lots, periodSeconds: 15}]}", "m.yaml:9:51: " + f + `scaleUp.policies[0].value: "lots" is not a number`},
+	}
+	for _, c := range cases {
+		doc := "kind: ScaledObject\nmetadata: {name: x}\nspec:\n  scaleTargetRef: {name: x}\n" +
+			"  triggers: [{type: prometheus, metadata: {query: 'sum(x)', threshold: '5'}}]\n" +
+			"  advanced:\n    horizontalPodAutoscalerConfig:\n      behavior:\n        {" + c.rules + "}\n"
+		_, err := ParseScaledObjects("m.yaml", []byte(doc))
+		got := ""
+		if err != nil {
+			got = err.Error()
+		}
+		if got != c.want {
+			t.Errorf("%s:\n got %s\nwant %s", c.rules, got, c.want)
 		}
 	}
 }

@@ -210,11 +210,7 @@ func promptTokens(raw json.RawMessage) (int, error) {
 	}
 	switch raw[0] {
 	case '"':
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return 0, err
-		}
-		return countWords(s), nil
+		return stringTokens(raw)
 	case '[':
 		var items []json.RawMessage
 		if err := json.Unmarshal(raw, &items); err != nil {
@@ -237,6 +233,15 @@ func promptTokens(raw json.RawMessage) (int, error) {
 	return 0, errors.New("want a string, a list of strings or a list of token ids")
 }
 
+// stringTokens counts the words of a JSON string.
+func stringTokens(raw json.RawMessage) (int, error) {
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return 0, err
+	}
+	return countWords(s), nil
+}
+
 // contentTokens counts a chat message's content: a string, or a list of
 // parts whose "text" is counted; null counts 0.
 func contentTokens(raw json.RawMessage) (int, error) {
@@ -245,11 +250,7 @@ func contentTokens(raw json.RawMessage) (int, error) {
 	}
 	switch raw[0] {
 	case '"':
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return 0, err
-		}
-		return countWords(s), nil
+		return stringTokens(raw)
 	case '[':
 		var parts []struct {
 			Text string `json:"text"`

@@ -223,43 +223,41 @@ func (c Config) Validate() error {
 		}
 	}
 	if b := c.Behavior; b != nil {
-		validRules := func(field string, r keda.Rules) {
-			if r.StabilizationWindow < 0 || r.StabilizationWindow > maxStabilizationWindow {
-				bad(field+".stabilization_window", "%v is outside 0s..1h (Kubernetes' bounds)", r.StabilizationWindow)
-			}
-			switch r.SelectPolicy {
-			case "", keda.SelectMax, keda.SelectMin, keda.SelectDisabled: // "" is Max, Kubernetes' default
-			default:
-				bad(field+".select_policy", "%q is not Max, Min or Disabled", r.SelectPolicy)
-			}
-			if len(r.Policies) == 0 && r.SelectPolicy != keda.SelectDisabled {
-				bad(field+".policies", "is empty (want at least one policy, or select_policy Disabled)")
-			}
-			for i, p := range r.Policies {
-				pf := fmt.Sprintf("%s.policies[%d]", field, i)
-				if p.Type != keda.PodsPolicy && p.Type != keda.PercentPolicy {
-					bad(pf+".type", "%q is not Pods or Percent", p.Type)
-				}
-				if p.Value < 1 {
-					bad(pf+".value", "%d is not positive", p.Value)
-				}
-				if p.Period < time.Second || p.Period > maxPolicyPeriod {
-					bad(pf+".period", "%v is outside 1s..30m (Kubernetes' bounds)", p.Period)
-				}
-			}
+		// keda checks it against Kubernetes' rules; the errors name its
+		// fields in the yaml style of the others.
+		if err := b.Validate(); err != nil {
+			errs = append(errs, behaviorErrors(err)...)
 		}
-		validRules("behavior.scale_up", b.ScaleUp)
-		validRules("behavior.scale_down", b.ScaleDown)
 	}
 	return errors.Join(errs...)
 }
 
-// Kubernetes' bounds on spec.behavior (MaxStabilizationWindowSeconds,
-// MaxPeriodSeconds).
-const (
-	maxStabilizationWindow = time.Hour
-	maxPolicyPeriod        = 30 * time.Minute
-)
+// behaviorNames spells keda.BehaviorError's Go field names in the yaml
+// style of the other fields.
+var behaviorNames = map[string]string{
+	"ScaleUp": "scale_up", "ScaleDown": "scale_down",
+	"StabilizationWindow": "stabilization_window", "SelectPolicy": "select_policy", "Policies": "policies",
+	"Type": "type", "Value": "value", "Period": "period",
+}
+
+// behaviorErrors turns what keda.Behavior.Validate reports into
+// *FieldError under "behavior.".
+func behaviorErrors(err error) []error {
+	all := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		all = j.Unwrap()
+	}
+	out := make([]error, 0, len(all))
+	for _, e := range all {
+		var be *keda.BehaviorError
+		if errors.As(e, &be) {
+			out = append(out, &FieldError{Field: "behavior." + be.Path(behaviorNames), Msg: be.Msg})
+		} else {
+			out = append(out, &FieldError{Field: "behavior", Msg: e.Error()})
+		}
+	}
+	return out
+}
 
 // validMetricType accepts the target types of an external metric; "" is
 // AverageValue, KEDA's default.

@@ -13,10 +13,11 @@
 // every recorded duration is a difference of such deadlines, so a fake clock
 // gives exact numbers however a test steps it.
 //
-// Locking: Fleet.mu guards the pods, their queues and slot counts, the
-// Deployment and the HPA. The token path of a running request takes no
-// fleet lock: it reads its pod's running count and adds to its counters
-// atomically (or under the pod's metrics lock).
+// Locking: Fleet.mu guards the pods, their queues and slot counts (a count
+// is atomic but written under it only), the Deployment and the HPA. The
+// token path of a running request takes no fleet lock: it reads its pod's
+// running count and adds to its counters atomically (or under the pod's
+// metrics lock).
 package sim
 
 import (
@@ -67,16 +68,21 @@ type pod struct {
 	phase   phase
 	readyAt time.Time // Starting: when it will be ready; Ready/Draining: when it became ready
 
-	// Guarded by Fleet.mu.
-	running int
-	waiting []*job // FIFO
+	waiting []*job // FIFO; guarded by Fleet.mu
 
-	// Read and written without Fleet.mu on the token path.
-	nRunning atomic.Int32 // mirrors running, for the ITL of its requests
-	kvTokens atomic.Int64 // prompt + generated tokens of its running requests
+	// nRunning is the number of requests holding a running slot. It is
+	// written under Fleet.mu only, and read without it on the token path
+	// (for the ITL of its requests).
+	nRunning atomic.Int32
+	// kvTokens is the prompt + generated tokens of its running requests,
+	// added to without Fleet.mu on the token path.
+	kvTokens atomic.Int64
 
 	m podMetrics
 }
+
+// running is the number of requests holding a running slot on p.
+func (p *pod) running() int { return int(p.nRunning.Load()) }
 
 // job is one request inside the fleet, from the gateway to its last token.
 type job struct {
@@ -143,8 +149,11 @@ type Fleet struct {
 	status   hpaStatus
 	nextSync time.Time // zero: sync at the next turn of Run
 	podSeq   uint64
-	rng      *rand.Rand    // pod names
-	changed  chan struct{} // closed at the next state change (nil until someone waits)
+	rng      *rand.Rand // pod names
+	// changed is closed at the next state change (nil until someone waits).
+	// Only the tests' waitFor waits on it (through changedLocked): the
+	// fleet itself never does, and notifyLocked is there to serve them.
+	changed chan struct{}
 
 	kick    chan struct{} // wakes Run after a change outside it
 	running atomic.Bool   // Run is running
@@ -503,16 +512,15 @@ func (f *Fleet) scaleLocked(n int32, now time.Time) {
 		v := f.victimLocked()
 		if v.phase == phaseReady {
 			v.phase = phaseDraining
-			if v.running == 0 && len(v.waiting) == 0 {
+			if v.running() == 0 && len(v.waiting) == 0 {
 				f.removePodLocked(v)
 			}
 		} else {
 			f.removePodLocked(v)
 		}
 	}
-	f.startPendingLocked(now, false)
-	f.promoteLocked(now)
-	f.wake()
+	// Once for every removal above: the GPUs they freed go to Pending pods.
+	f.rescheduleLocked(now)
 }
 
 // victimLocked picks the pod a scale-down removes next.
@@ -537,8 +545,8 @@ func (f *Fleet) victimLocked() *pod {
 	return v
 }
 
-// removePodLocked deletes a pod: its series go with it, and its GPU goes to
-// the oldest Pending pod.
+// removePodLocked deletes a pod: its series go with it. Its GPU is free,
+// but only for the caller's next rescheduleLocked.
 func (f *Fleet) removePodLocked(v *pod) {
 	for i, p := range f.pods {
 		if p == v {
@@ -546,8 +554,13 @@ func (f *Fleet) removePodLocked(v *pod) {
 			break
 		}
 	}
-	f.startPendingLocked(f.clk.Now(), false)
-	f.promoteLocked(f.clk.Now())
+}
+
+// rescheduleLocked gives the free GPUs to the oldest Pending pods, makes
+// Ready what is due at now, and tells Run its schedule may have changed.
+func (f *Fleet) rescheduleLocked(now time.Time) {
+	f.startPendingLocked(now, false)
+	f.promoteLocked(now)
 	f.wake()
 }
 
@@ -562,7 +575,7 @@ func (f *Fleet) pickLocked() *pod {
 		if p.phase != phaseReady {
 			continue
 		}
-		if load := p.running + len(p.waiting); best == nil || load < bestLoad {
+		if load := p.running() + len(p.waiting); best == nil || load < bestLoad {
 			best, bestLoad = p, load
 		}
 	}
@@ -579,11 +592,11 @@ func (f *Fleet) submit(j *job) error {
 	switch {
 	case p == nil:
 		return errNoReplica
-	case p.running < f.cfg.MaxNumSeqs:
+	case p.running() < f.cfg.MaxNumSeqs:
 		// A free slot takes the request from its arrival: the time the
 		// gateway spent reading and checking it is part of its prefill,
 		// not added to it.
-		f.startLocked(p, j, j.arrived)
+		f.startLocked(p, j, j.arrived, p.nRunning.Load()+1)
 	case f.cfg.MaxWaiting > 0 && len(p.waiting) >= f.cfg.MaxWaiting:
 		return errQueueFull
 	default:
@@ -595,11 +608,11 @@ func (f *Fleet) submit(j *job) error {
 	return nil
 }
 
-// startLocked gives j a running slot on p at instant at.
-func (f *Fleet) startLocked(p *pod, j *job, at time.Time) {
+// startLocked gives j a running slot on p at instant at; running is p's
+// count of running requests with j, stored before j learns of its slot.
+func (f *Fleet) startLocked(p *pod, j *job, at time.Time, running int32) {
 	j.pod, j.admittedAt, j.started = p, at, true
-	p.running++
-	p.nRunning.Store(int32(p.running))
+	p.nRunning.Store(running)
 	j.kv = int64(j.prompt)
 	p.kvTokens.Add(j.kv)
 	close(j.admitted)
@@ -623,7 +636,7 @@ func (f *Fleet) cancelWaiting(j *job) bool {
 	}
 	f.stats.inFlight.Add(-1)
 	f.stats.aborted.Add(1)
-	f.maybeGoneLocked(p)
+	f.maybeGoneLocked(p, f.clk.Now())
 	f.notifyLocked()
 	return true
 }
@@ -634,9 +647,11 @@ func (f *Fleet) finish(j *job, end time.Time, aborted bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	p := j.pod
-	p.running--
+	// The count is stored once j's slot has a new holder (or none is
+	// waiting), so the token path never sees it dip during the hand-over.
+	running := p.nRunning.Load() - 1
 	p.kvTokens.Add(-j.kv)
-	for p.running < f.cfg.MaxNumSeqs && len(p.waiting) > 0 {
+	for int(running) < f.cfg.MaxNumSeqs && len(p.waiting) > 0 {
 		next := p.waiting[0]
 		p.waiting[0] = nil
 		p.waiting = p.waiting[1:]
@@ -644,23 +659,26 @@ func (f *Fleet) finish(j *job, end time.Time, aborted bool) {
 		if at.Before(next.arrived) {
 			at = next.arrived
 		}
-		f.startLocked(p, next, at)
+		running++
+		f.startLocked(p, next, at, running)
 	}
-	p.nRunning.Store(int32(p.running))
+	p.nRunning.Store(running)
 	f.stats.inFlight.Add(-1)
 	if aborted {
 		f.stats.aborted.Add(1)
 	} else {
 		f.stats.ok.Add(1)
 	}
-	f.maybeGoneLocked(p)
+	f.maybeGoneLocked(p, f.clk.Now())
 	f.notifyLocked()
 }
 
-// maybeGoneLocked removes a terminating pod that has finished everything.
-func (f *Fleet) maybeGoneLocked(p *pod) {
-	if p.phase == phaseDraining && p.running == 0 && len(p.waiting) == 0 {
+// maybeGoneLocked removes a terminating pod that has finished everything at
+// now, and hands its GPU on.
+func (f *Fleet) maybeGoneLocked(p *pod, now time.Time) {
+	if p.phase == phaseDraining && p.running() == 0 && len(p.waiting) == 0 {
 		f.removePodLocked(p)
+		f.rescheduleLocked(now)
 	}
 }
 
@@ -802,8 +820,8 @@ func (f *Fleet) stateLocked() State {
 			s.Terminating++
 		}
 		s.Waiting += len(p.waiting)
-		s.Running += p.running
-		s.Pods = append(s.Pods, PodState{Name: p.name, Phase: p.phase.String(), Running: p.running, Waiting: len(p.waiting)})
+		s.Running += p.running()
+		s.Pods = append(s.Pods, PodState{Name: p.name, Phase: p.phase.String(), Running: p.running(), Waiting: len(p.waiting)})
 	}
 	return s
 }

@@ -104,8 +104,8 @@ func TestGatewayLeastLoaded(t *testing.T) {
 			t.Errorf("job %d went to %s, want %s", i, jobs[i].pod.name, want.name)
 		}
 	}
-	if p0.running != 1 || len(p0.waiting) != 2 || p1.running != 1 || len(p1.waiting) != 1 {
-		t.Errorf("p0 %d+%d, p1 %d+%d; want 1+2 and 1+1", p0.running, len(p0.waiting), p1.running, len(p1.waiting))
+	if p0.running() != 1 || len(p0.waiting) != 2 || p1.running() != 1 || len(p1.waiting) != 1 {
+		t.Errorf("p0 %d+%d, p1 %d+%d; want 1+2 and 1+1", p0.running(), len(p0.waiting), p1.running(), len(p1.waiting))
 	}
 	// No ready pod: 503.
 	if err := f.Scale(0); err != nil {

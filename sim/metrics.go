@@ -149,7 +149,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			ready++
 		}
 		if p.phase == phaseReady || p.phase == phaseDraining {
-			pods = append(pods, podSample{p: p, waiting: len(p.waiting), running: p.running})
+			pods = append(pods, podSample{p: p, waiting: len(p.waiting), running: p.running()})
 		}
 	}
 	spec, paused, st := f.spec, f.paused, f.status
