@@ -3,7 +3,6 @@ package timeline
 import (
 	"encoding/csv"
 	"io"
-	"math"
 	"strconv"
 	"strings"
 )
@@ -23,7 +22,7 @@ func WriteCSV(w io.Writer, r *Report) error {
 	}
 	events := map[int][]string{}
 	for _, e := range r.Events {
-		i := int(math.Floor(e.T/r.IntervalS + 1e-9))
+		i := r.rowOf(e.T)
 		events[i] = append(events[i], e.Text)
 	}
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }

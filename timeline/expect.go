@@ -3,6 +3,7 @@ package timeline
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -161,7 +162,7 @@ func ParseExpectation(text string, series []string) (*Expectation, error) {
 	}
 	e.Subject = subj
 	switch {
-	case contains(series, subj):
+	case slices.Contains(series, subj):
 		e.kind = subjSeries
 	case kpis[subj] != nil:
 		e.kind = subjKPI
@@ -250,15 +251,6 @@ func allSubjects(series []string) []string {
 		}
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func parseDur(s string) (time.Duration, error) {
@@ -463,7 +455,7 @@ func (e *Expectation) evalSeries(r *Report) Outcome {
 		if best == nil {
 			return fmt.Sprintf("%s had no value %s", e.Subject, scope)
 		}
-		return fmt.Sprintf("not met %s: best seen %s %s at %s", scope, e.Subject, e.show(*best.v), clock(best.t))
+		return fmt.Sprintf("not met %s: best seen %s %s at %s", scope, e.Subject, e.show(*best.v), Clock(best.t))
 	}
 	switch e.When {
 	case WhenEver, WhenWithin, WhenAfterLoad:
@@ -491,9 +483,9 @@ func (e *Expectation) evalSeries(r *Report) Outcome {
 			}
 			if p.v != nil && e.holds(*p.v) {
 				out.OK = true
-				out.Detail = fmt.Sprintf("held at %s (%s %s)", clock(p.t), e.Subject, e.show(*p.v))
+				out.Detail = fmt.Sprintf("held at %s (%s %s)", Clock(p.t), e.Subject, e.show(*p.v))
 				if e.When == WhenAfterLoad {
-					out.Detail = fmt.Sprintf("held at %s, %s after the load (%s %s)", clock(p.t), span(p.t-loadEnd), e.Subject, e.show(*p.v))
+					out.Detail = fmt.Sprintf("held at %s, %s after the load (%s %s)", Clock(p.t), span(p.t-loadEnd), e.Subject, e.show(*p.v))
 				}
 				return out
 			}
@@ -512,7 +504,7 @@ func (e *Expectation) evalSeries(r *Report) Outcome {
 			}
 			n++
 			if !e.holds(*p.v) {
-				out.Detail = fmt.Sprintf("broken at %s (%s %s)", clock(p.t), e.Subject, e.show(*p.v))
+				out.Detail = fmt.Sprintf("broken at %s (%s %s)", Clock(p.t), e.Subject, e.show(*p.v))
 				return out
 			}
 		}
@@ -529,7 +521,7 @@ func (e *Expectation) evalSeries(r *Report) Outcome {
 		for i := len(pts) - 1; i >= 0; i-- {
 			if p := pts[i]; p.v != nil {
 				out.OK = e.holds(*p.v)
-				out.Detail = fmt.Sprintf("%s was %s at %s", e.Subject, e.show(*p.v), clock(p.t))
+				out.Detail = fmt.Sprintf("%s was %s at %s", e.Subject, e.show(*p.v), Clock(p.t))
 				return out
 			}
 		}
@@ -549,7 +541,7 @@ func (e *Expectation) evalSeries(r *Report) Outcome {
 			longest = max(longest, p.t-*since)
 			if p.t-*since >= e.For.Seconds() {
 				out.OK = true
-				out.Detail = fmt.Sprintf("held from %s to %s", clock(*since), clock(p.t))
+				out.Detail = fmt.Sprintf("held from %s to %s", Clock(*since), Clock(p.t))
 				return out
 			}
 		}
@@ -586,8 +578,8 @@ func NewLive(e *Expectation) (*Live, error) {
 // Holds checks the timeline's latest sample.
 func (l *Live) Holds(t *Timeline) bool {
 	s := t.Latest()
-	v := t.Value(l.e.Subject)
-	if !v.OK() || !l.e.holds(v.V) {
+	v, ok := t.ValueIn(s, l.e.Subject)
+	if !ok || !v.OK() || !l.e.holds(v.V) {
 		l.on = false
 		return false
 	}

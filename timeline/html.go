@@ -86,7 +86,7 @@ func buildChartData(r *Report) chartData {
 		}
 	}
 	for _, e := range r.Events {
-		if e.Kind == StageStart || e.Kind == StageEnd || e.Kind == GapEnd {
+		if e.hidden() {
 			continue
 		}
 		d.Events = append(d.Events, chartEvent{e.T, e.Text, string(e.Kind)})
@@ -150,7 +150,7 @@ func WriteHTML(w io.Writer, r *Report, a Assets) error {
 }
 
 var pageTemplate = template.Must(template.New("page").Funcs(template.FuncMap{
-	"clock": clock,
+	"clock": Clock,
 	"upper": strings.ToUpper,
 }).Parse(`<!DOCTYPE html>
 <html lang="en">
@@ -278,14 +278,12 @@ func WriteComparison(w io.Writer, a, b *Report, nameA, nameB string) error {
 		}
 		rows = append(rows, []string{name, sa, sb, delta})
 	}
-	secs := func(v float64) string { return span(v) }
-	plain := func(v float64) string { return num(v) }
 	msf := func(v float64) string { return pct(&v) }
-	add("time to queue", a.KPIs.TimeToQueue, b.KPIs.TimeToQueue, secs)
-	add("time to intent", a.KPIs.TimeToIntent, b.KPIs.TimeToIntent, secs)
-	add("time to ready", a.KPIs.TimeToReady, b.KPIs.TimeToReady, secs)
-	add("scale-in", a.KPIs.ScaleIn, b.KPIs.ScaleIn, secs)
-	add("intent lag", a.KPIs.IntentLag, b.KPIs.IntentLag, secs)
+	add("time to queue", a.KPIs.TimeToQueue, b.KPIs.TimeToQueue, span)
+	add("time to intent", a.KPIs.TimeToIntent, b.KPIs.TimeToIntent, span)
+	add("time to ready", a.KPIs.TimeToReady, b.KPIs.TimeToReady, span)
+	add("scale-in", a.KPIs.ScaleIn, b.KPIs.ScaleIn, span)
+	add("intent lag", a.KPIs.IntentLag, b.KPIs.IntentLag, span)
 	peaks := map[string]bool{}
 	for n := range a.KPIs.Peak {
 		peaks[n] = true
@@ -308,29 +306,29 @@ func WriteComparison(w io.Writer, a, b *Report, nameA, nameB string) error {
 		if okb {
 			pb = &vb
 		}
-		add("peak "+n, pa, pb, plain)
+		add("peak "+n, pa, pb, num)
 	}
 	la, lb := a.Load, b.Load
-	add("requests", fptr(float64(la.Requests)), fptr(float64(lb.Requests)), plain)
+	add("requests", fptr(float64(la.Requests)), fptr(float64(lb.Requests)), num)
 	add("error rate", fptr(100*la.ErrorRate), fptr(100*lb.ErrorRate), func(v float64) string { return fmt.Sprintf("%.2f%%", v) })
-	add("achieved rps", fptr(la.AchievedRPS), fptr(lb.AchievedRPS), plain)
-	add("output tok/s", fptr(la.OutputTPS), fptr(lb.OutputTPS), plain)
+	add("achieved rps", fptr(la.AchievedRPS), fptr(lb.AchievedRPS), num)
+	add("output tok/s", fptr(la.OutputTPS), fptr(lb.OutputTPS), num)
 	for _, m := range []struct {
-		name   string
-		sa, sb func(LoadReport) *float64
+		name string
+		of   func(LoadReport) *float64
 	}{
-		{"ttft p50", func(l LoadReport) *float64 { return l.TTFT.P50 }, nil},
-		{"ttft p95", func(l LoadReport) *float64 { return l.TTFT.P95 }, nil},
-		{"ttft p99", func(l LoadReport) *float64 { return l.TTFT.P99 }, nil},
-		{"tpot p50", func(l LoadReport) *float64 { return l.TPOT.P50 }, nil},
-		{"tpot p95", func(l LoadReport) *float64 { return l.TPOT.P95 }, nil},
-		{"itl p50", func(l LoadReport) *float64 { return l.ITL.P50 }, nil},
-		{"itl p95", func(l LoadReport) *float64 { return l.ITL.P95 }, nil},
-		{"e2e p50", func(l LoadReport) *float64 { return l.E2E.P50 }, nil},
-		{"e2e p95", func(l LoadReport) *float64 { return l.E2E.P95 }, nil},
-		{"e2e p99", func(l LoadReport) *float64 { return l.E2E.P99 }, nil},
+		{"ttft p50", func(l LoadReport) *float64 { return l.TTFT.P50 }},
+		{"ttft p95", func(l LoadReport) *float64 { return l.TTFT.P95 }},
+		{"ttft p99", func(l LoadReport) *float64 { return l.TTFT.P99 }},
+		{"tpot p50", func(l LoadReport) *float64 { return l.TPOT.P50 }},
+		{"tpot p95", func(l LoadReport) *float64 { return l.TPOT.P95 }},
+		{"itl p50", func(l LoadReport) *float64 { return l.ITL.P50 }},
+		{"itl p95", func(l LoadReport) *float64 { return l.ITL.P95 }},
+		{"e2e p50", func(l LoadReport) *float64 { return l.E2E.P50 }},
+		{"e2e p95", func(l LoadReport) *float64 { return l.E2E.P95 }},
+		{"e2e p99", func(l LoadReport) *float64 { return l.E2E.P99 }},
 	} {
-		add(m.name, m.sa(la), m.sa(lb), msf)
+		add(m.name, m.of(la), m.of(lb), msf)
 	}
 	if la.Goodput != nil || lb.Goodput != nil {
 		g := func(l LoadReport) *float64 {

@@ -8,6 +8,7 @@ package timeline
 import (
 	"encoding/json"
 	"io"
+	"math"
 	"time"
 
 	"github.com/scaleout/scaleout/measure"
@@ -186,6 +187,19 @@ type Event struct {
 	Since *float64 `json:"since_s,omitempty"`
 }
 
+// hidden reports whether the event lists leave the event out: the stage
+// column and the stage table tell a stage's start and end, the values a
+// gap's end.
+func (e Event) hidden() bool {
+	return e.Kind == StageStart || e.Kind == StageEnd || e.Kind == GapEnd
+}
+
+// rowOf returns the index of the timeline row the offset t (seconds) falls
+// in; the epsilon keeps an offset on a row's start in that row.
+func (r *Report) rowOf(t float64) int {
+	return int(math.Floor(t/r.IntervalS + 1e-9))
+}
+
 // KPIs are the scale-out figures, in seconds from the load's start (or
 // from the load's stop for scale-in); nil when not reached.
 type KPIs struct {
@@ -204,6 +218,16 @@ type KPIs struct {
 	// the KPI lies between that and its own value.
 	Earliest map[string]float64 `json:"earliest,omitempty"`
 }
+
+// The keys of KPIs.Earliest, one per KPI that can be first seen after a
+// gap: the JSON names of its fields above (a test holds them to the tags).
+const (
+	kpiTimeToQueue  = "time_to_queue_s"
+	kpiTimeToIntent = "time_to_intent_s"
+	kpiTimeToReady  = "time_to_ready_s"
+	kpiScaleIn      = "scale_in_s"
+	kpiReadyIn      = "ready_in_s"
+)
 
 // Outcome is one expectation's result.
 type Outcome struct {

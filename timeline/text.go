@@ -65,7 +65,7 @@ type column struct {
 
 func columns(r *Report) []column {
 	cols := []column{
-		{"t", true, func(x Row) string { return clock(x.T) }},
+		{"t", true, func(x Row) string { return Clock(x.T) }},
 		{"stage", false, func(x Row) string { return x.Stage }},
 		{"rps→", true, func(x Row) string {
 			if x.TargetRPS == 0 {
@@ -119,14 +119,14 @@ func writeRows(w *errWriter, r *Report, o TextOptions) {
 	if maxRows <= 0 {
 		maxRows = 80
 	}
-	// Events by row.
-	iv := r.IntervalS
+	// Events by row. The rows keep a stage's end (and why it ended); its
+	// start and a gap's end are in the stage column and the values.
 	byRow := map[int][]string{}
 	for _, e := range r.Events {
-		if e.Kind == StageStart || e.Kind == GapEnd {
-			continue // the stage column and the values say it
+		if e.Kind != StageEnd && e.hidden() {
+			continue
 		}
-		i := int(math.Floor(e.T/iv + 1e-9))
+		i := r.rowOf(e.T)
 		byRow[i] = append(byRow[i], e.Text)
 	}
 	stride := 1
@@ -147,38 +147,15 @@ func writeRows(w *errWriter, r *Report, o TextOptions) {
 		cells = append(cells, row)
 		notes = append(notes, strings.Join(byRow[i], " · "))
 	}
-	width := make([]int, len(cols))
-	for j, c := range cols {
-		width[j] = len([]rune(c.head))
-		for _, row := range cells {
-			width[j] = max(width[j], len([]rune(row[j])))
-		}
-	}
-	line := func(vals []string, note string) {
-		var b strings.Builder
-		for j, v := range vals {
-			pad := strings.Repeat(" ", width[j]-len([]rune(v)))
-			if j > 0 {
-				b.WriteString("  ")
-			}
-			if cols[j].right {
-				b.WriteString(pad + v)
-			} else {
-				b.WriteString(v + pad)
-			}
-		}
-		if note != "" {
-			b.WriteString("   " + note)
-		}
-		w.printf("%s\n", strings.TrimRight(b.String(), " "))
-	}
 	heads := make([]string, len(cols))
 	for j, c := range cols {
 		heads[j] = c.head
 	}
-	line(heads, "")
-	for k, row := range cells {
-		line(row, notes[k])
+	for k, l := range align(heads, cells, func(j int) bool { return cols[j].right }) {
+		if k > 0 && notes[k-1] != "" {
+			l += "   " + notes[k-1]
+		}
+		w.printf("%s\n", strings.TrimRight(l, " "))
 	}
 	if stride > 1 {
 		w.printf("(every %d%s row of %d is shown, with every row that has an event; timeline.csv has them all)\n",
@@ -210,10 +187,10 @@ func ordinal(n int) string {
 func writeEvents(w *errWriter, r *Report) {
 	var parts []string
 	for _, e := range r.Events {
-		if e.Kind == StageStart || e.Kind == StageEnd || e.Kind == GapEnd {
+		if e.hidden() {
 			continue
 		}
-		parts = append(parts, clock(e.T)+" "+e.Text)
+		parts = append(parts, Clock(e.T)+" "+e.Text)
 	}
 	if len(parts) == 0 {
 		w.printf("events:  none\n")
@@ -253,13 +230,13 @@ func writeKPIs(w *errWriter, r *Report) {
 		return false
 	}
 	if has(Waiting) {
-		parts = append(parts, "time to queue "+kpiIn(k, "time_to_queue_s", k.TimeToQueue))
+		parts = append(parts, "time to queue "+kpiIn(k, kpiTimeToQueue, k.TimeToQueue))
 	}
 	if has(Desired) {
-		parts = append(parts, "time to intent "+kpiIn(k, "time_to_intent_s", k.TimeToIntent))
+		parts = append(parts, "time to intent "+kpiIn(k, kpiTimeToIntent, k.TimeToIntent))
 	}
 	if has(Ready) {
-		parts = append(parts, "time to ready "+kpiIn(k, "time_to_ready_s", k.TimeToReady))
+		parts = append(parts, "time to ready "+kpiIn(k, kpiTimeToReady, k.TimeToReady))
 	}
 	names := make([]string, 0, len(k.Peak))
 	for _, s := range r.Series {
@@ -278,7 +255,7 @@ func writeKPIs(w *errWriter, r *Report) {
 	if has(Desired) {
 		switch {
 		case k.ScaleIn != nil:
-			parts = append(parts, "scale-in "+kpiIn(k, "scale_in_s", k.ScaleIn))
+			parts = append(parts, "scale-in "+kpiIn(k, kpiScaleIn, k.ScaleIn))
 		case k.TimeToIntent == nil:
 			parts = append(parts, "scale-in n/a (desired never rose)")
 		default:
@@ -292,18 +269,13 @@ func writeKPIs(w *errWriter, r *Report) {
 }
 
 // kpiIn writes a KPI, as a range when it was first seen after a gap in
-// its series (KPIs.Earliest).
+// its series (KPIs.Earliest holds the range's start under key).
 func kpiIn(k KPIs, key string, v *float64) string {
-	low, ok := k.Earliest[key]
-	if v == nil || !ok {
-		return kpi(v)
-	}
-	return fmt.Sprintf("%s–%s (in a gap)", span(low), span(*v))
-}
-
-func kpi(v *float64) string {
 	if v == nil {
 		return "not reached"
+	}
+	if low, ok := k.Earliest[key]; ok {
+		return fmt.Sprintf("%s–%s (in a gap)", span(low), span(*v))
 	}
 	return span(*v)
 }
@@ -366,8 +338,18 @@ func goodput(g *Goodput) string {
 	return fmt.Sprintf("%.1f%% (%s/s)", 100*g.Share, rate(g.RPS))
 }
 
-// table prints left-aligned text columns and right-aligned numbers.
+// table prints left-aligned text columns (the first leftCols) and
+// right-aligned numbers.
 func table(w *errWriter, heads []string, rows [][]string, leftCols int) {
+	for _, l := range align(heads, rows, func(j int) bool { return j >= leftCols }) {
+		w.printf("%s\n", strings.TrimRight(l, " "))
+	}
+}
+
+// align lays out the heads, then the rows, as lines of columns two spaces
+// apart, each as wide as its widest cell: padded on the left where right(j)
+// says so, on the right otherwise. The lines keep their trailing spaces.
+func align(heads []string, rows [][]string, right func(j int) bool) []string {
 	width := make([]int, len(heads))
 	for j, h := range heads {
 		width[j] = len([]rune(h))
@@ -377,25 +359,26 @@ func table(w *errWriter, heads []string, rows [][]string, leftCols int) {
 			}
 		}
 	}
-	line := func(vals []string) {
+	line := func(vals []string) string {
 		var b strings.Builder
 		for j, v := range vals {
 			pad := strings.Repeat(" ", width[j]-len([]rune(v)))
 			if j > 0 {
 				b.WriteString("  ")
 			}
-			if j < leftCols {
-				b.WriteString(v + pad)
-			} else {
+			if right(j) {
 				b.WriteString(pad + v)
+			} else {
+				b.WriteString(v + pad)
 			}
 		}
-		w.printf("%s\n", strings.TrimRight(b.String(), " "))
+		return b.String()
 	}
-	line(heads)
+	lines := []string{line(heads)}
 	for _, r := range rows {
-		line(r)
+		lines = append(lines, line(r))
 	}
+	return lines
 }
 
 func writeLoad(w *errWriter, r *Report) {
@@ -476,11 +459,11 @@ func writeVerdict(w *errWriter, r *Report) {
 	}
 }
 
-// clock prints an offset as m:ss (h:mm:ss past an hour), with tenths
-// when it falls between whole seconds.
-func clock(s float64) string {
+// Clock prints an offset in seconds as m:ss (h:mm:ss past an hour), with
+// tenths when it falls between whole seconds.
+func Clock(s float64) string {
 	if s < 0 {
-		return "-" + clock(-s)
+		return "-" + Clock(-s)
 	}
 	t := int(s)
 	frac := ""
@@ -495,7 +478,7 @@ func clock(s float64) string {
 	return fmt.Sprintf("%d:%02d:%02d%s", t/3600, t/60%60, t%60, frac)
 }
 
-// span prints a length of time: 0.5s and 45s below a minute, else as clock.
+// span prints a length of time: 0.5s and 45s below a minute, else as Clock.
 func span(s float64) string {
 	switch {
 	case s < 10 && s != math.Trunc(s):
@@ -503,7 +486,7 @@ func span(s float64) string {
 	case s < 59.5:
 		return fmt.Sprintf("%.0fs", s)
 	default:
-		return clock(math.Round(s))
+		return Clock(math.Round(s))
 	}
 }
 

@@ -60,8 +60,9 @@ type StagePlan struct {
 	Due func(d time.Duration) float64
 }
 
-// rateAt is the planned rate at offset t into the stage.
-func (p StagePlan) rateAt(t time.Duration) float64 {
+// RateAt is the planned rate at offset t into the stage: the ramp from
+// RateFrom to RateTo, 0 under concurrency.
+func (p StagePlan) RateAt(t time.Duration) float64 {
 	if p.Concurrency > 0 || p.Duration <= 0 {
 		return 0
 	}
@@ -103,10 +104,10 @@ type Timeline struct {
 	events  []Event
 	loadEnd time.Duration // when the load stopped; -1 while it runs
 	maxDone time.Duration
+	capTold bool // the max_in_flight event has been added
 
 	// sample state, in sample order
-	known       []*float64    // each series' last value, across gaps
-	lastAt      time.Duration // the latest sample's offset
+	known       []*stamp // each series' last value and its sample's offset, across gaps; nil before the first
 	start       map[string]float64
 	peak        map[string]float64
 	peakAt      map[string]float64
@@ -116,7 +117,6 @@ type Timeline struct {
 	behind      time.Duration // when the prediction desired has not reached was made; -1 when none
 	behindTold  bool          // the lag has been reported as an event
 	gapReason   []string
-	lastOK      []time.Duration // each series' latest sample with a value; -1 before the first
 	kpi         KPIs
 	latest      measure.Sample
 }
@@ -153,11 +153,7 @@ func New(cfg Config) *Timeline {
 	t := &Timeline{
 		cfg: cfg, idx: map[string]int{}, run: newLoad(), loadEnd: -1,
 		start: map[string]float64{}, peak: map[string]float64{}, peakAt: map[string]float64{}, behind: -1,
-		gapReason: make([]string, len(cfg.Series)), known: make([]*float64, len(cfg.Series)),
-		lastOK: make([]time.Duration, len(cfg.Series)),
-	}
-	for i := range t.lastOK {
-		t.lastOK[i] = -1
+		gapReason: make([]string, len(cfg.Series)), known: make([]*stamp, len(cfg.Series)),
 	}
 	for i, s := range cfg.Series {
 		t.idx[s.Name] = i
@@ -320,21 +316,12 @@ func (t *Timeline) LoadStopped(at time.Duration, why string) {
 func (t *Timeline) Capped(at time.Duration, cap int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	rw := t.rowAt(at)
-	if !rw.capped {
-		first := true
-		for _, e := range t.events {
-			if e.Kind == CapReached {
-				first = false
-				break
-			}
-		}
-		if first {
-			t.events = append(t.events, Event{T: secs(at), Kind: CapReached,
-				Text: fmt.Sprintf("max_in_flight %d reached: sends are held back, the offered rate falls short", cap)})
-		}
+	if !t.capTold {
+		t.capTold = true
+		t.events = append(t.events, Event{T: secs(at), Kind: CapReached,
+			Text: fmt.Sprintf("max_in_flight %d reached: sends are held back, the offered rate falls short", cap)})
 	}
-	rw.capped = true
+	t.rowAt(at).capped = true
 }
 
 // Add records a free-form event.
@@ -351,15 +338,16 @@ func (t *Timeline) Latest() measure.Sample {
 	return t.latest
 }
 
-// Value returns a series' value in the latest sample.
-func (t *Timeline) Value(name string) measure.Value {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+// ValueIn returns a series' value in s, a sample of this timeline (read
+// once with Latest, it gives every series at the same instant); false
+// when the series is not observed or s holds no values yet. It takes no
+// lock: the series and their order are fixed by New.
+func (t *Timeline) ValueIn(s measure.Sample, name string) (measure.Value, bool) {
 	i, ok := t.idx[name]
-	if !ok || i >= len(t.latest.Values) {
-		return measure.Value{Gap: "not observed"}
+	if !ok || i >= len(s.Values) {
+		return measure.Value{}, false
 	}
-	return t.latest.Values[i]
+	return s.Values[i], true
 }
 
 // AddSample adds one sample; samples must arrive in time order.
@@ -371,7 +359,6 @@ func (t *Timeline) AddSample(s measure.Sample) {
 	kept := s
 	t.rowAt(s.At).sample = &kept
 	t.events = append(t.events, t.sampleEvents(s)...)
-	t.lastAt = s.At
 	if s.At > t.maxDone {
 		t.closeBefore(s.At - lateWindow)
 	}
@@ -391,26 +378,30 @@ func (t *Timeline) sampleEvents(s measure.Sample) []Event {
 	at := secs(s.At)
 	afterLoad := t.loadEnd >= 0 && s.At >= t.loadEnd
 	// Gaps: one event per reason for the series that lost (or regained)
-	// their value in this sample.
-	lost := map[string][]string{}
+	// their value in this sample. The maps are made only when needed: most
+	// samples have no gap to tell.
+	var lost map[string][]string
 	var back []string
 	// since[name] is set when a series is back from a gap: the offset of its
 	// last value before it. What changed in the gap changed somewhere
 	// between then and now, and the events and KPIs say so.
-	since := map[string]float64{}
+	var since map[string]float64
 	for i, ser := range t.cfg.Series {
 		v := s.Values[i]
-		if v.OK() && t.gapReason[i] != "" && t.lastOK[i] >= 0 {
-			since[ser.Name] = secs(t.lastOK[i])
-		}
-		if v.OK() {
-			t.lastOK[i] = s.At
-		}
 		switch {
 		case !v.OK() && t.gapReason[i] != v.Gap:
+			if lost == nil {
+				lost = map[string][]string{}
+			}
 			lost[v.Gap] = append(lost[v.Gap], ser.Name)
 		case v.OK() && t.gapReason[i] != "":
 			back = append(back, ser.Name)
+			if last := t.known[i]; last != nil {
+				if since == nil {
+					since = map[string]float64{}
+				}
+				since[ser.Name] = secs(last.at)
+			}
 		}
 		t.gapReason[i] = v.Gap
 	}
@@ -438,15 +429,15 @@ func (t *Timeline) sampleEvents(s measure.Sample) []Event {
 		if p, ok := t.peak[ser.Name]; !ok || v.V > p {
 			t.peak[ser.Name], t.peakAt[ser.Name] = v.V, at
 		}
-		if prev := t.known[i]; replicaSeries[ser.Name] && prev != nil && *prev != v.V {
-			ev := Event{T: at, Kind: Change, Series: ser.Name, From: fptr(*prev), To: fptr(v.V),
-				Text: fmt.Sprintf("%s %s→%s", ser.Name, num(*prev), num(v.V))}
+		if prev := t.known[i]; replicaSeries[ser.Name] && prev != nil && prev.v != v.V {
+			ev := Event{T: at, Kind: Change, Series: ser.Name, From: fptr(prev.v), To: fptr(v.V),
+				Text: fmt.Sprintf("%s %s→%s", ser.Name, num(prev.v), num(v.V))}
 			if from, ok := since[ser.Name]; ok {
 				ev.Since = fptr(from)
-				ev.Text += fmt.Sprintf(" (some time in the gap after %s)", clock(from))
+				ev.Text += fmt.Sprintf(" (some time in the gap after %s)", Clock(from))
 			}
 			evs = append(evs, ev)
-			if ser.Name == Desired && v.V < *prev && !afterLoad {
+			if ser.Name == Desired && v.V < prev.v && !afterLoad {
 				t.kpi.FallsInLoad++
 				if t.kpi.FallsInLoad == 1 {
 					evs = append(evs, Event{T: at, Kind: Note, Series: Desired,
@@ -454,7 +445,7 @@ func (t *Timeline) sampleEvents(s measure.Sample) []Event {
 				}
 			}
 		}
-		t.known[i] = fptr(v.V)
+		t.known[i] = &stamp{s.At, v.V}
 	}
 	// The waiting crossing: above threshold × replicas (current, else ready, else 1).
 	if w, ok := t.val(s.Values, Waiting); ok {
@@ -471,7 +462,7 @@ func (t *Timeline) sampleEvents(s measure.Sample) []Event {
 			evs = append(evs, Event{T: at, Kind: Crossing, Series: Waiting, To: fptr(w),
 				Text: fmt.Sprintf("waiting %s > %s (%s × %s)", num(w), num(limit), num(t.cfg.Threshold), plural(reps, "replica"))})
 			if t.kpi.TimeToQueue == nil && !afterLoad {
-				t.kpi.TimeToQueue = t.reached("time_to_queue_s", at, since, Waiting, 0)
+				t.kpi.TimeToQueue = t.reached(kpiTimeToQueue, at, since, Waiting, 0)
 			}
 		case w <= limit && t.above:
 			t.above = false
@@ -490,19 +481,19 @@ func (t *Timeline) sampleEvents(s measure.Sample) []Event {
 	if d, ok := t.val(s.Values, Desired); ok {
 		st := t.start[Desired]
 		if t.kpi.TimeToIntent == nil && d > st {
-			t.kpi.TimeToIntent = t.reached("time_to_intent_s", at, since, Desired, 0)
+			t.kpi.TimeToIntent = t.reached(kpiTimeToIntent, at, since, Desired, 0)
 		}
 		if afterLoad && t.kpi.ScaleIn == nil && t.kpi.TimeToIntent != nil && d <= st {
-			t.kpi.ScaleIn = t.reached("scale_in_s", at, since, Desired, secs(t.loadEnd))
+			t.kpi.ScaleIn = t.reached(kpiScaleIn, at, since, Desired, secs(t.loadEnd))
 		}
 	}
 	if r, ok := t.val(s.Values, Ready); ok {
 		st := t.start[Ready]
 		if t.kpi.TimeToReady == nil && r > st {
-			t.kpi.TimeToReady = t.reached("time_to_ready_s", at, since, Ready, 0)
+			t.kpi.TimeToReady = t.reached(kpiTimeToReady, at, since, Ready, 0)
 		}
 		if afterLoad && t.kpi.ReadyIn == nil && t.kpi.TimeToReady != nil && r <= st {
-			t.kpi.ReadyIn = t.reached("ready_in_s", at, since, Ready, secs(t.loadEnd))
+			t.kpi.ReadyIn = t.reached(kpiReadyIn, at, since, Ready, secs(t.loadEnd))
 		}
 	}
 	return evs
@@ -559,7 +550,7 @@ func (t *Timeline) divergence(s measure.Sample) []Event {
 			t.behindTold = true
 			return []Event{{T: at, Kind: Divergence, Series: Desired, From: fptr(d), To: fptr(due.v),
 				Text: fmt.Sprintf("desired %s has not reached %s, predicted at %s, within %s (one HPA sync plus one sample)",
-					num(d), num(due.v), clock(secs(due.at)), span(t.cfg.Grace.Seconds()))}}
+					num(d), num(due.v), Clock(secs(due.at)), span(t.cfg.Grace.Seconds()))}}
 		}
 		return nil
 	}
@@ -591,11 +582,11 @@ func (t *Timeline) ScaledIn() bool {
 			continue
 		}
 		v, st := t.known[i], t.start[s.Name]
-		if v == nil || *v > st || t.gapReason[i] != "" {
+		if v == nil || v.v > st || t.gapReason[i] != "" {
 			return false
 		}
 	}
-	return t.lastAt >= t.loadEnd
+	return t.latest.At >= t.loadEnd
 }
 
 // Idle reports whether, after the load, nothing rose and nothing is queued
@@ -603,7 +594,7 @@ func (t *Timeline) ScaledIn() bool {
 func (t *Timeline) Idle() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.loadEnd >= 0 && t.lastAt >= t.loadEnd && t.kpi.TimeToIntent == nil && t.kpi.TimeToReady == nil && !t.above
+	return t.loadEnd >= 0 && t.latest.At >= t.loadEnd && t.kpi.TimeToIntent == nil && t.kpi.TimeToReady == nil && !t.above
 }
 
 func num(v float64) string {
@@ -726,7 +717,7 @@ func (t *Timeline) Report(end time.Duration, m Meta) *Report {
 			if st.started && at >= from && at < stEnd {
 				row.Stage = st.plan.Name
 				mid := (max(at, st.start) + min(rowEnd, stEnd)) / 2
-				row.TargetRPS = round3(st.plan.rateAt(mid - st.start))
+				row.TargetRPS = round3(st.plan.RateAt(mid - st.start))
 			}
 		}
 		var vals []measure.Value // a row without a sample has no values
@@ -759,17 +750,11 @@ func (t *Timeline) Report(end time.Duration, m Meta) *Report {
 		r.Events = []Event{}
 	}
 
+	// The maps New makes are never nil, so their clones are written as {}
+	// even when empty; Earliest stays nil (left out) until a KPI needs it.
 	k := t.kpi
-	k.Start, k.Peak, k.PeakAt = map[string]float64{}, map[string]float64{}, map[string]float64{}
-	for n, v := range t.start {
-		k.Start[n] = v
-	}
-	for n, v := range t.peak {
-		k.Peak[n], k.PeakAt[n] = v, t.peakAt[n]
-	}
-	if k.Earliest != nil {
-		k.Earliest = maps.Clone(k.Earliest)
-	}
+	k.Start, k.Peak, k.PeakAt = maps.Clone(t.start), maps.Clone(t.peak), maps.Clone(t.peakAt)
+	k.Earliest = maps.Clone(k.Earliest)
 	if t.predictedAt != nil && k.TimeToIntent != nil {
 		k.IntentLag = fptr(round3(*k.TimeToIntent - *t.predictedAt))
 	}

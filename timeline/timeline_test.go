@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -134,7 +135,7 @@ func TestStory(t *testing.T) {
 
 	var texts []string
 	for _, e := range r.Events {
-		texts = append(texts, clock(e.T)+" "+e.Text)
+		texts = append(texts, Clock(e.T)+" "+e.Text)
 	}
 	want := []string{
 		"0:00 stage warm (1/s for 20s)",
@@ -293,8 +294,8 @@ func TestRowsCloseAndReuseMemory(t *testing.T) {
 
 func TestFormat(t *testing.T) {
 	for in, want := range map[float64]string{0: "0:00", 5: "0:05", 65: "1:05", 3725: "1:02:05", 2.5: "0:02.5"} {
-		if got := clock(in); got != want {
-			t.Errorf("clock(%v) = %s, want %s", in, got, want)
+		if got := Clock(in); got != want {
+			t.Errorf("Clock(%v) = %s, want %s", in, got, want)
 		}
 	}
 	for in, want := range map[float64]string{0.5: "0.5s", 45: "45s", 130: "2:10", 305: "5:05"} {
@@ -314,7 +315,7 @@ func TestDivergence(t *testing.T) {
 	var got []string
 	for _, e := range r.Events {
 		if e.Kind == Divergence {
-			got = append(got, clock(e.T)+" "+e.Text)
+			got = append(got, Clock(e.T)+" "+e.Text)
 		}
 	}
 	want := []string{
@@ -341,7 +342,7 @@ func TestNoDivergenceWhileFollowing(t *testing.T) {
 	r := tl.Report(60*sec, Meta{})
 	for _, e := range r.Events {
 		if e.Kind == Divergence {
-			t.Errorf("a following HPA was reported: %s %s", clock(e.T), e.Text)
+			t.Errorf("a following HPA was reported: %s %s", Clock(e.T), e.Text)
 		}
 	}
 }
@@ -414,19 +415,19 @@ func TestChangesSeenAfterAGap(t *testing.T) {
 	}
 	r := tl.Report(40*sec, Meta{})
 	k := r.KPIs
-	if *k.TimeToIntent != 20 || k.Earliest["time_to_intent_s"] != 5 {
-		t.Errorf("time to intent %v, earliest %v: want 20, 5 (last value before the gap at 0:05)", *k.TimeToIntent, k.Earliest)
+	if low, ok := k.Earliest["time_to_intent_s"]; k.TimeToIntent == nil || *k.TimeToIntent != 20 || !ok || low != 5 {
+		t.Errorf("time to intent %v, earliest %v: want 20, 5 (last value before the gap at 0:05)", show(k.TimeToIntent), k.Earliest)
 	}
-	if _, ok := k.Earliest["time_to_ready_s"]; ok || *k.TimeToReady != 25 {
-		t.Errorf("time to ready %v (earliest %v): want 25, seen outside any gap", *k.TimeToReady, k.Earliest)
+	if _, ok := k.Earliest["time_to_ready_s"]; ok || k.TimeToReady == nil || *k.TimeToReady != 25 {
+		t.Errorf("time to ready %v (earliest %v): want 25, seen outside any gap", show(k.TimeToReady), k.Earliest)
 	}
-	if *k.ScaleIn != 5 || k.Earliest["scale_in_s"] != 0 {
-		t.Errorf("scale-in %v, earliest %v: want 5 after the load stopped at 0:30, earliest 0", *k.ScaleIn, k.Earliest)
+	if low, ok := k.Earliest["scale_in_s"]; k.ScaleIn == nil || *k.ScaleIn != 5 || !ok || low != 0 {
+		t.Errorf("scale-in %v, earliest %v: want 5 after the load stopped at 0:30, earliest 0", show(k.ScaleIn), k.Earliest)
 	}
 	var changes []string
 	for _, e := range r.Events {
 		if e.Kind == Change {
-			s := clock(e.T) + " " + e.Text
+			s := Clock(e.T) + " " + e.Text
 			if e.Since != nil {
 				s += fmt.Sprintf(" [since %v]", *e.Since)
 			}
@@ -448,4 +449,48 @@ func TestChangesSeenAfterAGap(t *testing.T) {
 	if !strings.Contains(b.String(), "time to intent 5s–20s (in a gap)") {
 		t.Errorf("the summary does not give the range:\n%s", b.String())
 	}
+}
+
+// Waiting first seen above the threshold just after a gap crossed it
+// some time in the gap: time to queue gets its earliest bound too.
+func TestQueueCrossedInAGap(t *testing.T) {
+	tl := New(Config{Interval: 5 * sec, Series: series(Waiting), Threshold: 5})
+	for i, w := range []any{1, 2, "timeout", 10} {
+		tl.AddSample(sample(time.Duration(i)*5*sec, w))
+	}
+	r := tl.Report(20*sec, Meta{})
+	k := r.KPIs
+	if low, ok := k.Earliest["time_to_queue_s"]; k.TimeToQueue == nil || *k.TimeToQueue != 15 || !ok || low != 5 {
+		t.Errorf("time to queue %v, earliest %v: want 15, 5 (last value before the gap at 0:05)", show(k.TimeToQueue), k.Earliest)
+	}
+	var b strings.Builder
+	if err := WriteText(&b, r, TextOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "time to queue 5s–15s (in a gap)") {
+		t.Errorf("the summary does not give the range:\n%s", b.String())
+	}
+}
+
+// The keys of KPIs.Earliest are the JSON names of the KPIs they bound.
+func TestEarliestKeysAreJSONNames(t *testing.T) {
+	tags := map[string]bool{}
+	kt := reflect.TypeFor[KPIs]()
+	for i := range kt.NumField() {
+		name, _, _ := strings.Cut(kt.Field(i).Tag.Get("json"), ",")
+		tags[name] = true
+	}
+	for _, key := range []string{kpiTimeToQueue, kpiTimeToIntent, kpiTimeToReady, kpiScaleIn, kpiReadyIn} {
+		if !tags[key] {
+			t.Errorf("%q is not the JSON name of a KPI", key)
+		}
+	}
+}
+
+// show prints a KPI that may be missing.
+func show(v *float64) string {
+	if v == nil {
+		return "nil"
+	}
+	return fmt.Sprint(*v)
 }

@@ -117,17 +117,22 @@ func (p *progress) status(now time.Time, live loadgen.Live, rate float64) string
 		if st.Concurrency > 0 {
 			fmt.Fprintf(&b, " · %.1f/s (concurrency %d)", rate, st.Concurrency)
 		} else {
-			f := min(el.Seconds()/st.Duration.Seconds(), 1)
-			fmt.Fprintf(&b, " · %.1f/s (target %.1f)", rate, st.RateFrom+(st.RateTo-st.RateFrom)*f)
+			plan := timeline.StagePlan{Duration: st.Duration, RateFrom: st.RateFrom, RateTo: st.RateTo}
+			fmt.Fprintf(&b, " · %.1f/s (target %.1f)", rate, plan.RateAt(el))
 		}
 	} else {
 		b.WriteString("after the load")
 	}
 	fmt.Fprintf(&b, " · in flight %d · done %d · err %d", live.InFlight, live.Done, live.Errors)
+	// One sample for all the values, so they are from the same instant.
+	smp := p.tl.Latest()
 	for _, name := range []string{timeline.Waiting, timeline.Desired, timeline.Current, timeline.Ready} {
-		if v := p.tl.Value(name); v.OK() {
+		v, observed := p.tl.ValueIn(smp, name)
+		switch {
+		case !observed: // not a series of this run, or no sample yet
+		case v.OK():
 			fmt.Fprintf(&b, " · %s %s", name, fmtValue(v))
-		} else if v.Gap != "not observed" {
+		default:
 			fmt.Fprintf(&b, " · %s ?", name)
 		}
 	}
@@ -150,16 +155,7 @@ func (p *progress) stage(i int) {
 	}
 	p.completeBar()
 	st := p.s.Load[i]
-	start := p.stageStart
-	p.bar = p.newBar(st.Name, st.Duration, func(s string) string { return strings.TrimPrefix(s, st.Name+" ") })
-	go func(bar *mpb.Bar) {
-		t := time.NewTicker(progressEvery)
-		defer t.Stop()
-		for !bar.Completed() && !bar.Aborted() {
-			bar.SetCurrent(min(time.Since(start).Milliseconds(), st.Duration.Milliseconds()))
-			<-t.C
-		}
-	}(p.bar)
+	p.bar = p.newBar(st.Name, p.stageStart, st.Duration, func(s string) string { return strings.TrimPrefix(s, st.Name+" ") })
 }
 
 // after shows the observation after the load.
@@ -175,24 +171,16 @@ func (p *progress) after() {
 	if after <= 0 {
 		return
 	}
-	start := time.Now()
-	p.bar = p.newBar("after", after, func(s string) string { return s })
-	go func(bar *mpb.Bar) {
-		t := time.NewTicker(progressEvery)
-		defer t.Stop()
-		for !bar.Completed() && !bar.Aborted() {
-			bar.SetCurrent(min(time.Since(start).Milliseconds(), after.Milliseconds()))
-			<-t.C
-		}
-	}(p.bar)
+	p.bar = p.newBar("after", time.Now(), after, func(s string) string { return s })
 }
 
-// newBar adds a bar that shows the live status while it runs and keeps
-// the last one once it is complete. The caller holds p.mu.
-func (p *progress) newBar(name string, d time.Duration, text func(string) string) *mpb.Bar {
+// newBar adds a bar for a span of d from start. It fills with the time
+// gone until it is complete, shows the live status while it runs and
+// keeps the last one once it is complete. The caller holds p.mu.
+func (p *progress) newBar(name string, start time.Time, d time.Duration, text func(string) string) *mpb.Bar {
 	final := &atomic.Pointer[string]{}
 	p.final = final
-	return p.bars.New(d.Milliseconds(), mpb.BarStyle(),
+	bar := p.bars.New(d.Milliseconds(), mpb.BarStyle(),
 		mpb.PrependDecorators(decor.Name(name, decor.WC{W: 8, C: decor.DindentRight})),
 		mpb.AppendDecorators(decor.Any(func(decor.Statistics) string {
 			if f := final.Load(); f != nil {
@@ -201,6 +189,15 @@ func (p *progress) newBar(name string, d time.Duration, text func(string) string
 			return text(p.snapshot())
 		})),
 	)
+	go func() {
+		t := time.NewTicker(progressEvery)
+		defer t.Stop()
+		for !bar.Completed() && !bar.Aborted() {
+			bar.SetCurrent(min(time.Since(start).Milliseconds(), d.Milliseconds()))
+			<-t.C
+		}
+	}()
+	return bar
 }
 
 // completeBar freezes the running bar's text and completes it. The caller
@@ -227,10 +224,8 @@ func (p *progress) stop() {
 	}
 }
 
+// clockOf prints d as the timeline's clock does, in whole seconds: the
+// display changes twice a second and tenths would only flicker.
 func clockOf(d time.Duration) string {
-	s := int(d.Round(time.Second).Seconds())
-	if s >= 3600 {
-		return fmt.Sprintf("%d:%02d:%02d", s/3600, s/60%60, s%60)
-	}
-	return fmt.Sprintf("%d:%02d", s/60, s%60)
+	return timeline.Clock(d.Round(time.Second).Seconds())
 }

@@ -41,8 +41,11 @@ func cmdReport(_ context.Context, e env, args []string) error {
 	if err != nil {
 		return withCode(exitCannotRun, err)
 	}
-	defer f.Close()
-	if err := timeline.WriteHTML(f, reports[0], uplot()); err != nil {
+	err = timeline.WriteHTML(f, reports[0], uplot())
+	if cerr := f.Close(); err == nil {
+		err = cerr // closing may be what fails to write the page
+	}
+	if err != nil {
 		return withCode(exitCannotRun, err)
 	}
 	fmt.Fprintf(e.stdout, "rebuilt %s\n", filepath.Join(dir, "report.html"))
