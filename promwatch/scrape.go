@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -433,7 +434,7 @@ func aggregate(q *scrapeQuery, in []*series) []Element {
 			labels = map[string]string{}
 			if q.without {
 				for _, l := range s.labels {
-					if !contains(q.grouping, l.name) && l.value != "" {
+					if !slices.Contains(q.grouping, l.name) && l.value != "" {
 						labels[l.name] = l.value
 					}
 				}
@@ -502,13 +503,4 @@ func groupValue(s *series, name string) string {
 		return s.name
 	}
 	return s.labels.get(name)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -82,7 +83,7 @@ func (m *mapping) get(key string) *yaml.Node {
 // finish reports every key that no get asked for.
 func (m *mapping) finish() {
 	for _, k := range m.order {
-		if contains(m.asked, k) {
+		if slices.Contains(m.asked, k) {
 			continue
 		}
 		msg := "unknown field"
@@ -93,15 +94,6 @@ func (m *mapping) finish() {
 		}
 		m.r.failf(m.keys[k], join(m.path, k), "%s", msg)
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func deref(n *yaml.Node) *yaml.Node {

@@ -334,6 +334,10 @@ func (s *Scenario) readRequest(r *reader, n *yaml.Node) {
 	m.finish()
 }
 
+// minInterval is the shortest observation interval: below it the samples
+// would only measure the sampling.
+const minInterval = 100 * time.Millisecond
+
 func unwrapPathError(err error) error {
 	var pe *os.PathError
 	if errors.As(err, &pe) {
@@ -454,8 +458,8 @@ func (s *Scenario) readObserve(r *reader, n *yaml.Node) {
 	}
 	if v := m.get("interval"); v != nil {
 		o.Interval = r.duration(v, "observe.interval")
-		if o.Interval < 100*time.Millisecond {
-			r.failf(v, "observe.interval", "%s is too short (100ms at least; Prometheus scrapes every 15s by default)", o.Interval)
+		if o.Interval < minInterval {
+			r.failf(v, "observe.interval", "%s is too short (%s at least; Prometheus scrapes every 15s by default)", o.Interval, minInterval)
 		}
 	}
 	if v := m.get("after"); v != nil {
@@ -595,8 +599,8 @@ func (s *Scenario) Apply(o Overrides) error {
 		flagErr("--scrape", "give --prometheus or --scrape, not both")
 	}
 	if o.Interval != 0 {
-		if o.Interval < 100*time.Millisecond {
-			flagErr("--interval", "%s is too short (100ms at least)", o.Interval)
+		if o.Interval < minInterval {
+			flagErr("--interval", "%s is too short (%s at least)", o.Interval, minInterval)
 		}
 		s.Observe.Interval = o.Interval
 	}

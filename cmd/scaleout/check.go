@@ -113,7 +113,7 @@ func checkTarget(ctx context.Context, s *scenario.Scenario, fs *[]finding) strin
 	}
 	resp, err := checkClient.Do(req)
 	if err != nil {
-		*fs = append(*fs, finding{levelFail, "target " + scenario.Redact(s.Target.URL) + " does not answer: " + shortNetError(err),
+		*fs = append(*fs, finding{levelFail, "target " + scenario.Redact(s.Target.URL) + " does not answer: " + promwatch.ShortError(err),
 			"is the gateway running and reachable from here? (target.url or --target)"})
 		return model
 	}
@@ -231,7 +231,7 @@ func checkObservation(ctx context.Context, s *scenario.Scenario, src promwatch.E
 		allFailed = allFailed && r.Err != nil && unscraped == ""
 	}
 	if allFailed {
-		*fs = append(*fs, finding{levelFail, src.String() + " does not answer: " + shortNetError(res[0].Err),
+		*fs = append(*fs, finding{levelFail, src.String() + " does not answer: " + promwatch.Reason(res[0].Err),
 			"is it reachable from here? (observe.prometheus / --prometheus, observe.scrape / --scrape; a port-forward works)"})
 		return
 	}
@@ -363,25 +363,6 @@ func firstLine(b []byte) string {
 		return "(empty body)"
 	}
 	return s
-}
-
-// shortNetError turns a transport error into a few words.
-func shortNetError(err error) string {
-	if err == nil {
-		return ""
-	}
-	msg := err.Error()
-	switch {
-	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(msg, "Client.Timeout") || strings.Contains(msg, "timeout"):
-		return "timeout"
-	case strings.Contains(msg, "connection refused"):
-		return "connection refused"
-	case strings.Contains(msg, "no such host"):
-		return "no such host (DNS)"
-	case strings.Contains(msg, "connection reset"):
-		return "connection reset"
-	}
-	return msg
 }
 
 // cmdCheck is scaleout check: the preflight alone, every finding printed.
