@@ -37,6 +37,10 @@ func (d *Dist) AddN(v time.Duration, n int64) {
 	_ = d.h.RecordValues(us, n) // cannot fail: us is clamped into range
 }
 
+// Merge adds every value recorded in o (the union of two distributions:
+// a run's from its stages').
+func (d *Dist) Merge(o *Dist) { _ = d.h.Merge(o.h) } // both cover 1µs..distMax: nothing is dropped
+
 // Count is the number of values recorded.
 func (d *Dist) Count() int64 { return d.h.TotalCount() }
 

@@ -3,6 +3,7 @@ package measure
 import (
 	"encoding/json"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -91,5 +92,23 @@ func BenchmarkJSONLine(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		buf = AppendJSONLine(buf[:0], r, "ramp")
+	}
+}
+
+// A merged distribution is the one that would have recorded both sets.
+func TestDistMerge(t *testing.T) {
+	a, b, both := NewDist(3), NewDist(3), NewDist(3)
+	for i := range 1000 {
+		v := time.Duration(i*i) * time.Microsecond
+		if i%3 == 0 {
+			a.Add(v)
+		} else {
+			b.Add(v)
+		}
+		both.Add(v)
+	}
+	a.Merge(b)
+	if a.Count() != 1000 || !reflect.DeepEqual(a.Summary(), both.Summary()) {
+		t.Errorf("merged %d values, p99 %v; want %v", a.Count(), a.Quantile(0.99), both.Quantile(0.99))
 	}
 }

@@ -192,9 +192,12 @@ func (t *Timeline) dist() *measure.Dist {
 func (t *Timeline) AddRequest(r *measure.Request) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.run.add(r, t.cfg.SLO)
+	// Each request is counted once, in its stage; the run's figures are the
+	// stages' merged in Report (t.run keeps only requests of no known stage).
 	if r.Stage >= 0 && r.Stage < len(t.stages) {
 		t.stages[r.Stage].load.add(r, t.cfg.SLO)
+	} else {
+		t.run.add(r, t.cfg.SLO)
 	}
 	done := r.Done()
 	sr := t.rowAt(r.Sent)
@@ -682,7 +685,12 @@ func (t *Timeline) Report(end time.Duration, m Meta) *Report {
 		sr.LoadReport = st.load.report(stEnd-st.start, planned, t.cfg.SLO)
 		r.Stages = append(r.Stages, sr)
 	}
-	r.Load = t.run.report(loadEnd, plannedAll, t.cfg.SLO)
+	all := newLoad()
+	all.merge(t.run)
+	for _, st := range t.stages {
+		all.merge(st.load)
+	}
+	r.Load = all.report(loadEnd, plannedAll, t.cfg.SLO)
 	r.Load.CapReached = m.CapReached
 	r.MaxInFlightCap = m.MaxInFlight
 
@@ -820,6 +828,29 @@ func (l *load) add(r *measure.Request, slo SLO) {
 		(slo.TPOT == 0 || r.TPOT() <= slo.TPOT) && (slo.E2E == 0 || r.E2E <= slo.E2E) {
 		l.good++
 	}
+}
+
+// merge adds o's requests to l (a stage's to the run's). Of the error
+// messages, l keeps its own and takes o's for classes it has none of.
+func (l *load) merge(o *load) {
+	l.requests += o.requests
+	l.ok += o.ok
+	l.good += o.good
+	l.promptTok += o.promptTok
+	l.outTok += o.outTok
+	for c, n := range o.errors {
+		l.errors[c] += n
+	}
+	for c, m := range o.samples {
+		if _, ok := l.samples[c]; !ok {
+			l.samples[c] = m
+		}
+	}
+	l.ttft.Merge(o.ttft)
+	l.e2e.Merge(o.e2e)
+	l.itl.Merge(o.itl)
+	l.tpot.Merge(o.tpot)
+	l.lag.Merge(o.lag)
 }
 
 func (l *load) report(span time.Duration, planned float64, slo SLO) LoadReport {
