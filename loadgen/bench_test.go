@@ -53,7 +53,7 @@ func streamBench(tb testing.TB, api string, n int) func() {
 		resp: &http.Response{StatusCode: 200, Status: "200 OK", Header: http.Header{"Content-Type": {"text/event-stream"}}},
 		body: eventReader{data: vllmStream(api, n)},
 	}
-	cfg := Config{URL: "http://127.0.0.1:1", Bodies: b, Stream: true, Transport: rt, Epoch: time.Now()}
+	cfg := Config{URL: "http://127.0.0.1:1", Bodies: b, Transport: rt, Epoch: time.Now()}
 	var last int
 	g, err := New(cfg, func(r *measure.Request) {
 		if r.Events != n || r.OutputTokens != n {

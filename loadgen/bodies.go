@@ -94,13 +94,13 @@ type completionsBody struct {
 }
 
 type chatBody struct {
-	Model         string          `json:"model"`
-	Messages      json.RawMessage `json:"messages"`
-	MaxTokens     int             `json:"max_tokens"`
-	Stream        bool            `json:"stream"`
-	StreamOptions *streamOptions  `json:"stream_options,omitempty"`
-	IgnoreEOS     bool            `json:"ignore_eos,omitempty"`
-	Temperature   *float64        `json:"temperature,omitempty"`
+	Model         string         `json:"model"`
+	Messages      any            `json:"messages"` // []chatMessage, or a file's json.RawMessage
+	MaxTokens     int            `json:"max_tokens"`
+	Stream        bool           `json:"stream"`
+	StreamOptions *streamOptions `json:"stream_options,omitempty"`
+	IgnoreEOS     bool           `json:"ignore_eos,omitempty"`
+	Temperature   *float64       `json:"temperature,omitempty"`
 }
 
 type chatMessage struct {
@@ -133,7 +133,7 @@ func NewBodies(spec RequestSpec) (*Bodies, error) {
 	if spec.Prompts == nil {
 		return nil, errors.New("loadgen: no prompt source")
 	}
-	if err := checkLengths(spec.MaxTokens); err != nil {
+	if err := spec.MaxTokens.Validate(); err != nil {
 		return nil, fmt.Errorf("loadgen: max_tokens: %w", err)
 	}
 
@@ -146,7 +146,7 @@ func NewBodies(spec RequestSpec) (*Bodies, error) {
 		if spec.Sample > 0 && spec.Sample < l {
 			perm, l = perm[:spec.Sample], spec.Sample // the seeded permutation's head is the sample
 		}
-		if isFixed(spec.MaxTokens) || l > n {
+		if !spec.MaxTokens.Varies() || l > n {
 			n = l // every prompt once (at least maxBodies bodies when output lengths vary)
 		}
 	}
@@ -179,19 +179,14 @@ func NewBodies(spec RequestSpec) (*Bodies, error) {
 				StreamOptions: opts, IgnoreEOS: spec.IgnoreEOS, Temperature: spec.Temperature,
 			})
 		} else {
-			msgs := p.Messages
-			if msgs == nil {
-				if err = enc.Encode([]chatMessage{{Role: "user", Content: p.Text}}); err == nil {
-					msgs = bytes.Clone(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
-					buf.Reset()
-				}
+			var msgs any = []chatMessage{{Role: "user", Content: p.Text}}
+			if p.Messages != nil {
+				msgs = p.Messages
 			}
-			if err == nil {
-				err = enc.Encode(chatBody{
-					Model: spec.Model, Messages: msgs, MaxTokens: mt, Stream: spec.Stream,
-					StreamOptions: opts, IgnoreEOS: spec.IgnoreEOS, Temperature: spec.Temperature,
-				})
-			}
+			err = enc.Encode(chatBody{
+				Model: spec.Model, Messages: msgs, MaxTokens: mt, Stream: spec.Stream,
+				StreamOptions: opts, IgnoreEOS: spec.IgnoreEOS, Temperature: spec.Temperature,
+			})
 		}
 		if err != nil {
 			return nil, fmt.Errorf("loadgen: rendering body %d: %w", k, err)
@@ -228,26 +223,6 @@ func NewBodies(spec RequestSpec) (*Bodies, error) {
 	return b, nil
 }
 
-func isFixed(l measure.Lengths) bool {
-	return l.Kind != "uniform" && l.Kind != "normal"
-}
-
-func checkLengths(l measure.Lengths) error {
-	switch l.Kind {
-	case "", "fixed":
-		if l.Value < 1 {
-			return fmt.Errorf("%d: want at least 1", l.Value)
-		}
-	case "uniform", "normal":
-		if l.Min < 1 || l.Max < l.Min {
-			return fmt.Errorf("%s: want 1 ≤ min ≤ max", l)
-		}
-	default:
-		return fmt.Errorf("unknown kind %q", l.Kind)
-	}
-	return nil
-}
-
 func (b *Bodies) entry(seq uint64) *bodyEntry { return &b.entries[seq%uint64(len(b.entries))] }
 
 // StageBody returns the body of request seq of stage `stage`: pool body
@@ -262,8 +237,10 @@ func (b *Bodies) entry(seq uint64) *bodyEntry { return &b.entries[seq%uint64(len
 // server's prefix cache cannot turn the load into cache hits. It does not
 // tell runs apart: a run repeated with the same seed against a server that
 // still holds the previous run's blocks can hit them.
-func (b *Bodies) StageBody(stage int, seq uint64) []byte {
-	e := b.entry(seq)
+func (b *Bodies) StageBody(stage int, seq uint64) []byte { return b.entry(seq).render(stage, seq) }
+
+// render is StageBody for the entry of seq.
+func (e *bodyEntry) render(stage int, seq uint64) []byte {
 	out := make([]byte, len(e.body))
 	copy(out, e.body)
 	putID(out[e.idAt:e.idAt+len(idTemplate)], stage, seq)
@@ -272,9 +249,6 @@ func (b *Bodies) StageBody(stage int, seq uint64) []byte {
 
 // Body returns the body of request seq of stage 0: StageBody(0, seq).
 func (b *Bodies) Body(seq uint64) []byte { return b.StageBody(0, seq) }
-
-// MaxTokens is the max_tokens the body of request seq asks for.
-func (b *Bodies) MaxTokens(seq uint64) int { return b.entry(seq).maxTokens }
 
 const hexDigits = "0123456789abcdef"
 
@@ -410,9 +384,6 @@ func (s *scanner) contentText(i int) (int, int) {
 
 // Path is "/v1/completions" or "/v1/chat/completions".
 func (b *Bodies) Path() string { return b.path }
-
-// API is "completions" or "chat".
-func (b *Bodies) API() string { return b.api }
 
 // Stream reports whether the bodies ask for a stream.
 func (b *Bodies) Stream() bool { return b.stream }

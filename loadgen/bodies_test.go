@@ -115,8 +115,8 @@ func TestBodiesFields(t *testing.T) {
 				if *w.Model != "Qwen/Qwen2.5-1.5B-Instruct" {
 					t.Errorf("model %q", *w.Model)
 				}
-				if *w.MaxTokens != tt.maxToken || b.MaxTokens(seq) != tt.maxToken {
-					t.Errorf("max_tokens %d, MaxTokens() %d, want %d", *w.MaxTokens, b.MaxTokens(seq), tt.maxToken)
+				if mt := b.entry(seq).maxTokens; *w.MaxTokens != tt.maxToken || mt != tt.maxToken {
+					t.Errorf("max_tokens %d, entry %d, want %d", *w.MaxTokens, mt, tt.maxToken)
 				}
 				if *w.Stream != tt.stream {
 					t.Errorf("stream %t, want %t", *w.Stream, tt.stream)
@@ -185,8 +185,8 @@ func TestBodiesReproducible(t *testing.T) {
 			t.Fatalf("seq %d and %d: want the same pool body with different ids", seq, next)
 		}
 		w, _ := decodeBody(t, a.Body(seq))
-		if *w.MaxTokens < 10 || *w.MaxTokens > 100 || *w.MaxTokens != a.MaxTokens(seq) {
-			t.Fatalf("seq %d: max_tokens %d (MaxTokens %d), want 10..100", seq, *w.MaxTokens, a.MaxTokens(seq))
+		if *w.MaxTokens < 10 || *w.MaxTokens > 100 || *w.MaxTokens != a.entry(seq).maxTokens {
+			t.Fatalf("seq %d: max_tokens %d (entry %d), want 10..100", seq, *w.MaxTokens, a.entry(seq).maxTokens)
 		}
 	}
 	// Synthetic prompts depend on the source's seed, max_tokens on the spec's.

@@ -45,7 +45,7 @@ func addFixtureSeeds(f *testing.F) {
 // gives the same answer however the body is split into reads.
 func FuzzReadStream(f *testing.F) {
 	addFixtureSeeds(f)
-	g, err := New(Config{URL: "http://127.0.0.1:1", Bodies: testBodies(f, "chat", true, 8), Stream: true, Epoch: time.Now()}, nil)
+	g, err := New(Config{URL: "http://127.0.0.1:1", Bodies: testBodies(f, "chat", true, 8), Epoch: time.Now()}, nil)
 	if err != nil {
 		f.Fatal(err)
 	}

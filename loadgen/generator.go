@@ -27,7 +27,6 @@ type Config struct {
 	URL         string            // base URL of the gateway, e.g. http://127.0.0.1:8000 (Bodies.Path is appended; a trailing /v1 is dropped)
 	Header      http.Header       // extra headers (Authorization…); values are secrets: never printed or recorded
 	Bodies      *Bodies           // the request bodies; their Path, API and Stream decide the endpoint and the parsing
-	Stream      bool              // must match Bodies.Stream()
 	MaxInFlight int               // cap on concurrent requests; 0 means no cap
 	Timeout     time.Duration     // whole-request client timeout; 0 means none (long generations must not be cut)
 	Epoch       time.Time         // the run's epoch; every offset in a record is measured from it (monotonic); zero: the start of the first stage
@@ -42,7 +41,7 @@ func (c Config) String() string {
 	}
 	sort.Strings(keys)
 	return fmt.Sprintf("{URL:%s Header:[%s] Bodies:%v Stream:%t MaxInFlight:%d Timeout:%s}",
-		redactURL(c.URL), strings.Join(keys, " "), c.Bodies, c.Stream, c.MaxInFlight, c.Timeout)
+		redactURL(c.URL), strings.Join(keys, " "), c.Bodies, c.Bodies != nil && c.Bodies.Stream(), c.MaxInFlight, c.Timeout)
 }
 
 // Stage is one step of the load: open loop (Schedule) or closed loop
@@ -75,30 +74,29 @@ type Live struct {
 	InFlight           int64  // requests in flight now
 	PeakInFlight       int64  // the most requests in flight at once since the generator was created
 	CapReached         uint64 // how many sends found MaxInFlight already reached (the rate was held back): open-loop hits due while every slot was busy, sent late or not by the stage's end
-	OutputTokens       uint64
 }
 
-// Window is when a stage ran, as offsets from the epoch.
+// Window is how a stage ran.
 type Window struct {
-	Stage      int
-	Name       string
-	Label      string        // the stage's String(): "warmup: 10/s for 30s"
-	Start, End time.Duration // End is when sending stopped
-	Stopped    bool          // Stop, Abort or the context ended it before its duration
+	Stage   int
+	Name    string
+	Stopped bool // Stop, Abort or the context ended it before its duration
 
 	// A closed loop's concurrency: the one the stage asked for and the
 	// number of workers it ran with, which Config.MaxInFlight caps (a
 	// memory and socket bound). Both are 0 for an open loop.
 	Concurrency, Workers int
+
+	// The stage's String() ("warmup: 10/s for 30s") and when it ran, as
+	// offsets from the epoch (end: when sending stopped); only the package's
+	// tests read them.
+	label      string
+	start, end time.Duration
 }
 
-// Capped reports whether MaxInFlight held a closed-loop stage below its
-// concurrency: it ran with Workers requests in flight, not Concurrency.
-func (w Window) Capped() bool { return w.Workers < w.Concurrency }
-
 type counters struct {
-	sent, done, errors, capReached, outputTokens atomic.Uint64
-	inFlight, peakInFlight                       atomic.Int64
+	sent, done, errors, capReached atomic.Uint64
+	inFlight, peakInFlight         atomic.Int64
 }
 
 // addInFlight counts a request going out and raises the peak.
@@ -148,9 +146,6 @@ type Generator struct {
 func New(cfg Config, sink func(*measure.Request)) (*Generator, error) {
 	if cfg.Bodies == nil {
 		return nil, errors.New("loadgen: Config.Bodies is nil")
-	}
-	if cfg.Stream != cfg.Bodies.Stream() {
-		return nil, fmt.Errorf("loadgen: Config.Stream is %t but the bodies ask for stream:%t", cfg.Stream, cfg.Bodies.Stream())
 	}
 	if cfg.MaxInFlight < 0 {
 		return nil, fmt.Errorf("loadgen: max in flight %d: want 0 (no cap) or more", cfg.MaxInFlight)
@@ -204,33 +199,25 @@ func redactURL(s string) string {
 	return u.Redacted()
 }
 
-// DefaultMaxIdleConns is the idle connections kept per host: at least the
-// peak concurrency, so a steady load reuses its connections.
-const DefaultMaxIdleConns = 10000
+// maxIdleConns is the idle connections kept per host: at least the peak
+// concurrency, so a steady load reuses its connections.
+const maxIdleConns = 10000
 
 // NewTransport is the inner transport used when Config.Transport is nil:
 // HTTP/1.1, no proxy (a load tool measures the target, not a proxy), no
-// compression, 10 s dial timeout, DefaultMaxIdleConns idle connections per
-// host and no response-header timeout (queued requests may hold headers).
+// compression, 10 s dial timeout, 10,000 idle connections per host and no
+// response-header timeout (queued requests may hold headers).
 func NewTransport() *http.Transport {
 	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	return &http.Transport{
 		Proxy:               nil,
 		DialContext:         d.DialContext,
 		MaxIdleConns:        0, // no global limit
-		MaxIdleConnsPerHost: DefaultMaxIdleConns,
+		MaxIdleConnsPerHost: maxIdleConns,
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: 10 * time.Second,
 		DisableCompression:  true,
 	}
-}
-
-// Epoch is the run's epoch (zero until the first stage starts when
-// Config.Epoch was zero).
-func (g *Generator) Epoch() time.Time {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.epoch
 }
 
 // Run sends stage idx until its duration passes, Stop is called or ctx ends,
@@ -283,7 +270,6 @@ func (g *Generator) Run(ctx context.Context, idx int, st Stage) error {
 		if c := g.cfg.MaxInFlight; c > 0 {
 			opts = append(opts, vegeta.Workers(uint64(min(c, vegeta.DefaultWorkers))), vegeta.MaxWorkers(uint64(c)))
 			p.cap = uint64(c)
-			p.sched = st.Schedule
 		}
 		pacer, open = p, p
 	}
@@ -330,9 +316,9 @@ func (g *Generator) Run(ctx context.Context, idx int, st Stage) error {
 	g.running = false
 	g.cur = nil
 	g.windows = append(g.windows, Window{
-		Stage: idx, Name: st.Name, Label: st.String(),
-		Start: s.startOff, End: end.Sub(g.epoch), Stopped: stopped,
+		Stage: idx, Name: st.Name, Stopped: stopped,
 		Concurrency: st.Concurrency, Workers: workers,
+		label: st.String(), start: s.startOff, end: end.Sub(g.epoch),
 	})
 	g.mu.Unlock()
 	return err
@@ -380,10 +366,10 @@ func (g *Generator) track(results <-chan *vegeta.Result, open *gatedPacer) {
 // under an open loop with a MaxInFlight cap it counts the hits the cap held
 // back. Pace is only called by vegeta's single pacing goroutine.
 type gatedPacer struct {
-	s     *stage
-	p     vegeta.Pacer
-	sched Schedule // set with cap: the open-loop schedule
-	cap   uint64   // 0: no cap, nothing to count
+	s   *stage
+	p   vegeta.Pacer  // the stage's schedule (open loop, s.sched) or closedLoop
+	cap uint64        // 0: no cap, nothing to count; set for an open loop only
+	due time.Duration // with cap: when the hit the last Pace paced was due (only Pace uses it)
 
 	mu        sync.Mutex
 	delivered uint64        // hits vegeta handed to a worker (as of the last Pace)
@@ -394,7 +380,8 @@ type gatedPacer struct {
 
 var _ vegeta.Pacer = (*gatedPacer)(nil)
 
-// Pace implements vegeta.Pacer. vegeta calls it right after handing hit
+// Pace implements vegeta.Pacer. vegeta calls it once per hit, in order:
+// Pace(elapsed, hits) paces hit `hits`, right after vegeta handed hit
 // `hits`−1 to a worker. With a cap, that hit found the cap reached when it
 // went out late (more than capSlack after it was due) and every worker was
 // busy at some point since it was due: vegeta had to wait for one.
@@ -402,20 +389,22 @@ func (p *gatedPacer) Pace(elapsed time.Duration, hits uint64) (time.Duration, bo
 	if p.s.closed.Load() {
 		return 0, true
 	}
-	if p.cap > 0 {
-		now := time.Since(p.s.start)
-		p.mu.Lock()
-		p.delivered = hits
-		if hits > 0 {
-			due := p.sched.At(hits - 1)
-			if now-due > capSlack && (p.full || p.fullEnd >= due) {
-				p.s.g.live.capReached.Add(1)
-			}
-		}
-		p.full = hits-min(hits, p.drained) >= p.cap
-		p.mu.Unlock()
+	if p.cap == 0 {
+		return p.p.Pace(elapsed, hits)
 	}
-	return p.p.Pace(elapsed, hits)
+	now := time.Since(p.s.start)
+	prev := p.due // when hit `hits`−1 was due: the previous Pace paced it
+	var wait time.Duration
+	var stop bool
+	p.due, wait, stop = paceDue(p.s.sched, elapsed, hits)
+	p.mu.Lock()
+	p.delivered = hits
+	if hits > 0 && now-prev > capSlack && (p.full || p.fullEnd >= prev) {
+		p.s.g.live.capReached.Add(1)
+	}
+	p.full = hits-min(hits, p.drained) >= p.cap
+	p.mu.Unlock()
+	return wait, stop
 }
 
 // drainedOne notes that a worker finished (called by the drain goroutine).
@@ -439,16 +428,12 @@ func (p *gatedPacer) heldAtEnd(sent time.Duration) {
 	p.mu.Lock()
 	n, full, fullEnd := p.delivered, p.full, p.fullEnd
 	p.mu.Unlock()
-	first := p.sched.At(n)
-	if !full && fullEnd < first {
+	if !full && fullEnd < p.s.sched.At(n) {
 		return // a worker was free when the next hit came due: not the cap
 	}
-	limit := min(sent, p.s.du)
-	held := uint64(0)
-	for ; p.sched.At(n) < limit; n++ {
-		held++
+	if due := Due(p.s.sched, min(sent, p.s.du)); due > n {
+		p.s.g.live.capReached.Add(due - n) // hits n … due−1
 	}
-	p.s.g.live.capReached.Add(held)
 }
 
 // capSlack is how late a hit must go out, with every worker busy, to count as
@@ -518,11 +503,10 @@ func (g *Generator) Live() Live {
 		InFlight:     g.live.inFlight.Load(),
 		PeakInFlight: g.live.peakInFlight.Load(),
 		CapReached:   g.live.capReached.Load(),
-		OutputTokens: g.live.outputTokens.Load(),
 	}
 }
 
-// Windows returns when each stage run so far ran, in order.
+// Windows returns how each stage run so far ran, in order.
 func (g *Generator) Windows() []Window {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -534,9 +518,6 @@ func (g *Generator) finish(rec *measure.Request) {
 	g.live.inFlight.Add(-1)
 	if rec.Failed() {
 		g.live.errors.Add(1)
-	}
-	if rec.OutputTokens > 0 {
-		g.live.outputTokens.Add(uint64(rec.OutputTokens))
 	}
 	g.live.done.Add(1)
 	g.sink(rec)

@@ -71,7 +71,7 @@ func testBodies(t testing.TB, api string, stream bool, maxTokens int) *Bodies {
 // newGen builds a generator on url with a collector sink.
 func newGen(t testing.TB, url string, b *Bodies, mutate func(*Config)) (*Generator, *collector) {
 	t.Helper()
-	cfg := Config{URL: url, Bodies: b, Stream: b.Stream(), Epoch: time.Now()}
+	cfg := Config{URL: url, Bodies: b, Epoch: time.Now()}
 	if mutate != nil {
 		mutate(&cfg)
 	}

@@ -175,10 +175,15 @@ func LoadPrompts(path string) (PromptSource, error) {
 	return &filePrompts{name: name, prompts: ps}, nil
 }
 
-func firstByte(br *bufio.Reader) (byte, error) {
-	if b, err := br.Peek(3); err == nil && string(b) == "\xEF\xBB\xBF" { // a UTF-8 BOM
+// skipBOM drops a UTF-8 byte order mark at the start of br.
+func skipBOM(br *bufio.Reader) {
+	if b, err := br.Peek(3); err == nil && string(b) == "\xEF\xBB\xBF" {
 		_, _ = br.Discard(3)
 	}
+}
+
+func firstByte(br *bufio.Reader) (byte, error) {
+	skipBOM(br)
 	for n := 1; n <= br.Size(); n++ {
 		b, err := br.Peek(n)
 		if err != nil {
@@ -319,7 +324,7 @@ func readShareGPT(path string, r io.Reader) ([]Prompt, error) {
 		case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
 			off = cr.off - 1 // the last byte of the file
 		}
-		return &PromptFileError{File: path, Line: cr.lineAt(off), Reason: "ShareGPT: " + jsonReason(err)}
+		return &PromptFileError{File: path, Line: lineAt(path, off), Reason: "ShareGPT: " + jsonReason(err)}
 	}
 	if _, err := dec.Token(); err != nil { // '['
 		return nil, fail(err)
@@ -348,35 +353,45 @@ func readShareGPT(path string, r io.Reader) ([]Prompt, error) {
 	return ps, nil
 }
 
-// countingReader remembers where each line starts, so a decoder offset can
-// be turned into a line number.
+// countingReader counts the bytes read, so an error at the end of the file
+// can be placed at its last byte.
 type countingReader struct {
-	r     io.Reader
-	off   int64
-	lines []int64 // offsets of each '\n'
+	r   io.Reader
+	off int64
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
-	for i, b := range p[:n] {
-		if b == '\n' {
-			c.lines = append(c.lines, c.off+int64(i))
-		}
-	}
 	c.off += int64(n)
 	return n, err
 }
 
-// lineAt is the 1-based line holding offset off.
-func (c *countingReader) lineAt(off int64) int {
-	line := 1
-	for _, nl := range c.lines {
-		if nl >= off {
-			break
-		}
-		line++
+// lineAt is the 1-based line holding offset off of the prompt file at path,
+// an offset as the decoder saw it (after a BOM). It reads the file again up
+// to off: an error is rare, and keeping every line's offset on the way would
+// cost memory for the whole file. 0 (no line) when the file cannot be read
+// again.
+func lineAt(path string, off int64) int {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
 	}
-	return line
+	defer f.Close()
+	br := bufio.NewReaderSize(f, 1<<16)
+	skipBOM(br)
+	line := 1
+	r := io.LimitReader(br, max(off, 0))
+	buf := make([]byte, 1<<16)
+	for {
+		n, err := r.Read(buf)
+		line += bytes.Count(buf[:n], []byte{'\n'})
+		if err != nil {
+			if err != io.EOF {
+				return 0
+			}
+			return line
+		}
+	}
 }
 
 // jsonReason shortens an encoding/json error to its reason.

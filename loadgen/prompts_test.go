@@ -148,6 +148,7 @@ func TestLoadPromptsErrors(t *testing.T) {
 		{"empty messages", write("g.jsonl", `{"messages":[]}`), 1, `"messages" is empty`},
 		{"sharegpt syntax", "testdata/sharegpt-bad.json", 6, "ShareGPT: invalid character"},
 		{"sharegpt cut", write("h.json", "[\n{\"conversations\":[\n"), 2, "ShareGPT: unexpected end of file"},
+		{"sharegpt after a BOM", write("k.json", "\xEF\xBB\xBF[\n{\"conversations\":\n[\n}"), 3, "ShareGPT: invalid character '}'"},
 		{"empty file", write("i.jsonl", "\n \n"), 0, "empty file"},
 		{"no human turn", write("j.json", `[{"conversations":[{"from":"gpt","value":"x"}]}]`), 0, "no prompts"},
 	}

@@ -32,8 +32,8 @@ const never = time.Duration(math.MaxInt64)
 // At(n) < d, which is what the stage sends when every hit goes out on time
 // and it runs for d. A d past the schedule's own duration (Constant, Ramp
 // and a Poisson over them know it) counts up to that duration only: hits due
-// at or after it are never sent, so a stage's Window.End − Window.Start,
-// a little longer than its duration, may be passed as it is.
+// at or after it are never sent, so the time a stage ran, a little longer
+// than its duration, may be passed as it is.
 //
 // It is exact, not the intensity's integral: for a Poisson schedule it is
 // this seed's realized count, which varies around the integral by about its
@@ -102,6 +102,24 @@ func secondsToDuration(s float64) time.Duration {
 	return time.Duration(math.Round(ns))
 }
 
+// ender is implemented by this package's schedules: end is the du their
+// Pace passes to pace.
+type ender interface {
+	end() time.Duration
+}
+
+// paceDue is s.Pace(elapsed, hits) that also returns s.At(hits), the due
+// time it paces to, computing it once for this package's schedules.
+func paceDue(s Schedule, elapsed time.Duration, hits uint64) (due, wait time.Duration, stop bool) {
+	due = s.At(hits)
+	if e, ok := s.(ender); ok {
+		wait, stop = pace(due, e.end(), elapsed)
+	} else {
+		wait, stop = s.Pace(elapsed, hits)
+	}
+	return due, wait, stop
+}
+
 // pace is the common Pacer logic of every schedule: due is when hit `hits`
 // is due, du the stage length.
 func pace(due, du, elapsed time.Duration) (time.Duration, bool) {
@@ -126,6 +144,7 @@ var (
 	_ Schedule     = constant{}
 	_ inverter     = constant{}
 	_ durationer   = constant{}
+	_ ender        = constant{}
 )
 
 // Constant sends perSecond hits a second, evenly spaced, for du: hit n is due
@@ -149,8 +168,10 @@ func (c constant) At(n uint64) time.Duration { return c.inverse(float64(n)) }
 
 // Pace implements vegeta.Pacer.
 func (c constant) Pace(elapsed time.Duration, hits uint64) (time.Duration, bool) {
-	return pace(c.At(hits), c.du, elapsed)
+	return pace(c.At(hits), c.end(), elapsed)
 }
+
+func (c constant) end() time.Duration { return c.du }
 
 // Rate is the rate inside the stage, 0 outside it.
 func (c constant) Rate(elapsed time.Duration) float64 {
@@ -179,6 +200,7 @@ var (
 	_ Schedule     = ramp{}
 	_ inverter     = ramp{}
 	_ durationer   = ramp{}
+	_ ender        = ramp{}
 )
 
 // Ramp changes the rate linearly from `from` to `to` hits a second over du.
@@ -217,8 +239,10 @@ func (r ramp) At(n uint64) time.Duration { return r.inverse(float64(n)) }
 
 // Pace implements vegeta.Pacer.
 func (r ramp) Pace(elapsed time.Duration, hits uint64) (time.Duration, bool) {
-	return pace(r.At(hits), r.du, elapsed)
+	return pace(r.At(hits), r.end(), elapsed)
 }
+
+func (r ramp) end() time.Duration { return r.du }
 
 // Rate is the instantaneous rate λ(elapsed), 0 outside the stage.
 func (r ramp) Rate(elapsed time.Duration) float64 {
@@ -264,6 +288,7 @@ var (
 	_ vegeta.Pacer = (*poisson)(nil)
 	_ Schedule     = (*poisson)(nil)
 	_ durationer   = (*poisson)(nil)
+	_ ender        = (*poisson)(nil)
 )
 
 // Poisson turns s into Poisson arrivals with the same intensity λ(t): hit n is
@@ -332,11 +357,15 @@ func (p *poisson) At(n uint64) time.Duration { return p.inv(p.sum(n)) }
 
 // Pace implements vegeta.Pacer.
 func (p *poisson) Pace(elapsed time.Duration, hits uint64) (time.Duration, bool) {
-	du := p.du
-	if du <= 0 {
-		du = never
+	return pace(p.At(hits), p.end(), elapsed)
+}
+
+// end is never when the base has no duration: the stage's timer ends it.
+func (p *poisson) end() time.Duration {
+	if p.du <= 0 {
+		return never
 	}
-	return pace(p.At(hits), du, elapsed)
+	return p.du
 }
 
 // Rate is the intensity of the base schedule.

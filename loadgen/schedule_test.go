@@ -284,6 +284,26 @@ func TestPoissonOfForeignSchedule(t *testing.T) {
 	}
 }
 
+// TestPaceDue checks that paceDue paces as Pace does and returns At(hits),
+// for this package's schedules and for a foreign one.
+func TestPaceDue(t *testing.T) {
+	for _, s := range []Schedule{
+		Constant(10, time.Second), Constant(0, time.Second), Ramp(0, 10, time.Second),
+		Poisson(Constant(20, time.Second), 3), Poisson(foreign{Constant(20, time.Second)}, 3),
+		foreign{Ramp(5, 1, time.Second)},
+	} {
+		for hits := range uint64(40) {
+			for _, elapsed := range []time.Duration{0, time.Duration(hits) * 30 * time.Millisecond, 2 * time.Second} {
+				due, wait, stop := paceDue(s, elapsed, hits)
+				w, st := s.Pace(elapsed, hits)
+				if due != s.At(hits) || wait != w || stop != st {
+					t.Fatalf("%s: paceDue(%s, %d) = (%s, %s, %t), want (%s, %s, %t)", s, elapsed, hits, due, wait, stop, s.At(hits), w, st)
+				}
+			}
+		}
+	}
+}
+
 func absDur(d time.Duration) time.Duration {
 	if d < 0 {
 		return -d

@@ -27,16 +27,29 @@ const seqHeader = "X-Vegeta-Seq"
 
 // Read buffers: a stream is read into one pooled buffer and its lines are
 // scanned in place. A line longer than the buffer grows it (one allocation,
-// rare) up to maxLine; a non-streamed body may grow it up to maxJSONBody.
+// rare) up to maxLine; a non-streamed body may grow it up to maxJSONBody. An
+// error body is read up to readBufSize, the rest drained.
 const (
 	readBufSize = 32 << 10
 	maxLine     = 4 << 20
 	maxJSONBody = 16 << 20
-	maxErrBody  = 64 << 10
 	maxMessage  = 200
 )
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
+
+// getBuf takes a read buffer from the pool: at least readBufSize long.
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+// putBuf puts bp back in the pool with buf, the buffer the reader ended with
+// (it may have grown the one getBuf gave); one grown past 4 × readBufSize is
+// dropped and bp keeps the buffer it had, so the pool holds no large ones.
+func putBuf(bp *[]byte, buf []byte) {
+	if cap(buf) <= 4*readBufSize {
+		*bp = buf[:cap(buf)]
+	}
+	bufPool.Put(bp)
+}
 
 var errNoSeq = errors.New("loadgen: request without a valid " + seqHeader + " header (the timing transport only serves vegeta)")
 
@@ -68,7 +81,7 @@ func (s *stage) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, errNoSeq
 	}
 	ent := g.cfg.Bodies.entry(seq)
-	body := g.cfg.Bodies.StageBody(s.idx, seq) // the pool body with this request's id
+	body := ent.render(s.idx, seq) // the pool body with this request's id
 	rec := &measure.Request{
 		Stage: s.idx, Seq: seq, Scheduled: -1,
 		PromptTokens: -1, OutputTokens: -1,
@@ -81,21 +94,13 @@ func (s *stage) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 
 	// The request's context: the generator's abort context (Abort cancels
-	// every request at once), with the request timeout as a deadline, and
-	// still bound to the caller's context if that one can end.
+	// every request at once), with the request timeout as a deadline. The
+	// context of vegeta's request never ends (http.NewRequest, and a client
+	// without Timeout), so it is not carried over.
 	ctx := g.abortCtx
-	var cancel context.CancelFunc
 	if g.cfg.Timeout > 0 {
+		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, g.cfg.Timeout)
-	}
-	if rc := req.Context(); rc.Done() != nil {
-		if cancel == nil {
-			ctx, cancel = context.WithCancel(ctx)
-		}
-		stop := context.AfterFunc(rc, cancel)
-		defer stop()
-	}
-	if cancel != nil {
 		defer cancel()
 	}
 	out := req.WithContext(ctx)
@@ -147,14 +152,9 @@ type sse struct {
 // time. Nothing allocates per event: the ITL slice is sized once from
 // max_tokens (a stream has at most max_tokens content events).
 func (g *Generator) readStream(ctx context.Context, body io.Reader, rec *measure.Request, t0 time.Time, maxTokens int) {
-	bp := bufPool.Get().(*[]byte)
+	bp := getBuf()
 	buf := *bp
-	defer func() {
-		if cap(buf) <= 4*readBufSize {
-			*bp = buf[:cap(buf)]
-		}
-		bufPool.Put(bp)
-	}()
+	defer func() { putBuf(bp, buf) }()
 	if maxTokens > 1 {
 		rec.ITL = make([]time.Duration, 0, maxTokens-1)
 	}
@@ -315,20 +315,15 @@ func hasPrefix(b []byte, p string) bool { return len(b) >= len(p) && string(b[:l
 // readJSON reads a non-streamed 2xx body and takes the usage from it. TTFT
 // and Events stay 0: the first token is not observable without a stream.
 func (g *Generator) readJSON(ctx context.Context, body io.Reader, rec *measure.Request, t0 time.Time) {
-	bp := bufPool.Get().(*[]byte)
+	bp := getBuf()
 	buf := (*bp)[:0]
-	defer func() {
-		if cap(buf) <= 4*readBufSize {
-			*bp = buf[:cap(buf)]
-		}
-		bufPool.Put(bp)
-	}()
+	defer func() { putBuf(bp, buf) }()
 	var lastByte time.Duration
 	var rerr error
 	for {
 		if len(buf) == cap(buf) {
 			if len(buf) >= maxJSONBody {
-				rec.BytesIn += drain(body)
+				rec.BytesIn = int64(len(buf)) + drain(body)
 				rec.Class, rec.Message = measure.StreamMalformed, "response body over 16 MiB"
 				rec.E2E = time.Since(t0)
 				return
@@ -374,9 +369,9 @@ func (g *Generator) readJSON(ctx context.Context, body io.Reader, rec *measure.R
 // readError reads a non-2xx body and keeps the server's message: error.message,
 // a flat {"object":"error","message"}, {"detail"}, or the start of a text body.
 func (g *Generator) readError(resp *http.Response, rec *measure.Request, t0 time.Time) {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := (*bp)[:min(len(*bp), maxErrBody)]
+	bp := getBuf()
+	defer putBuf(bp, *bp)
+	buf := (*bp)[:readBufSize] // the same limit whatever size the pooled buffer grew to
 	n, _ := io.ReadFull(resp.Body, buf)
 	rec.BytesIn = int64(n) + drain(resp.Body)
 	rec.E2E = time.Since(t0)

@@ -170,7 +170,7 @@ func TestMeasuredTiming(t *testing.T) {
 			if h := median(headers); h > ttft/2 {
 				t.Errorf("median time to headers %s, want well below the TTFT %s", h, ttft)
 			}
-			if l := g.Live(); l.Sent != uint64(len(recs)) || l.Done != l.Sent || l.Errors != 0 || l.InFlight != 0 || l.OutputTokens != uint64(tokens*len(recs)) {
+			if l := g.Live(); l.Sent != uint64(len(recs)) || l.Done != l.Sent || l.Errors != 0 || l.InFlight != 0 {
 				t.Errorf("live %+v after %d requests", l, len(recs))
 			}
 		})
@@ -358,6 +358,23 @@ func TestStreamProblems(t *testing.T) {
 				t.Errorf("message %q is not one line", r.Message)
 			}
 		})
+	}
+}
+
+// TestJSONBodyOverLimit checks that a non-streamed body past 16 MiB counts
+// every byte read, the 16 MiB kept as well as the drained rest.
+func TestJSONBodyOverLimit(t *testing.T) {
+	big := make([]byte, maxJSONBody+5<<20) // the reader keeps at most 20 MiB, then drains 1 MiB
+	ts := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write(big)
+	}))
+	g, c := newGen(t, ts.URL, testBodies(t, "completions", false, 5), nil)
+	r := roundTrip(t, g, c, 0)
+	if r.Class != measure.StreamMalformed || r.Message != "response body over 16 MiB" {
+		t.Errorf("class %q message %q, want %q over 16 MiB", r.Class, r.Message, measure.StreamMalformed)
+	}
+	if r.BytesIn <= maxJSONBody || r.BytesIn > int64(len(big)) {
+		t.Errorf("bytes in %d, want more than the %d kept, at most the %d sent", r.BytesIn, maxJSONBody, len(big))
 	}
 }
 

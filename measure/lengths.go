@@ -36,6 +36,28 @@ func (l Lengths) Sample(r *rand.Rand) int {
 	return max(n, 1)
 }
 
+// Validate checks that the distribution can be drawn from: a known Kind
+// ("" counts as fixed) and lengths of at least 1.
+func (l Lengths) Validate() error {
+	switch l.Kind {
+	case "", "fixed":
+		if l.Value < 1 {
+			return fmt.Errorf("%d: want at least 1", l.Value)
+		}
+	case "uniform", "normal":
+		if l.Min < 1 || l.Max < l.Min {
+			return fmt.Errorf("%s: want 1 ≤ min ≤ max", l)
+		}
+	default:
+		return fmt.Errorf("unknown kind %q", l.Kind)
+	}
+	return nil
+}
+
+// Varies reports whether draws may differ: false only for a fixed length
+// (Kind "" or "fixed"); an unknown Kind is not taken for a fixed one.
+func (l Lengths) Varies() bool { return l.Kind != "" && l.Kind != "fixed" }
+
 // Upper is the largest length Sample can return.
 func (l Lengths) Upper() int {
 	switch l.Kind {

@@ -2,6 +2,7 @@ package measure
 
 import (
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"testing"
@@ -81,6 +82,31 @@ func TestLengths(t *testing.T) {
 			if lo != l.Min || hi != l.Max || l.Upper() != l.Max {
 				t.Errorf("%s: drew %d..%d", l, lo, hi)
 			}
+		}
+	}
+}
+
+func TestLengthsValidate(t *testing.T) {
+	tests := []struct {
+		l      Lengths
+		err    string // "" when valid
+		varies bool
+	}{
+		{Fixed(1), "", false},
+		{Lengths{Value: 3}, "", false},
+		{Fixed(0), "0: want at least 1", false},
+		{Lengths{Kind: "uniform", Min: 1, Max: 1}, "", true},
+		{Lengths{Kind: "uniform", Min: 5, Max: 2}, "uniform 5..2: want 1 ≤ min ≤ max", true},
+		{Lengths{Kind: "normal", Mean: 5, StdDev: 1, Min: 0, Max: 9}, "normal 5±1 in 0..9: want 1 ≤ min ≤ max", true},
+		{Lengths{Kind: "zipf", Value: 4}, `unknown kind "zipf"`, true},
+	}
+	for _, tt := range tests {
+		err := tt.l.Validate()
+		if got := fmt.Sprint(err); tt.err == "" && err != nil || tt.err != "" && got != tt.err {
+			t.Errorf("%+v: Validate() = %v, want %q", tt.l, err, tt.err)
+		}
+		if got := tt.l.Varies(); got != tt.varies {
+			t.Errorf("%+v: Varies() = %t, want %t", tt.l, got, tt.varies)
 		}
 	}
 }

@@ -213,7 +213,7 @@ func run(ctx context.Context, e env, path string, o runOptions) error {
 		maxInFlight = defaultMaxInFlight()
 	}
 	gen, err := loadgen.New(loadgen.Config{
-		URL: s.Target.URL, Header: headers(s), Bodies: bodies, Stream: s.Target.Stream,
+		URL: s.Target.URL, Header: headers(s), Bodies: bodies,
 		MaxInFlight: maxInFlight, Timeout: s.RequestTimeout, Epoch: epoch,
 	}, rec.Add)
 	if err != nil {

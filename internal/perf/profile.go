@@ -135,7 +135,7 @@ func (s *suite) profileOne(ctx context.Context, name, kind string, srv *serverPr
 	rec := record.New(jw, timeline.New(timeline.Config{Interval: 5 * time.Second, Stages: []timeline.StagePlan{plan}}), []string{"profile"}, nil)
 	epoch := time.Now()
 	gen, err := loadgen.New(loadgen.Config{
-		URL: srv.URL(), Bodies: b, Stream: l.Stream, MaxInFlight: max(maxInFlight, l.Concurrency),
+		URL: srv.URL(), Bodies: b, MaxInFlight: max(maxInFlight, l.Concurrency),
 		Timeout: l.Timeout, Epoch: epoch,
 	}, rec.Add)
 	if err != nil {
