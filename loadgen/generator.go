@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"sort"
 	"strings"
 	"sync"
@@ -15,6 +14,7 @@ import (
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
+	"github.com/scaleout/scaleout/internal/weburl"
 	"github.com/scaleout/scaleout/measure"
 )
 
@@ -41,7 +41,7 @@ func (c Config) String() string {
 	}
 	sort.Strings(keys)
 	return fmt.Sprintf("{URL:%s Header:[%s] Bodies:%v Stream:%t MaxInFlight:%d Timeout:%s}",
-		redactURL(c.URL), strings.Join(keys, " "), c.Bodies, c.Bodies != nil && c.Bodies.Stream(), c.MaxInFlight, c.Timeout)
+		weburl.Redact(c.URL), strings.Join(keys, " "), c.Bodies, c.Bodies != nil && c.Bodies.Stream(), c.MaxInFlight, c.Timeout)
 }
 
 // Stage is one step of the load: open loop (Schedule) or closed loop
@@ -178,25 +178,12 @@ func New(cfg Config, sink func(*measure.Request)) (*Generator, error) {
 
 // targetURL checks base and appends path to it.
 func targetURL(base, path string) (string, error) {
-	u, err := url.Parse(base)
-	if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return "", fmt.Errorf("loadgen: target URL %q: want http://host[:port] or https://host[:port]", redactURL(base))
-	}
-	u.Path = strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/v1") + path
-	u.RawPath = ""
-	return u.String(), nil
-}
-
-// redactURL hides a password in a URL.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
+	u, err := weburl.Base(base)
 	if err != nil {
-		if strings.Contains(s, "@") {
-			return "(an unparsable URL with user info)"
-		}
-		return s
+		return "", fmt.Errorf("loadgen: target URL %q: want http://host[:port] or https://host[:port]", weburl.Redact(base))
 	}
-	return u.Redacted()
+	u.Path += path
+	return u.String(), nil
 }
 
 // maxIdleConns is the idle connections kept per host: at least the peak

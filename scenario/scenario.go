@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +15,7 @@ import (
 
 	yaml "go.yaml.in/yaml/v4"
 
+	"github.com/scaleout/scaleout/internal/weburl"
 	"github.com/scaleout/scaleout/measure"
 )
 
@@ -675,32 +675,11 @@ func (s *Scenario) Check() error {
 // CheckURL checks an http(s) base URL and returns it without a trailing
 // slash or /v1 (the API path is appended to it).
 func CheckURL(raw string) (string, error) {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("%q is not an http(s) URL (try http://localhost:8000)", Redact(raw))
+	u, err := weburl.Base(raw)
+	if err != nil {
+		return "", err
 	}
-	u.Path = strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/v1")
 	return strings.TrimSuffix(u.String(), "/"), nil
-}
-
-// Redact removes what may be a credential from a URL so it can be printed
-// or stored: a parsed URL's password and query string (api_key=…), and in
-// text that does not parse, everything before an @.
-func Redact(raw string) string {
-	if u, err := url.Parse(raw); err == nil && u.Scheme != "" {
-		if u.RawQuery != "" {
-			u.RawQuery = "…"
-		}
-		return u.Redacted()
-	}
-	if at := strings.LastIndex(raw, "@"); at >= 0 {
-		start := 0
-		if i := strings.Index(raw, "//"); i >= 0 && i < at {
-			start = i + 2
-		}
-		return raw[:start] + "…" + raw[at:]
-	}
-	return raw
 }
 
 // Well-known series names (see measure).

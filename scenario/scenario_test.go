@@ -360,19 +360,6 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-func TestRedact(t *testing.T) {
-	for in, want := range map[string]string{
-		"http://u:pw@gw:8080/v1":        "http://u:xxxxx@gw:8080/v1",
-		"http://gw/v1?api_key=s3cr3t":   "http://gw/v1?…",
-		"http//u:pw@gw":                 "http//…@gw",
-		"http://gw:8080/v1/completions": "http://gw:8080/v1/completions",
-	} {
-		if got := Redact(in); got != want {
-			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestPromptsSample(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "p.jsonl"), []byte(`{"prompt":"hi"}`+"\n"), 0o600); err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/scaleout/scaleout/internal/weburl"
 	"github.com/scaleout/scaleout/keda"
 	"github.com/scaleout/scaleout/measure"
 	"github.com/scaleout/scaleout/promwatch"
@@ -105,7 +106,7 @@ func checkTarget(ctx context.Context, s *scenario.Scenario, fs *[]finding) strin
 	model := s.Target.Model
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		*fs = append(*fs, finding{levelFail, "target " + scenario.Redact(url) + ": " + err.Error(), "fix target.url"})
+		*fs = append(*fs, finding{levelFail, "target " + weburl.Redact(url) + ": " + err.Error(), "fix target.url"})
 		return model
 	}
 	for _, h := range s.Target.Headers {
@@ -113,7 +114,7 @@ func checkTarget(ctx context.Context, s *scenario.Scenario, fs *[]finding) strin
 	}
 	resp, err := checkClient.Do(req)
 	if err != nil {
-		*fs = append(*fs, finding{levelFail, "target " + scenario.Redact(s.Target.URL) + " does not answer: " + promwatch.ShortError(err),
+		*fs = append(*fs, finding{levelFail, "target " + weburl.Redact(s.Target.URL) + " does not answer: " + promwatch.ShortError(err),
 			"is the gateway running and reachable from here? (target.url or --target)"})
 		return model
 	}
@@ -141,12 +142,12 @@ func checkTarget(ctx context.Context, s *scenario.Scenario, fs *[]finding) strin
 	}
 	if model == "" {
 		model = ids[0]
-		*fs = append(*fs, finding{levelOK, fmt.Sprintf("target %s serves %s (target.model not set: using it)", scenario.Redact(s.Target.URL), model), ""})
+		*fs = append(*fs, finding{levelOK, fmt.Sprintf("target %s serves %s (target.model not set: using it)", weburl.Redact(s.Target.URL), model), ""})
 		return model
 	}
 	for _, m := range ml.Data {
 		if m.ID == model {
-			msg := fmt.Sprintf("target %s serves %s", scenario.Redact(s.Target.URL), model)
+			msg := fmt.Sprintf("target %s serves %s", weburl.Redact(s.Target.URL), model)
 			if m.MaxModelLen > 0 {
 				msg += fmt.Sprintf(" (max_model_len %d)", m.MaxModelLen)
 				if need := s.Request.PromptTokens.Upper() + s.Request.MaxTokens.Upper(); s.Request.Prompts == "" && need > m.MaxModelLen {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/scaleout/scaleout/internal/weburl"
 	"github.com/scaleout/scaleout/loadgen"
 	"github.com/scaleout/scaleout/measure"
 	"github.com/scaleout/scaleout/promwatch"
@@ -207,7 +208,7 @@ func run(ctx context.Context, e env, path string, o runOptions) error {
 	tcfg := timelineConfig(s, series, es)
 	tl := timeline.New(tcfg)
 	epoch := time.Now()
-	rec := newRecorder(out, tl, s.Load, epoch, scenario.Redact(s.Target.URL+bodies.Path()))
+	rec := newRecorder(out, tl, s.Load, epoch, weburl.Redact(s.Target.URL+bodies.Path()))
 	maxInFlight := s.MaxInFlight
 	if maxInFlight == 0 {
 		maxInFlight = defaultMaxInFlight()
@@ -343,7 +344,7 @@ func run(ctx context.Context, e env, path string, o runOptions) error {
 	// The report: timeline, expectations, guard, files, terminal.
 	meta := timeline.Meta{
 		Scenario: s.Name, File: s.File, Started: started,
-		Target:     timeline.TargetInfo{URL: scenario.Redact(s.Target.URL), API: s.Target.API, Model: s.Target.Model, Stream: s.Target.Stream, Observation: observation(source, es)},
+		Target:     timeline.TargetInfo{URL: weburl.Redact(s.Target.URL), API: s.Target.API, Model: s.Target.Model, Stream: s.Target.Stream, Observation: observation(source, es)},
 		CapReached: int64(gen.Live().CapReached), PeakInFlight: gen.Live().PeakInFlight, MaxInFlight: maxInFlight,
 	}
 	if at := time.Duration(interruptedAt.Load()); at >= 0 {
