@@ -123,14 +123,26 @@ func (f *freshness) unscraped(ctx context.Context, s statusAPI, now time.Time) (
 	}
 	// A server up for freshAfter by its own clock is past its restart, even
 	// while a new pod waits for its first scrape.
-	if !stale || last.Sub(f.start) >= freshAfter {
+	if last.Sub(f.start) >= freshAfter {
 		f.fresh = true
 		return "", false
 	}
 	// The reason is a gap's: it must not change from sample to sample while
 	// the cause is the same, so it names the start, not the time since.
-	return fmt.Sprintf("Prometheus started at %s UTC and has not scraped all its targets since: until it does its answers can predate its start",
-		f.start.UTC().Format(time.TimeOnly)), false
+	why = fmt.Sprintf("Prometheus started at %s UTC and has not scraped all its targets since: until it does its answers can predate its start",
+		f.start.UTC().Format(time.TimeOnly))
+	if !stale {
+		// Every target has been scraped since the start. The queries run
+		// beside this check at the sample's instant: a scrape that came
+		// after it is not in their answers. One that clearly came before it
+		// (a second of slack for the two clocks) is, and this answer is
+		// fresh; else it is held back and the next one is.
+		f.fresh = true
+		if last.Before(now.Add(-time.Second)) {
+			return "", false
+		}
+	}
+	return why, false
 }
 
 // isRefusal tells a status API the server does not offer (any 4xx, or a

@@ -85,11 +85,12 @@ func TestWatcherHidesAnswersFromBeforeAPrometheusStart(t *testing.T) {
 		{"restarted, no target discovered yet", 31, 30, nil, wantGap},
 		{"restarted, nothing scraped yet", 32, 30, []int{-1, 5}, wantGap},
 		{"one target scraped since", 34, 30, []int{33, 5}, wantGap},
-		{"every target scraped since", 36, 30, []int{33, 35}, ""},
-		{"once fresh, targets are not read again", 38, 30, []int{-1, -1}, ""},
+		{"every target scraped since, the last perhaps after this sample's instant: held back once more", 36, 30, []int{33, 35}, wantGap},
+		{"then fresh, and targets are not read again", 38, 30, []int{-1, -1}, ""},
 		{"restarted again", 50, 49, []int{40, 41}, "Prometheus started at 01:00:49 UTC"},
 		{"a target that is never scraped holds nothing back for longer than freshAfter after the start was seen", 50 + int(freshAfter/time.Second), 49, []int{-1, 41}, ""},
 		{"restarted long ago by its own clock: a new pod waiting for its first scrape holds nothing back", 300, -3600, []int{-1, 299}, ""},
+		{"restarted, and every target scraped well before this sample's instant: fresh at once", 410, 400, []int{402, 403}, ""},
 	}
 	for _, st := range steps {
 		var scrapes []time.Time

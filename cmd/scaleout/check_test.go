@@ -151,7 +151,7 @@ func TestCheckWithoutModel(t *testing.T) {
 // failing them; once it has scraped, an empty trigger query fails again.
 func TestCheckFreshPrometheus(t *testing.T) {
 	target, _ := fakeVLLM(t)
-	start := time.Now().UTC()
+	start := time.Now().UTC().Add(-10 * time.Second) // it started a little while ago; its one scrape came a second later
 	var scraped atomic.Bool
 	prom := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
