@@ -622,11 +622,26 @@ func (s *Scenario) Apply(o Overrides) error {
 	return nil
 }
 
-// Check validates what depends on more than one field, after overrides:
-// a target to send to, one observation source, the after-load default and
-// the derived series. Call it once, after Apply (and after the embedded
-// simulator, if any, has filled in the target and the scrape page).
-func (s *Scenario) Check() error {
+// Context is what a run knows beyond the file and the flags: the embedded
+// simulator that serves it, and the names and series its ScaledObject or
+// simulator imply. The zero Context adds nothing.
+type Context struct {
+	SimURL   string // the embedded simulator's base URL, when it is the target
+	SimModel string // the model it serves, for a scenario that names none
+	// Shorthands to use where the scenario and the flags give none.
+	VLLM, HPA, Deployment string
+	// Series observed beside the scenario's own (a ScaledObject's triggers);
+	// a name the scenario uses already is not added again.
+	Series []measure.Series
+}
+
+// Resolve returns the scenario as a run uses it: the context applied, the
+// target and sources checked and normalised, observe.after defaulted and
+// the series derived. s itself is not changed; call it once the flags are
+// applied (Apply) and the context is known.
+func (s *Scenario) Resolve(c Context) (*Scenario, error) {
+	r := *s
+	r.Observe.Series = append(append([]measure.Series(nil), s.Observe.Series...), c.Series...)
 	var errs Errors
 	at := func(field, format string, args ...any) {
 		e := &Error{File: s.File, Field: field, Msg: fmt.Sprintf(format, args...)}
@@ -637,39 +652,56 @@ func (s *Scenario) Check() error {
 		}
 		errs = append(errs, e)
 	}
-	if s.Target.URL == "" {
-		at("target.url", "missing: where is the gateway? (target: {url: http://…} or --target http://…)")
-	} else if u, err := CheckURL(s.Target.URL); err != nil {
-		at("target.url", "%v", err)
-	} else {
-		s.Target.URL = u
-	}
-	if s.Observe.Prometheus != "" && len(s.Observe.Scrape) > 0 {
-		at("observe.scrape", "give observe.prometheus or observe.scrape, not both")
-	}
-	if s.Observe.Prometheus != "" {
-		if u, err := CheckURL(s.Observe.Prometheus); err != nil {
-			at("observe.prometheus", "%v", err)
-		} else {
-			s.Observe.Prometheus = u
+	if c.SimURL != "" {
+		r.Target.URL = c.SimURL
+		if !r.Observe.Source() {
+			r.Observe.Scrape = []string{c.SimURL + "/metrics"}
 		}
 	}
-	for i, p := range s.Observe.Scrape {
+	if r.Target.Model == "" {
+		r.Target.Model = c.SimModel
+	}
+	for _, d := range []struct {
+		field *string
+		def   string
+	}{{&r.Observe.VLLM, c.VLLM}, {&r.Observe.HPA, c.HPA}, {&r.Observe.Deployment, c.Deployment}} {
+		if *d.field == "" {
+			*d.field = d.def
+		}
+	}
+	if r.Target.URL == "" {
+		at("target.url", "missing: where is the gateway? (target: {url: http://…} or --target http://…)")
+	} else if u, err := CheckURL(r.Target.URL); err != nil {
+		at("target.url", "%v", err)
+	} else {
+		r.Target.URL = u
+	}
+	if r.Observe.Prometheus != "" && len(r.Observe.Scrape) > 0 {
+		at("observe.scrape", "give observe.prometheus or observe.scrape, not both")
+	}
+	if r.Observe.Prometheus != "" {
+		if u, err := CheckURL(r.Observe.Prometheus); err != nil {
+			at("observe.prometheus", "%v", err)
+		} else {
+			r.Observe.Prometheus = u
+		}
+	}
+	for i, p := range r.Observe.Scrape {
 		if _, err := CheckURL(p); err != nil {
 			at("observe.scrape", "[%d]: %v", i, err)
 		}
 	}
 	if !s.afterSet {
-		s.Observe.After = 0
-		if s.Observe.Source() && (s.Observe.HPA != "" || s.Observe.ScaledObject != "") {
-			s.Observe.After = DefaultAfter
+		r.Observe.After = 0
+		if r.Observe.Source() && (r.Observe.HPA != "" || r.Observe.ScaledObject != "") {
+			r.Observe.After = DefaultAfter
 		}
 	}
-	s.Observe.Series = s.Observe.derived()
+	r.Observe.Series = r.Observe.derived()
 	if len(errs) > 0 {
-		return errs
+		return nil, errs
 	}
-	return nil
+	return &r, nil
 }
 
 // CheckURL checks an http(s) base URL and returns it without a trailing

@@ -62,7 +62,7 @@ func TestParseFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Check(); err != nil {
+	if s, err = s.Resolve(Context{}); err != nil {
 		t.Fatal(err)
 	}
 	if s.Name != "gpu" || s.Target.URL != "http://gw:8080" || s.Target.API != "chat" || s.Target.Model != "m" || s.Target.Stream {
@@ -131,7 +131,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Check(); err != nil {
+	if s, err = s.Resolve(Context{}); err != nil {
 		t.Fatal(err)
 	}
 	if s.Name != "min" || s.Target.API != "completions" || !s.Target.Stream || s.Target.URL != "http://127.0.0.1:8000" {
@@ -230,7 +230,7 @@ func TestSecretsStayOutOfErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = s.Check()
+	_, err = s.Resolve(Context{})
 	if err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("check err = %v", err)
 	}
@@ -245,7 +245,7 @@ func TestOverrides(t *testing.T) {
 	if err := s.Apply(Overrides{Target: "http://b:1", Model: "x", Prometheus: "http://p:9090", Interval: time.Second, After: &after, Expect: []string{"ready >= 2"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Check(); err != nil {
+	if s, err = s.Resolve(Context{}); err != nil {
 		t.Fatal(err)
 	}
 	if s.Target.URL != "http://b:1" || s.Target.Model != "x" || s.Observe.Prometheus != "http://p:9090" || s.Observe.Scrape != nil {
@@ -257,12 +257,12 @@ func TestOverrides(t *testing.T) {
 
 	s, _ = Parse("s.yaml", []byte("load: [{duration: 1s, rate: 1/s}]\n"), env(nil))
 	_ = s.Apply(Overrides{Target: "ftp://x"})
-	err = s.Check()
+	_, err = s.Resolve(Context{})
 	if err == nil || !strings.Contains(err.Error(), `flag: --target: "ftp://x" is not an http(s) URL`) {
 		t.Errorf("bad --target: %v", err)
 	}
 	s, _ = Parse("s.yaml", []byte("load: [{duration: 1s, rate: 1/s}]\n"), env(nil))
-	err = s.Check()
+	_, err = s.Resolve(Context{})
 	if err == nil || !strings.Contains(err.Error(), "target.url: missing") {
 		t.Errorf("no target: %v", err)
 	}
@@ -356,7 +356,7 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("bad stage parsed: %+v", st)
 			}
 		}
-		_ = s.Check()
+		_, _ = s.Resolve(Context{})
 	})
 }
 

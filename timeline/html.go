@@ -81,7 +81,7 @@ func buildChartData(r *Report) chartData {
 		}
 	}
 	for _, s := range r.Stages {
-		if s.EndedBy != "not started" {
+		if s.EndedBy != NotStarted {
 			d.Stages = append(d.Stages, chartStage{s.Name, s.StartS, s.EndS})
 		}
 	}
@@ -181,7 +181,7 @@ td.ok { color: #11632b; font-weight: 600; } td.fail { color: #a1160a; font-weigh
 <h1>{{.Title}}</h1>
 <div class="meta">{{.Started}} · {{.R.Target.URL}} ({{.R.Target.API}}{{if .R.Target.Stream}}, streamed{{end}}) · model {{.R.Target.Model}}{{if .R.Target.Observation}} · observed: {{.R.Target.Observation}}{{end}}</div>
 {{if .R.Partial}}<p class="partial">Partial run: {{.R.PartialReason}}. What was measured up to then is shown.</p>{{end}}
-<div class="verdict {{.R.Verdict}}" id="verdict">verdict: {{upper .R.Verdict}}</div>
+<div class="verdict {{.R.Verdict}}" id="verdict">verdict: {{upper (print .R.Verdict)}}</div>
 {{if .R.Expectations}}<table id="expectations"><tr><th></th><th>expectation</th><th>result</th></tr>
 {{range .R.Expectations}}<tr><td class="{{if .OK}}ok{{else}}fail{{end}}">{{if .OK}}ok{{else}}FAIL{{end}}</td><td>{{.Expr}}</td><td>{{.Detail}}</td></tr>
 {{end}}</table>{{end}}
@@ -339,7 +339,7 @@ func WriteComparison(w io.Writer, a, b *Report, nameA, nameB string) error {
 		}
 		add("goodput", g(la), g(lb), func(v float64) string { return fmt.Sprintf("%.1f%%", v) })
 	}
-	rows = append(rows, []string{"verdict", a.Verdict, b.Verdict, ""})
+	rows = append(rows, []string{"verdict", string(a.Verdict), string(b.Verdict), ""})
 	table(ew, []string{"", "A", "B", "B vs A"}, rows, 1)
 	return ew.err
 }

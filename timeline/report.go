@@ -36,7 +36,7 @@ type Report struct {
 	Events         []Event        `json:"events"`
 	KPIs           KPIs           `json:"kpis"`
 	Expectations   []Outcome      `json:"expectations"`
-	Verdict        string         `json:"verdict"` // pass, fail, or none without expectations
+	Verdict        Verdict        `json:"verdict"`
 	Guard          *GuardResult   `json:"guard,omitempty"`
 	Server         *ServerCount   `json:"server,omitempty"`
 	ClientLimited  *ClientLimited `json:"client_limited,omitempty"`
@@ -99,7 +99,7 @@ type StageReport struct {
 	PlannedS float64 `json:"planned_s"`
 	StartS   float64 `json:"start_s"`
 	EndS     float64 `json:"end_s"`
-	EndedBy  string  `json:"ended_by"` // duration, until, interrupt
+	EndedBy  EndedBy `json:"ended_by"`
 	// Concurrency is what a closed-loop stage asked for; Workers what it
 	// ran with (max_in_flight caps it).
 	Concurrency int `json:"concurrency,omitempty"`
@@ -155,6 +155,26 @@ type Row struct {
 	Series    map[string]*float64 `json:"series"`
 	Gaps      map[string]string   `json:"gaps,omitempty"` // series → why it has no value
 }
+
+// Verdict is a run's outcome.
+type Verdict string
+
+const (
+	Pass Verdict = "pass" // every expectation held and nothing blocked a pass
+	Fail Verdict = "fail" // an expectation failed, or the client, or a strict guard
+	None Verdict = "none" // nothing was expected, and nothing failed
+)
+
+// EndedBy says why a stage ended.
+type EndedBy string
+
+const (
+	ByDuration  EndedBy = "duration"    // it ran its planned time
+	ByUntil     EndedBy = "until"       // its until held
+	ByInterrupt EndedBy = "interrupt"   // Ctrl-C or SIGTERM
+	ByError     EndedBy = "error"       // the load generator failed
+	NotStarted  EndedBy = "not started" // the run ended before it
+)
 
 // EventKind names what an event is about.
 type EventKind string

@@ -126,7 +126,7 @@ type stageState struct {
 	start   time.Duration
 	end     time.Duration
 	started bool
-	endedBy string
+	endedBy EndedBy
 	load    *load
 }
 
@@ -291,14 +291,14 @@ func (t *Timeline) StageStarted(i int, at time.Duration) {
 
 // StageEnded marks stage i as over at offset at; by says why (duration,
 // until, interrupt).
-func (t *Timeline) StageEnded(i int, at time.Duration, by string) {
+func (t *Timeline) StageEnded(i int, at time.Duration, by EndedBy) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	st := t.stages[i]
 	st.end, st.endedBy = at, by
 	text := "stage " + st.plan.Name + " ended"
-	if by != "duration" {
-		text += " (" + by + ")"
+	if by != ByDuration {
+		text += " (" + string(by) + ")"
 	}
 	t.events = append(t.events, Event{T: secs(at), Kind: StageEnd, Text: text})
 }
@@ -656,7 +656,7 @@ func (t *Timeline) Report(end time.Duration, m Meta) *Report {
 	r := &Report{
 		Version: ReportVersion, Scenario: m.Scenario, File: m.File, Started: m.Started.UTC(),
 		DurationS: secs(end), Partial: m.Partial, PartialReason: m.PartialReason, Target: m.Target,
-		IntervalS: secs(t.cfg.Interval), Threshold: t.cfg.Threshold, Verdict: "none",
+		IntervalS: secs(t.cfg.Interval), Threshold: t.cfg.Threshold, Verdict: None,
 		Notes: m.Notes, Expectations: []Outcome{},
 	}
 	for _, s := range t.cfg.Series {
@@ -668,7 +668,7 @@ func (t *Timeline) Report(end time.Duration, m Meta) *Report {
 	for _, st := range t.stages {
 		sr := StageReport{Name: st.plan.Name, Plan: st.plan.Plan, PlannedS: secs(st.plan.Duration), EndedBy: st.endedBy}
 		if !st.started {
-			sr.EndedBy = "not started"
+			sr.EndedBy = NotStarted
 			r.Stages = append(r.Stages, sr)
 			continue
 		}
@@ -676,7 +676,7 @@ func (t *Timeline) Report(end time.Duration, m Meta) *Report {
 		if stEnd < 0 {
 			stEnd = loadEnd
 			if sr.EndedBy == "" {
-				sr.EndedBy = "interrupt"
+				sr.EndedBy = ByInterrupt
 			}
 		}
 		sr.StartS, sr.EndS = secs(st.start), secs(stEnd)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/scaleout/scaleout/measure"
+	"github.com/scaleout/scaleout/run"
 	"github.com/scaleout/scaleout/timeline"
 )
 
@@ -63,7 +64,7 @@ func TestReportHTMLRendersInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := timeline.WriteHTML(f, sampleReport(), uplot()); err != nil {
+	if err := timeline.WriteHTML(f, sampleReport(), run.HTMLAssets()); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/scaleout/scaleout/run"
 	"github.com/scaleout/scaleout/scenario"
 )
 
@@ -57,6 +58,7 @@ func code(err error) int {
 	var e *exitError
 	var se scenario.Errors
 	var pe *scenario.Error
+	var re *run.Error
 	switch {
 	case err == nil:
 		return exitOK
@@ -65,6 +67,8 @@ func code(err error) int {
 	case errors.As(err, &e):
 		return e.code
 	case errors.As(err, &se), errors.As(err, &pe):
+		return exitUsage
+	case errors.As(err, &re) && re.Class == run.Usage:
 		return exitUsage
 	default:
 		return exitCannotRun

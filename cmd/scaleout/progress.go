@@ -12,6 +12,7 @@ import (
 	"github.com/vbauerster/mpb/v8/decor"
 
 	"github.com/scaleout/scaleout/loadgen"
+	"github.com/scaleout/scaleout/run"
 	"github.com/scaleout/scaleout/scenario"
 	"github.com/scaleout/scaleout/timeline"
 )
@@ -27,7 +28,6 @@ type progress struct {
 	gen    *loadgen.Generator
 	tl     *timeline.Timeline
 	epoch  time.Time
-	cap    int
 	cancel context.CancelFunc
 	done   chan struct{}
 
@@ -40,13 +40,25 @@ type progress struct {
 	final      *atomic.Pointer[string] // the running bar's text once it is complete
 }
 
-func newProgress(e env, quiet bool, s *scenario.Scenario, gen *loadgen.Generator, tl *timeline.Timeline, epoch time.Time, cap int) *progress {
-	return &progress{e: e, quiet: quiet, s: s, gen: gen, tl: tl, epoch: epoch, cap: cap, stageIdx: -1, done: make(chan struct{})}
+var _ run.Display = (*progress)(nil)
+
+func newProgress(e env, quiet bool) *progress {
+	return &progress{e: e, quiet: quiet, stageIdx: -1, done: make(chan struct{})}
+}
+
+// Preflight prints the findings that are not ok (all of them when the
+// preflight failed, even with --quiet).
+func (p *progress) Preflight(findings []run.Finding, err error) {
+	if !p.quiet || err != nil {
+		printFindings(p.e.stderr, findings, false)
+	}
 }
 
 const progressEvery = 500 * time.Millisecond
 
-func (p *progress) start() {
+// Start starts the display of the load.
+func (p *progress) Start(l run.Live) {
+	p.s, p.gen, p.tl, p.epoch = l.Plan.Scenario, l.Generator, l.Timeline, l.Epoch
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
 	if p.e.stderrTTY && !p.quiet {
@@ -61,7 +73,6 @@ func (p *progress) loop(ctx context.Context) {
 	defer tick.Stop()
 	plainEvery := max(5*time.Second, p.s.Observe.Interval)
 	var lastPlain time.Time
-	var lastCap uint64
 	// The achieved rate is taken over the last two seconds of ticks.
 	const window = 4
 	var sent [window]uint64
@@ -73,10 +84,6 @@ func (p *progress) loop(ctx context.Context) {
 			return
 		case now := <-tick.C:
 			live := p.gen.Live()
-			if live.CapReached > lastCap {
-				lastCap = live.CapReached
-				p.tl.Capped(now.Sub(p.epoch), p.cap)
-			}
 			// The oldest of the last ticks (or the first one), then this one
 			// takes its slot.
 			oldest := 0
@@ -131,7 +138,7 @@ func (p *progress) status(now time.Time, live loadgen.Live, rate float64) string
 		switch {
 		case !observed: // not a series of this run, or no sample yet
 		case v.OK():
-			fmt.Fprintf(&b, " · %s %s", name, fmtValue(v))
+			fmt.Fprintf(&b, " · %s %s", name, run.FormatValue(v))
 		default:
 			fmt.Fprintf(&b, " · %s ?", name)
 		}
@@ -145,8 +152,8 @@ func (p *progress) snapshot() string {
 	return p.line
 }
 
-// stage shows stage i starting.
-func (p *progress) stage(i int) {
+// Stage shows stage i starting.
+func (p *progress) Stage(i int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.stageIdx, p.stageStart = i, time.Now()
@@ -158,8 +165,8 @@ func (p *progress) stage(i int) {
 	p.bar = p.newBar(st.Name, p.stageStart, st.Duration, func(s string) string { return strings.TrimPrefix(s, st.Name+" ") })
 }
 
-// after shows the observation after the load.
-func (p *progress) after() {
+// After shows the observation after the load.
+func (p *progress) After() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.stageIdx = -1
@@ -211,8 +218,11 @@ func (p *progress) completeBar() {
 	}
 }
 
-// stop ends the display before the report is printed.
-func (p *progress) stop() {
+// Stop ends the display before the report is printed.
+func (p *progress) Stop() {
+	if p.cancel == nil {
+		return // never started
+	}
 	p.cancel()
 	<-p.done
 	p.mu.Lock()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/scaleout/scaleout/run"
 	"github.com/scaleout/scaleout/timeline"
 )
 
@@ -41,7 +42,7 @@ func cmdReport(_ context.Context, e env, args []string) error {
 	if err != nil {
 		return withCode(exitCannotRun, err)
 	}
-	err = timeline.WriteHTML(f, reports[0], uplot())
+	err = timeline.WriteHTML(f, reports[0], run.HTMLAssets())
 	if cerr := f.Close(); err == nil {
 		err = cerr // closing may be what fails to write the page
 	}

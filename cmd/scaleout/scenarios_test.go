@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/scaleout/scaleout/run"
 	"github.com/scaleout/scaleout/scenario"
 )
 
@@ -20,15 +21,12 @@ func TestShippedScenariosLoad(t *testing.T) {
 	}
 	for _, p := range paths {
 		t.Run(filepath.Base(p), func(t *testing.T) {
-			l, err := loadScenario(context.Background(), p, scenario.Overrides{})
+			plan, err := run.Prepare(context.Background(), p, scenario.Overrides{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer l.close()
-			if _, err := parseExpectations(l.s, timelineSeries(l.s, l.trig)); err != nil {
-				t.Fatal(err)
-			}
-			if len(l.s.Load) == 0 {
+			defer plan.Close()
+			if len(plan.Scenario.Load) == 0 {
 				t.Error("no load stages")
 			}
 		})

@@ -241,7 +241,7 @@ func TestScenarioParses(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s:\n%s\n%v", l.Name, scenarioYAML(l), err)
 		}
-		if err := s.Check(); err != nil {
+		if s, err = s.Resolve(scenario.Context{}); err != nil {
 			t.Fatal(err)
 		}
 		st := s.Load[0]

@@ -1,4 +1,4 @@
-package main
+package run
 
 import (
 	"context"
@@ -72,27 +72,28 @@ func guardState(ctx context.Context, s *scenario.Scenario, src promwatch.Evaluat
 	return "unknown", "cannot tell: " + paused.Gap
 }
 
-// applyGuard checks, when the scenario asks for it (guard: repause), that
-// the ScaledObject is paused again when the run ends. The proof needs it
-// un-paused during the load, so once the load and the observation are over
-// the run asks for the re-pause and waits for it (at most wait, every
-// interval; a Ctrl-C stops waiting). An un-paused one keeps a GPU node up
-// around the clock: the warning is loud, it is in the report, and with
-// --strict-guard it fails the run. It reports whether the run must fail.
-func applyGuard(ctx context.Context, e env, sig *interrupts, s *scenario.Scenario, src promwatch.Evaluator, r *timeline.Report, strict bool, wait, interval time.Duration) bool {
+// guard checks, when the scenario asks for it (guard: repause), that the
+// ScaledObject is paused again when the run ends. The proof needs it
+// un-paused during the load, so once the load and the observation are
+// over the run asks for the re-pause and waits for it (at most wait, every
+// interval; an interrupt stops waiting). An un-paused one keeps a GPU node
+// up around the clock: the warning is loud and it is in the report; with
+// strict it fails the run (Decide).
+func (r *runner) guard(ctx context.Context, rep *timeline.Report) {
+	s, src := r.p.Scenario, r.p.Source
 	if s.Guard != "repause" {
-		return false
+		return
 	}
 	g := &timeline.GuardResult{Required: "repause"}
-	r.Guard = g
+	rep.Guard = g
 	g.State, g.Detail = guardState(ctx, s, src)
-	if g.State == "unpaused" && wait > 0 {
-		fmt.Fprintf(e.stderr, "\nguard: the run is over and %s.\nguard: re-pause it now (make keda-demo-down); waiting up to %s for it (Ctrl-C stops waiting)\n",
+	if wait := r.o.GuardWait; g.State == "unpaused" && wait > 0 {
+		fmt.Fprintf(r.o.Log, "\nguard: the run is over and %s.\nguard: re-pause it now (make keda-demo-down); waiting up to %s for it (Ctrl-C stops waiting)\n",
 			g.Detail, scenario.FormatDuration(wait))
 		waiting, stop := context.WithTimeout(ctx, wait)
 		defer stop()
-		sig.set(stop, stop)
-		tick := time.NewTicker(interval)
+		r.sig.set(stop, stop)
+		tick := time.NewTicker(s.Observe.Interval)
 		defer tick.Stop()
 		for g.State == "unpaused" && waiting.Err() == nil {
 			select {
@@ -104,12 +105,15 @@ func applyGuard(ctx context.Context, e env, sig *interrupts, s *scenario.Scenari
 	}
 	g.OK = g.State == "paused"
 	if g.OK {
-		fmt.Fprintf(e.stderr, "guard: ok — %s\n", g.Detail)
-		return false
+		fmt.Fprintf(r.o.Log, "guard: ok — %s\n", g.Detail)
+		return
+	}
+	if r.o.StrictGuard {
+		rep.Expectations = append(rep.Expectations, timeline.Outcome{Expr: "the ScaledObject is paused again after the run (--strict-guard)", Detail: g.Detail})
 	}
 	if g.State == "unpaused" {
 		ns, name, _ := scaledObjectOf(s)
-		fmt.Fprintf(e.stderr, `
+		fmt.Fprintf(r.o.Log, `
 !!! GUARD: %s is still UN-PAUSED after the run.
 !!! %s.
 !!! While un-paused with minReplicaCount >= 1 it keeps a GPU node up around the clock and overrides make vllm-down.
@@ -119,7 +123,6 @@ func applyGuard(ctx context.Context, e env, sig *interrupts, s *scenario.Scenari
 
 `, ns+"/"+name, g.Detail)
 	} else {
-		fmt.Fprintf(e.stderr, "guard: could not confirm that the ScaledObject is paused: %s\n", g.Detail)
+		fmt.Fprintf(r.o.Log, "guard: could not confirm that the ScaledObject is paused: %s\n", g.Detail)
 	}
-	return strict
 }

@@ -1,4 +1,4 @@
-package main
+package run
 
 import (
 	"bufio"
@@ -71,7 +71,7 @@ func (d *runDir) writeReport(r *timeline.Report) error {
 	if err := write("timeline.csv", func(w *bufio.Writer) error { return timeline.WriteCSV(w, r) }); err != nil {
 		return err
 	}
-	return write("report.html", func(w *bufio.Writer) error { return timeline.WriteHTML(w, r, uplot()) })
+	return write("report.html", func(w *bufio.Writer) error { return timeline.WriteHTML(w, r, HTMLAssets()) })
 }
 
 // close flushes and closes what is still open (idempotent).

@@ -1,4 +1,4 @@
-package main
+package run
 
 import (
 	"net/http"
@@ -22,9 +22,10 @@ func promptSource(s *scenario.Scenario) (loadgen.PromptSource, error) {
 	return p, nil
 }
 
-// newBodies renders the request bodies for model (exit 2 when they cannot
-// be: a pool over its cap, a prompt with no text).
-func newBodies(s *scenario.Scenario, model string, prompts loadgen.PromptSource) (*loadgen.Bodies, error) {
+// bodies renders the request bodies for model (a usage error when they
+// cannot be: a pool over its cap, a prompt with no text).
+func (p *Plan) bodies(model string) (*loadgen.Bodies, error) {
+	s, prompts := p.Scenario, p.Prompts
 	q := s.Request
 	b, err := loadgen.NewBodies(loadgen.RequestSpec{
 		API: s.Target.API, Model: model, Stream: s.Target.Stream, MaxTokens: q.MaxTokens,

@@ -1,4 +1,4 @@
-package main
+package run
 
 import (
 	"fmt"
@@ -8,29 +8,19 @@ import (
 	"github.com/scaleout/scaleout/keda"
 	"github.com/scaleout/scaleout/measure"
 	"github.com/scaleout/scaleout/scenario"
-	"github.com/scaleout/scaleout/timeline"
 )
 
-// triggers ties a ScaledObject's prometheus triggers to the series that
+// Triggers ties a ScaledObject's prometheus triggers to the series that
 // observe them, so every sample can carry the desired replicas KEDA and
 // the HPA should compute from it.
-type triggers struct {
+type Triggers struct {
 	so    *keda.ScaledObject
 	names []string // the series of each prometheus trigger, in trigger order
 }
 
-// readScaledObject reads the scenario's ScaledObject manifest (observe.scaledobject
-// or --scaledobject); nil without one.
-func readScaledObject(s *scenario.Scenario) (*keda.ScaledObject, error) {
-	if s.Observe.ScaledObject == "" {
-		return nil, nil
-	}
-	return readOneScaledObject(s.Observe.ScaledObject)
-}
-
-// readOneScaledObject reads a manifest that must hold exactly one
+// ReadScaledObject reads a manifest that must hold exactly one
 // ScaledObject (a run, or a simulator, is about one).
-func readOneScaledObject(path string) (*keda.ScaledObject, error) {
+func ReadScaledObject(path string) (*keda.ScaledObject, error) {
 	sos, err := keda.ReadScaledObjects(path)
 	if err != nil {
 		return nil, usagef("%v", err)
@@ -45,39 +35,33 @@ func readOneScaledObject(path string) (*keda.ScaledObject, error) {
 	return sos[0], nil
 }
 
-// applyScaledObject derives the run's series from the ScaledObject: each
-// prometheus trigger's own query (the one that counts queued requests is
-// the timeline's waiting column), desired and current from the HPA KEDA
-// makes, ready from the scaled Deployment. Series the scenario names itself
-// stay as they are.
-func applyScaledObject(s *scenario.Scenario, so *keda.ScaledObject) *triggers {
-	o := &s.Observe
-	if o.HPA == "" {
-		o.HPA = so.Namespace + "/" + so.HPAName
-	}
-	if o.Deployment == "" && so.TargetKind == "Deployment" {
-		o.Deployment = so.Namespace + "/" + so.Target
-	}
-	t := &triggers{so: so}
+// newTriggers names the series that observe each prometheus trigger: its
+// own query, as the timeline's waiting column when it counts queued
+// requests, else as triggerN. own are the scenario's own series: a name
+// they take keeps their query, and a trigger whose query one of them has
+// already observes it there. It returns the series to add.
+func newTriggers(so *keda.ScaledObject, own []measure.Series) (*Triggers, []measure.Series) {
+	t := &Triggers{so: so}
 	taken := map[string]bool{}
-	for _, ser := range o.Series {
+	for _, ser := range own {
 		taken[ser.Name] = true
 	}
+	var add []measure.Series
 	for _, tr := range so.Prometheus() {
 		name := fmt.Sprintf("trigger%d", tr.Index)
 		if strings.Contains(tr.Query, "num_requests_waiting") && !taken[scenario.Waiting] {
 			name = scenario.Waiting
 		}
-		if existing, ok := findSeries(o.Series, name); ok && existing.Query != tr.Query {
+		if existing, ok := findSeries(own, name); ok && existing.Query != tr.Query {
 			name = fmt.Sprintf("trigger%d", tr.Index)
 		}
 		if !taken[name] {
-			o.Series = append(o.Series, measure.Series{Name: name, Query: tr.Query})
+			add = append(add, measure.Series{Name: name, Query: tr.Query})
 			taken[name] = true
 		}
 		t.names = append(t.names, name)
 	}
-	return t
+	return t, add
 }
 
 func findSeries(list []measure.Series, name string) (measure.Series, bool) {
@@ -89,19 +73,9 @@ func findSeries(list []measure.Series, name string) (measure.Series, bool) {
 	return measure.Series{}, false
 }
 
-// timelineSeries is what the timeline shows: the observed series, and the
-// predicted desired replicas when a ScaledObject is known.
-func timelineSeries(s *scenario.Scenario, t *triggers) []measure.Series {
-	out := append([]measure.Series(nil), s.Observe.Series...)
-	if t != nil && len(t.names) > 0 && s.Observe.Source() {
-		out = append(out, measure.Series{Name: timeline.Predicted, Query: "(computed from the triggers as KEDA and the HPA would)"})
-	}
-	return out
-}
-
 // predict appends the predicted desired replicas to a sample of the
 // observed series.
-func (t *triggers) predict(smp measure.Sample, series []measure.Series) measure.Sample {
+func (t *Triggers) predict(smp measure.Sample, series []measure.Series) measure.Sample {
 	val := func(name string) (float64, bool) {
 		for i, s := range series {
 			if s.Name == name && i < len(smp.Values) && smp.Values[i].OK() {

@@ -1,4 +1,4 @@
-package main
+package run
 
 import (
 	"io"
@@ -9,9 +9,9 @@ import (
 	"github.com/scaleout/scaleout/timeline"
 )
 
-// uplot is the charting library report.html inlines: uPlot, embedded in
+// HTMLAssets is the charting library report.html inlines: uPlot, embedded in
 // vegeta's plot package (no new dependency, no CDN, the page works offline).
-var uplot = sync.OnceValue(func() timeline.Assets {
+var HTMLAssets = sync.OnceValue(func() timeline.Assets {
 	read := func(name string) []byte {
 		f, err := plot.Assets.Open(name)
 		if err != nil {

@@ -1,4 +1,4 @@
-package main
+package run
 
 import (
 	"errors"
@@ -9,22 +9,15 @@ import (
 	"github.com/scaleout/scaleout/timeline"
 )
 
-// expectations are the scenario's conditions, parsed: the ones that
-// decide the verdict and each stage's until.
-type expectations struct {
-	list  []*timeline.Expectation
-	until map[int]*timeline.Live
-}
-
 // parseExpectations parses expect: entries, --expect flags and every
-// stage's until; errors point at the file, line and column.
-func parseExpectations(s *scenario.Scenario, series []measure.Series) (*expectations, error) {
-	x := &expectations{until: map[int]*timeline.Live{}}
+// stage's until against the run's series; errors point at the file, line
+// and column.
+func parseExpectations(s *scenario.Scenario, series []measure.Series) (list []*timeline.Expectation, until map[int]*timeline.Expectation, errs scenario.Errors) {
+	until = map[int]*timeline.Expectation{}
 	var names []string
 	for _, ser := range series {
 		names = append(names, ser.Name)
 	}
-	var errs scenario.Errors
 	fail := func(e scenario.Expect, field string, err error) {
 		col := e.Col
 		var se *timeline.SyntaxError
@@ -46,7 +39,7 @@ func parseExpectations(s *scenario.Scenario, series []measure.Series) (*expectat
 			fail(e, fmt.Sprintf("expect[%d]", i), err)
 			continue
 		}
-		x.list = append(x.list, ex)
+		list = append(list, ex)
 	}
 	for i, st := range s.Load {
 		if st.Until == nil {
@@ -58,8 +51,7 @@ func parseExpectations(s *scenario.Scenario, series []measure.Series) (*expectat
 			fail(*st.Until, field, err)
 			continue
 		}
-		live, err := timeline.NewLive(ex)
-		if err != nil {
+		if _, err := timeline.NewLive(ex); err != nil {
 			fail(*st.Until, field, err)
 			continue
 		}
@@ -67,29 +59,20 @@ func parseExpectations(s *scenario.Scenario, series []measure.Series) (*expectat
 			fail(*st.Until, field, fmt.Errorf("until needs observation (observe.prometheus or observe.scrape)"))
 			continue
 		}
-		x.until[i] = live
+		until[i] = ex
 	}
-	if len(errs) > 0 {
-		return nil, errs
-	}
-	return x, nil
+	return list, until, errs
 }
 
-// evaluate fills the report's expectations and verdict.
-func (x *expectations) evaluate(r *timeline.Report) {
-	if len(x.list) == 0 {
-		r.Verdict = "none"
-		return
-	}
-	r.Verdict = "pass"
-	for _, e := range x.list {
+// evaluate checks every expectation against the report.
+func evaluate(list []*timeline.Expectation, r *timeline.Report) []timeline.Outcome {
+	var out []timeline.Outcome
+	for _, e := range list {
 		o := e.Evaluate(r)
 		if r.Partial && !o.OK {
 			o.Detail += " (partial run: interrupted before its end)"
 		}
-		r.Expectations = append(r.Expectations, o)
-		if !o.OK {
-			r.Verdict = "fail"
-		}
+		out = append(out, o)
 	}
+	return out
 }

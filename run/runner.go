@@ -1,0 +1,535 @@
+package run
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/scaleout/scaleout/internal/weburl"
+	"github.com/scaleout/scaleout/loadgen"
+	"github.com/scaleout/scaleout/measure"
+	"github.com/scaleout/scaleout/promwatch"
+	"github.com/scaleout/scaleout/scenario"
+	"github.com/scaleout/scaleout/timeline"
+)
+
+// Options are how a plan is run: the command's flags and what it wires in.
+type Options struct {
+	Out           string        // run directory; "" for runs/<scenario>-<UTC time>
+	NoPreflight   bool          // skip the checks before the load
+	StrictGuard   bool          // a guard that finds the ScaledObject un-paused fails the run
+	GuardWait     time.Duration // how long the guard waits for the re-pause
+	Drain         time.Duration // how long to wait for requests in flight after the load
+	VegetaResults string        // also write vegeta's results encoding here
+
+	Signals <-chan os.Signal // interrupts: the first stops the load, the next aborts requests in flight
+	Log     io.Writer        // what the run says as it goes (stderr)
+	Display Display          // the live view; nil for none
+}
+
+// Display is the live view of a run (the command's progress bars or
+// lines). Its methods are called in order from the run's goroutine.
+type Display interface {
+	Preflight(findings []Finding, err error) // the preflight's findings, before the load
+	Start(l Live)                            // the load is about to start
+	Stage(i int)                             // stage i starts
+	After()                                  // the load is over; the observation goes on
+	Stop()                                   // the run is over: stop drawing before the report is printed
+}
+
+// Live is what a display may read while the run goes on.
+type Live struct {
+	Plan        *Plan
+	Generator   *loadgen.Generator
+	Timeline    *timeline.Timeline
+	Epoch       time.Time // the clock's zero: the first stage's start
+	MaxInFlight int
+}
+
+// Result is a run that happened: its report (written to Dir) and verdict.
+type Result struct {
+	Report *timeline.Report
+	Dir    string
+	// WriteErr is why the run directory could not be written whole; nil
+	// when every file was written.
+	WriteErr error
+}
+
+// runner is one execution of a plan.
+type runner struct {
+	p   *Plan
+	o   Options
+	sig *interrupts
+}
+
+// Run executes the plan: the preflight, the stages in order while the
+// series are sampled, the observation after the load, the drain, the
+// counters, the guard and the report, which is written on every path
+// once the first request may have been sent. The error is the run's own
+// failure (preflight, run directory, load generator); an interrupt is not
+// an error but a partial report.
+func Run(ctx context.Context, p *Plan, o Options) (*Result, error) {
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	if o.Display == nil {
+		o.Display = noDisplay{}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r := &runner{p: p, o: o, sig: watchInterrupts(ctx, o.Signals)}
+	return r.run(ctx)
+}
+
+func (r *runner) run(ctx context.Context) (*Result, error) {
+	s := r.p.Scenario
+
+	// Preflight: the target answers and serves the model, every query
+	// answers. A failure here costs nothing yet (exit 3); an interrupt
+	// here stops before anything is sent.
+	model := s.Target.Model
+	var findings []Finding
+	if !r.o.NoPreflight {
+		preCtx, stopPre := context.WithCancel(ctx)
+		r.sig.set(stopPre, stopPre)
+		var err error
+		findings, model, err = preflight(preCtx, r.p)
+		stopPre()
+		if r.sig.count() > 0 {
+			return nil, ErrInterrupted
+		}
+		r.o.Display.Preflight(findings, err)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if model == "" {
+		return nil, usagef("%s: target.model: not set, and --no-preflight skipped asking the target which model it serves (give target.model or --model)", s.File)
+	}
+	bodies, err := r.p.bodies(model)
+	if err != nil {
+		return nil, err
+	}
+
+	// The run directory, before the load: a run that fails half-way still
+	// leaves its records.
+	started := time.Now()
+	dir := r.o.Out
+	if dir == "" {
+		dir = filepath.Join("runs", s.Name+"-"+started.UTC().Format("20060102T150405Z"))
+	}
+	out, err := createRunDir(dir, s, r.o.VegetaResults)
+	if err != nil {
+		return nil, cannotRun(err)
+	}
+	defer out.close()
+
+	// The vLLM counters before the load, to check at the end that nothing
+	// was lost (the embedded simulator is checked directly instead).
+	var counters *counterCheck
+	if !r.p.Sim.Embedded() {
+		counters = newCounterCheck(ctx, s, r.p.Source)
+	}
+
+	// The clock starts: epoch is the first stage's start.
+	tcfg := r.p.timelineConfig()
+	tl := timeline.New(tcfg)
+	epoch := time.Now()
+	rec := newRecorder(out, tl, s.Load, epoch, weburl.Redact(s.Target.URL+bodies.Path()))
+	maxInFlight := s.MaxInFlight
+	if maxInFlight == 0 {
+		maxInFlight = defaultMaxInFlight()
+	}
+	gen, err := loadgen.New(loadgen.Config{
+		URL: s.Target.URL, Header: headers(s), Bodies: bodies,
+		MaxInFlight: maxInFlight, Timeout: s.RequestTimeout, Epoch: epoch,
+	}, rec.Add)
+	if err != nil {
+		return nil, &Error{Class: Usage, Err: err}
+	}
+
+	// Interrupts: the first stops the load and keeps everything measured;
+	// the second aborts the requests still in flight.
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	defer stopLoad()
+	var interruptedAt atomic.Int64
+	interruptedAt.Store(-1)
+	r.sig.set(func() {
+		interruptedAt.Store(int64(time.Since(epoch)))
+		stopLoad()
+		gen.Stop()
+		fmt.Fprintln(r.o.Log, "\nscaleout: stopping the load; waiting for requests in flight (Ctrl-C again to abort them)")
+	}, gen.Abort)
+
+	// The watcher samples every interval from now until the end; the cap
+	// watcher notes when max_in_flight holds sends back.
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	var background sync.WaitGroup
+	samples := newBroadcast()
+	if r.p.Source != nil {
+		w := &promwatch.Watcher{Eval: r.p.Source, Series: s.Observe.Series, Epoch: epoch, Timeout: s.Observe.Interval}
+		ticker := time.NewTicker(s.Observe.Interval)
+		background.Go(func() {
+			defer ticker.Stop()
+			w.Run(watchCtx, ticker.C, func(smp measure.Sample) {
+				if r.p.Predicts {
+					smp = r.p.Triggers.predict(smp, s.Observe.Series)
+				}
+				tl.AddSample(smp)
+				samples.notify()
+			})
+		})
+	}
+	background.Go(func() { watchCap(watchCtx, gen, tl, epoch, maxInFlight) })
+
+	r.o.Display.Start(Live{Plan: r.p, Generator: gen, Timeline: tl, Epoch: epoch, MaxInFlight: maxInFlight})
+
+	// The stages, in order; each a fresh vegeta attack. What each costs
+	// the client (CPU, memory, sends held back) is part of the self-check.
+	// A failed stage ends the load; the run still drains and reports.
+	usage := make([]*timeline.ClientUse, len(s.Load))
+	var failure error
+	for i, st := range s.Load {
+		if loadCtx.Err() != nil {
+			break
+		}
+		tl.StageStarted(i, time.Since(epoch))
+		r.o.Display.Stage(i)
+		by, err := r.stage(loadCtx, i, gen, tl, samples, usage)
+		tl.StageEnded(i, time.Since(epoch), by)
+		if err != nil {
+			failure = cannotRun(fmt.Errorf("stage %s: %w", st.Name, err))
+			break
+		}
+	}
+	loadEnd := time.Since(epoch)
+	why := ""
+	switch {
+	case loadCtx.Err() != nil:
+		why = "interrupted"
+	case failure != nil:
+		why = "the load generator failed"
+	}
+	tl.LoadStopped(loadEnd, why)
+	r.o.Display.After()
+
+	// After the load: keep watching for scale-in while the requests in
+	// flight finish. An interrupt ends the watching (the run is then
+	// partial); the next one aborts the requests in flight.
+	afterCtx, endAfter := context.WithCancel(ctx)
+	r.sig.set(func() {
+		interruptedAt.Store(int64(time.Since(epoch)))
+		endAfter()
+		fmt.Fprintln(r.o.Log, "\nscaleout: ending the observation; waiting for requests in flight (Ctrl-C again to abort them)")
+	}, gen.Abort)
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		drain(ctx, r.o.Log, gen, r.o.Drain)
+	}()
+	if r.p.Source != nil && s.Observe.After > 0 && loadCtx.Err() == nil && failure == nil {
+		deadline := time.NewTimer(s.Observe.After)
+		watchScaleIn(afterCtx, samples, deadline.C, tl, tcfg.Grace+s.Observe.Interval)
+		deadline.Stop()
+	}
+	<-drained
+	endAfter()
+	end := time.Since(epoch)
+	stopWatch()
+	background.Wait()
+	r.o.Display.Stop()
+	res := &Result{Dir: out.dir}
+	if err := rec.Close(out.close); err != nil {
+		res.WriteErr = fmt.Errorf("requests.jsonl: %w", err)
+	}
+
+	// The report: timeline, counters, expectations, client check, guard,
+	// verdict, files.
+	meta := timeline.Meta{
+		Scenario: s.Name, File: s.File, Started: started,
+		Target:     timeline.TargetInfo{URL: weburl.Redact(s.Target.URL), API: s.Target.API, Model: model, Stream: s.Target.Stream, Observation: r.p.Observation()},
+		CapReached: int64(gen.Live().CapReached), PeakInFlight: gen.Live().PeakInFlight, MaxInFlight: maxInFlight,
+	}
+	switch at := time.Duration(interruptedAt.Load()); {
+	case at >= 0:
+		meta.Partial = true
+		meta.PartialReason = fmt.Sprintf("interrupted (Ctrl-C) at %s", scenario.FormatDuration(at))
+	case failure != nil:
+		meta.Partial = true
+		meta.PartialReason = failure.Error()
+	}
+	for _, f := range findings {
+		if f.Level != OK {
+			meta.Notes = append(meta.Notes, "preflight: "+f.String())
+		}
+	}
+	rep := tl.Report(end, meta)
+	res.Report = rep
+	if r.p.Sim.Embedded() {
+		rep.Server = simCount(r.p.Sim)
+	}
+	for i := range rep.Stages {
+		rep.Stages[i].Client = usage[i]
+	}
+	for _, w := range gen.Windows() {
+		if w.Stage >= 0 && w.Stage < len(rep.Stages) {
+			rep.Stages[w.Stage].Concurrency, rep.Stages[w.Stage].Workers = w.Concurrency, w.Workers
+		}
+	}
+	counters.finish(ctx, rep, 2*s.Observe.Interval)
+	rep.Expectations = evaluate(r.p.Expect, rep)
+	timeline.CheckClient(rep)
+	r.guard(ctx, rep)
+	rep.Verdict = Decide(rep, r.o.StrictGuard)
+	if err := out.writeReport(rep); err != nil && res.WriteErr == nil {
+		res.WriteErr = err
+	}
+	return res, failure
+}
+
+// stage runs stage i until its duration, its until or the end of ctx,
+// and says why it ended.
+func (r *runner) stage(ctx context.Context, i int, gen *loadgen.Generator, tl *timeline.Timeline, samples *broadcast, usage []*timeline.ClientUse) (timeline.EndedBy, error) {
+	stageCtx, endStage := context.WithCancel(ctx)
+	defer endStage()
+	// until: checked after every sample while the stage runs; it stops
+	// the stage early. The goroutine ends with the stage.
+	var untilHeld atomic.Bool
+	var untilDone sync.WaitGroup
+	if ex := r.p.Until[i]; ex != nil {
+		live, err := timeline.NewLive(ex)
+		if err != nil {
+			return timeline.ByError, err // Prepare has checked it: not reached
+		}
+		untilDone.Go(func() {
+			if waitUntil(stageCtx, samples, func() bool { return live.Holds(tl) }) {
+				untilHeld.Store(true)
+				gen.Stop()
+			}
+		})
+	}
+	u := startUsage(gen.Live().CapReached)
+	err := gen.Run(stageCtx, i, r.p.loadStage(i))
+	usage[i] = u.end(gen.Live().CapReached)
+	endStage()
+	untilDone.Wait()
+	switch w := gen.Windows(); {
+	case err != nil && ctx.Err() == nil:
+		return timeline.ByError, err
+	case len(w) == 0 || !w[len(w)-1].Stopped:
+		return timeline.ByDuration, nil
+	case ctx.Err() != nil:
+		return timeline.ByInterrupt, nil
+	case untilHeld.Load():
+		return timeline.ByUntil, nil
+	}
+	return timeline.ByDuration, nil
+}
+
+// simCount is what the embedded simulator served, beside the client's
+// counts.
+func simCount(es *Sim) *timeline.ServerCount {
+	st := es.Fleet.Stats()
+	received := int64(st.Received)
+	return &timeline.ServerCount{Source: "embedded simulator", Requests: &received, OK: int64(st.OK),
+		OutputTokens: int64(st.GenerationTokens),
+		Detail: fmt.Sprintf("served %d: %d ok, %d rejected (429), %d unavailable (503), %d invalid, %d aborted by the client",
+			st.Served, st.OK, st.Rejected, st.Unavailable, st.Invalid, st.Aborted)}
+}
+
+// watchCap notes in the timeline each time max_in_flight has held sends
+// back since the last look (twice a second).
+func watchCap(ctx context.Context, gen *loadgen.Generator, tl *timeline.Timeline, epoch time.Time, maxInFlight int) {
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	var last uint64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			if n := gen.Live().CapReached; n > last {
+				last = n
+				tl.Capped(now.Sub(epoch), maxInFlight)
+			}
+		}
+	}
+}
+
+// watchScaleIn waits after the load until the deadline, the end of ctx,
+// or the run has seen what it came for: every replica series that rose is
+// back where it started for two samples in a row, or, for one grace period
+// after the load, nothing rose and nothing is queued (there is no scale-in
+// to wait for).
+func watchScaleIn(ctx context.Context, samples *broadcast, deadline <-chan time.Time, tl *timeline.Timeline, grace time.Duration) {
+	settled := 0
+	idleSince := time.Time{}
+	for {
+		ch := samples.wait()
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline:
+			return
+		case <-ch:
+			if tl.ScaledIn() {
+				settled++
+				if settled >= 2 {
+					tl.Add(timeline.Event{T: tl.Latest().At.Seconds(), Kind: timeline.Note, Text: "scale-in seen: observation ends"})
+					return
+				}
+			} else {
+				settled = 0
+			}
+			if !tl.Idle() {
+				idleSince = time.Time{}
+				continue
+			}
+			if idleSince.IsZero() {
+				idleSince = time.Now()
+			}
+			if time.Since(idleSince) >= grace {
+				tl.Add(timeline.Event{T: tl.Latest().At.Seconds(), Kind: timeline.Note,
+					Text: "nothing rose and nothing is queued: observation ends (no scale-in to wait for)"})
+				return
+			}
+		}
+	}
+}
+
+// drain waits for the requests still in flight, at most limit after the
+// load, then aborts them; an aborted request (here or by a second Ctrl-C)
+// still reaches the records, which drain waits for too.
+func drain(ctx context.Context, log io.Writer, gen *loadgen.Generator, limit time.Duration) {
+	const quiet = 5 * time.Second // most runs drain within this: say nothing
+	wctx, cancel := context.WithTimeout(ctx, min(quiet, limit))
+	err := gen.Wait(wctx)
+	cancel()
+	if err != nil && limit > quiet && gen.Live().InFlight > 0 {
+		fmt.Fprintf(log, "scaleout: %d requests still in flight; waiting for them (at most %s after the load, --drain sets it; Ctrl-C aborts them)\n",
+			gen.Live().InFlight, scenario.FormatDuration(limit))
+		wctx, cancel = context.WithTimeout(ctx, limit-quiet)
+		err = gen.Wait(wctx)
+		cancel()
+	}
+	if err != nil && gen.Live().InFlight > 0 {
+		fmt.Fprintf(log, "scaleout: aborting %d requests still in flight after %s\n", gen.Live().InFlight, scenario.FormatDuration(limit))
+		gen.AbortAs(measure.Timeout, "no answer within --drain "+scenario.FormatDuration(limit)+" after the load")
+	}
+	// Aborted requests end at once; give them a moment to be recorded.
+	wctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = gen.Wait(wctx)
+}
+
+// waitUntil calls cond after every sample until it holds (true) or ctx
+// ends (false).
+func waitUntil(ctx context.Context, samples *broadcast, cond func() bool) bool {
+	for {
+		ch := samples.wait()
+		if cond() {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-ch:
+		}
+	}
+}
+
+// broadcast wakes every waiter when a new sample has arrived.
+type broadcast struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func newBroadcast() *broadcast { return &broadcast{ch: make(chan struct{})} }
+
+// wait returns a channel closed at the next notify.
+func (b *broadcast) wait() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.ch
+}
+
+func (b *broadcast) notify() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	close(b.ch)
+	b.ch = make(chan struct{})
+}
+
+// interrupts hands each interrupt to what the run is doing: set gives the
+// handlers of the first and of every later interrupt for the phase that
+// starts. The count survives phase changes, so a first Ctrl-C during the
+// load makes the next one, even after the load, the second.
+type interrupts struct {
+	mu            sync.Mutex
+	n             int
+	first, second func()
+}
+
+func watchInterrupts(ctx context.Context, signals <-chan os.Signal) *interrupts {
+	in := &interrupts{}
+	if signals == nil {
+		return in
+	}
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-signals:
+				in.mu.Lock()
+				in.n++
+				h := in.second
+				if in.n == 1 {
+					h = in.first
+				}
+				in.mu.Unlock()
+				if h != nil {
+					h()
+				}
+			}
+		}
+	}()
+	return in
+}
+
+func (in *interrupts) set(first, second func()) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.first, in.second = first, second
+}
+
+func (in *interrupts) count() int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.n
+}
+
+// noDisplay shows nothing.
+type noDisplay struct{}
+
+func (noDisplay) Preflight([]Finding, error) {}
+func (noDisplay) Start(Live)                 {}
+func (noDisplay) Stage(int)                  {}
+func (noDisplay) After()                     {}
+func (noDisplay) Stop()                      {}
+
+// Check is scaleout check: the request bodies are rendered once (with a
+// stand-in model: the preflight finds the real one), then the preflight.
+func Check(ctx context.Context, p *Plan) ([]Finding, error) {
+	if _, err := p.bodies("model"); err != nil {
+		return nil, err
+	}
+	findings, _, err := preflight(ctx, p)
+	return findings, err
+}

@@ -1,0 +1,23 @@
+package run
+
+import "github.com/scaleout/scaleout/timeline"
+
+// Decide is the run's verdict, from everything that bears on it: the
+// outcomes in the report (the scenario's expectations and the client's
+// self-check, which fails a run that did not send its planned load even
+// when nothing was expected) and the guard, which fails the run only when
+// strict. A partial run keeps the verdict of what it measured; the
+// command exits 130 for it whatever the verdict.
+func Decide(r *timeline.Report, strictGuard bool) timeline.Verdict {
+	failed := strictGuard && r.Guard != nil && !r.Guard.OK
+	for _, o := range r.Expectations {
+		failed = failed || !o.OK
+	}
+	switch {
+	case failed:
+		return timeline.Fail
+	case len(r.Expectations) == 0:
+		return timeline.None
+	}
+	return timeline.Pass
+}
