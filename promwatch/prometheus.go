@@ -70,6 +70,14 @@ func newPrometheus(q querier, source string, token secret) *Prometheus {
 
 func (p *Prometheus) String() string { return p.source }
 
+// Redact also removes from every message the server sends what f removes
+// (the token always is): the run's other secrets. Call it before the
+// first Eval.
+func (p *Prometheus) Redact(f func(string) string) {
+	token := p.scrub
+	p.scrub = func(s string) string { return f(token(s)) }
+}
+
 // Eval sends every query as an instant query at `at`, all concurrently, and
 // waits for all of them. A zero `at` means the server's now. A ctx without a
 // deadline is bounded by DefaultTimeout. Beside the queries it asks whether

@@ -147,7 +147,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	}
 	gen, err := loadgen.New(loadgen.Config{
 		URL: s.Target.URL, Header: headers(s), Bodies: bodies,
-		MaxInFlight: maxInFlight, Timeout: s.RequestTimeout, Epoch: epoch,
+		MaxInFlight: maxInFlight, Timeout: s.RequestTimeout, Epoch: epoch, Redact: r.p.Secrets.Text,
 	}, rec.Add)
 	if err != nil {
 		return nil, &Error{Class: Usage, Err: err}
