@@ -31,6 +31,9 @@ type Config struct {
 	Timeout     time.Duration     // whole-request client timeout; 0 means none (long generations must not be cut)
 	Epoch       time.Time         // the run's epoch; every offset in a record is measured from it (monotonic); zero: the start of the first stage
 	Transport   http.RoundTripper // inner transport; nil means NewTransport()
+	// Redact removes the run's secrets from a failure's message (a server
+	// may echo the Authorization header in its error); nil keeps it as is.
+	Redact func(string) string
 }
 
 // String prints the configuration with header values redacted.
@@ -507,5 +510,8 @@ func (g *Generator) finish(rec *measure.Request) {
 		g.live.errors.Add(1)
 	}
 	g.live.done.Add(1)
+	if rec.Message != "" && g.cfg.Redact != nil {
+		rec.Message = g.cfg.Redact(rec.Message)
+	}
 	g.sink(rec)
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scaleout/scaleout/internal/redact"
 	"github.com/scaleout/scaleout/measure"
 )
 
@@ -486,5 +487,53 @@ func TestTransportWithoutSeq(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodPost, g.url, nil)
 	if _, err := s.RoundTrip(req); !errors.Is(err, errNoSeq) {
 		t.Errorf("err = %v, want errNoSeq", err)
+	}
+}
+
+// A server that echoes the Authorization header: Config.Redact takes the
+// token out of every failure's message, even where the message is cut in
+// the middle of it. A success is not looked at.
+func TestRedactsEchoedSecrets(t *testing.T) {
+	const token = "s3cr3t-token-0123456789"
+	long := strings.Repeat("x", maxMessage-20)
+	for _, tt := range []struct {
+		name string
+		h    http.HandlerFunc
+	}{
+		{"401 body", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(401)
+			io.WriteString(w, "invalid credentials: "+r.Header.Get("Authorization"))
+		}},
+		{"cut in the middle", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(403)
+			io.WriteString(w, long+" "+r.Header.Get("Authorization")+" "+long)
+		}},
+		{"SSE error event", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprintf(w, "data: {\"error\":{\"message\":\"rejected %s\"}}\n\n", r.Header.Get("Authorization"))
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newServer(t, tt.h)
+			g, c := newGen(t, ts.URL, testBodies(t, "completions", true, 5), func(cfg *Config) {
+				cfg.Header = http.Header{"Authorization": {"Bearer " + token}}
+				cfg.Redact = redact.New(token).Text
+			})
+			r := roundTrip(t, g, c, 0)
+			if !r.Failed() || r.Message == "" || strings.Contains(r.Message, token[:6]) || !strings.Contains(r.Message, redact.Mark) {
+				t.Errorf("class %s message %q", r.Class, r.Message)
+			}
+		})
+	}
+	ts := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, `data: {"choices":[{"index":0,"text":"x"}]}`+"\n\ndata: [DONE]\n\n")
+	}))
+	calls := 0
+	g, c := newGen(t, ts.URL, testBodies(t, "completions", true, 5), func(cfg *Config) {
+		cfg.Redact = func(s string) string { calls++; return s }
+	})
+	if r := roundTrip(t, g, c, 0); r.Failed() || calls != 0 {
+		t.Errorf("a success: class %s, Redact called %d times", r.Class, calls)
 	}
 }

@@ -70,6 +70,55 @@ func newPrometheus(q querier, source string, token secret) *Prometheus {
 
 func (p *Prometheus) String() string { return p.source }
 
+// Redact also removes from every message the server sends what f removes
+// (the token always is): the run's other secrets. Call it before the
+// first Eval.
+func (p *Prometheus) Redact(f func(string) string) {
+	token := p.scrub
+	p.scrub = func(s string) string { return f(token(s)) }
+}
+
+// Points are one series' raw samples, oldest first.
+type Points struct {
+	Labels map[string]string
+	At     []time.Time
+	V      []float64
+}
+
+// Samples returns the raw samples the series that selector matches stored
+// in the last window up to the server's now, those after `after` only
+// (the server's clock) — the samples of series that went away included —
+// through one instant query of selector[window].
+func (p *Prometheus) Samples(ctx context.Context, selector string, window time.Duration, after time.Time) ([]Points, error) {
+	ctx, cancel := withDefaultDeadline(ctx)
+	defer cancel()
+	val, _, err := p.q.Query(ctx, fmt.Sprintf("%s[%dms]", selector, max(window.Milliseconds(), 1)), time.Time{})
+	if err != nil {
+		return nil, &SourceError{Source: p.source, Reason: p.scrub(apiReason(err)), Err: err}
+	}
+	m, ok := val.(model.Matrix)
+	if !ok {
+		return nil, &SourceError{Source: p.source, Reason: fmt.Sprintf("a range query answered %s, not a matrix", val.Type())}
+	}
+	out := make([]Points, 0, len(m))
+	for _, s := range m {
+		if s == nil || len(s.Histograms) > 0 {
+			continue
+		}
+		ps := Points{Labels: make(map[string]string, len(s.Metric)), At: make([]time.Time, 0, len(s.Values)), V: make([]float64, 0, len(s.Values))}
+		for k, v := range s.Metric {
+			ps.Labels[string(k)] = string(v)
+		}
+		for _, v := range s.Values {
+			if t := v.Timestamp.Time(); t.After(after) {
+				ps.At, ps.V = append(ps.At, t), append(ps.V, float64(v.Value))
+			}
+		}
+		out = append(out, ps)
+	}
+	return out, nil
+}
+
 // Eval sends every query as an instant query at `at`, all concurrently, and
 // waits for all of them. A zero `at` means the server's now. A ctx without a
 // deadline is bounded by DefaultTimeout. Beside the queries it asks whether

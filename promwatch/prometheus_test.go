@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -450,6 +451,32 @@ func TestPrometheusNilContext(t *testing.T) {
 func TestToVectorNativeHistogram(t *testing.T) {
 	_, err := toVector(model.Vector{{Histogram: &model.SampleHistogram{Count: 3}}})
 	if err == nil || !strings.Contains(err.Error(), "histogram_count") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+// Samples asks for selector[window] at the server's now and keeps each
+// series' samples after `after`; the server's error text loses the token
+// and what Redact removes.
+func TestPrometheusSamples(t *testing.T) {
+	after := time.Unix(1000, 0)
+	q := fakeQuerier(func(ctx context.Context, query string, ts time.Time) (model.Value, []string, error) {
+		if query == "bad[10000ms]" {
+			return nil, nil, &apiError{Status: 422, Type: "execution", Msg: "echo tok-en and pass-word"}
+		}
+		if query != `c{a="b"}[10000ms]` || !ts.IsZero() {
+			t.Errorf("query %q at %v", query, ts)
+		}
+		return model.Matrix{{Metric: model.Metric{"pod": "p0"}, Values: []model.SamplePair{
+			{Timestamp: model.TimeFromUnix(1000), Value: 5}, {Timestamp: model.TimeFromUnix(1004), Value: 7}, {Timestamp: model.TimeFromUnix(1009), Value: 2}}}}, nil, nil
+	})
+	p := newPrometheus(q, "prometheus fake", "tok-en")
+	p.Redact(func(s string) string { return strings.ReplaceAll(s, "pass-word", "[REDACTED]") })
+	got, err := p.Samples(context.Background(), `c{a="b"}`, 10*time.Second, after)
+	if err != nil || len(got) != 1 || got[0].Labels["pod"] != "p0" || !slices.Equal(got[0].V, []float64{7, 2}) || !got[0].At[0].Equal(time.Unix(1004, 0)) {
+		t.Errorf("Samples = %+v, %v", got, err)
+	}
+	if _, err := p.Samples(context.Background(), "bad", 10*time.Second, after); err == nil || strings.Contains(err.Error(), "tok-en") || strings.Contains(err.Error(), "pass-word") {
 		t.Errorf("err = %v", err)
 	}
 }

@@ -24,6 +24,7 @@ import (
 type Scrape struct {
 	targets []target
 	client  *http.Client
+	redact  func(string) string // nil: failure reasons kept as they are
 }
 
 var _ Evaluator = (*Scrape)(nil)
@@ -73,6 +74,10 @@ func NewScrape(urls []string, bearerToken string, rt http.RoundTripper) (*Scrape
 	s.client = &http.Client{Transport: rt}
 	return s, nil
 }
+
+// Redact removes from every failure reason what f removes (a page's text
+// may be quoted in one): the run's secrets. Call it before the first Eval.
+func (s *Scrape) Redact(f func(string) string) { s.redact = f }
 
 func (s *Scrape) String() string {
 	return fmt.Sprintf("scrape of %d %s", len(s.targets), plural(len(s.targets), "page", "pages"))
@@ -132,6 +137,9 @@ func (s *Scrape) fetchAll(ctx context.Context) ([]*page, error) {
 		case e == nil:
 		case first == nil:
 			c := *e
+			if s.redact != nil {
+				c.Reason = s.redact(c.Reason)
+			}
 			first = &c
 		default:
 			first.More++

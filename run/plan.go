@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/scaleout/scaleout/internal/redact"
 	"github.com/scaleout/scaleout/keda"
 	"github.com/scaleout/scaleout/loadgen"
 	"github.com/scaleout/scaleout/measure"
@@ -46,6 +47,10 @@ type Plan struct {
 	Until  map[int]*timeline.Expectation
 	// Source is where the series come from; nil when nothing is observed.
 	Source promwatch.Evaluator
+	// Secrets are the scenario's secret values; every text a server sends
+	// (a failed request's message, a preflight answer, a query error)
+	// loses them before it is recorded or printed.
+	Secrets *redact.Secrets
 	// Prompts are the request prompts (a file's, or synthetic ones).
 	Prompts loadgen.PromptSource
 	// Sim is the simulator the scenario's sim: block describes, running
@@ -121,6 +126,7 @@ func prepare(ctx context.Context, s *scenario.Scenario, otherTarget bool) (p *Pl
 		return p, err
 	}
 	s = p.Scenario
+	p.Secrets = redact.New(s.Secrets()...)
 	p.Columns = s.Observe.Series
 	if p.Triggers != nil && len(p.Triggers.names) > 0 && s.Observe.Source() {
 		p.Predicts = true
@@ -129,7 +135,7 @@ func prepare(ctx context.Context, s *scenario.Scenario, otherTarget bool) (p *Pl
 	}
 	var errs scenario.Errors
 	p.Expect, p.Until, errs = parseExpectations(s, p.Columns)
-	if p.Source, err = newSource(s); err != nil {
+	if p.Source, err = newSource(s, p.Secrets.Text); err != nil {
 		errs = append(errs, asErrors(err)...)
 	}
 	if p.Prompts, err = promptSource(s); err != nil {
@@ -170,8 +176,8 @@ func (p *Plan) Observation() string {
 }
 
 // newSource builds the Prometheus or scrape evaluator, or nil when the
-// scenario observes nothing.
-func newSource(s *scenario.Scenario) (promwatch.Evaluator, error) {
+// scenario observes nothing; its error texts go through redact.
+func newSource(s *scenario.Scenario, redact func(string) string) (promwatch.Evaluator, error) {
 	o := s.Observe
 	switch {
 	case o.Prometheus != "":
@@ -179,6 +185,7 @@ func newSource(s *scenario.Scenario) (promwatch.Evaluator, error) {
 		if err != nil {
 			return nil, usagef("%s: observe.prometheus: %v", s.File, err)
 		}
+		p.Redact(redact)
 		return p, nil
 	case len(o.Scrape) > 0:
 		var errs []string
@@ -194,6 +201,7 @@ func newSource(s *scenario.Scenario) (promwatch.Evaluator, error) {
 		if err != nil {
 			return nil, usagef("%s: observe.scrape: %v", s.File, err)
 		}
+		sc.Redact(redact)
 		return sc, nil
 	}
 	return nil, nil

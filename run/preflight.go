@@ -72,7 +72,9 @@ func preflight(ctx context.Context, p *Plan) ([]Finding, string, error) {
 	checkScaledObject(trig, src, &fs)
 	checkObservation(ctx, s, src, trig, &fs)
 	var fails []Finding
-	for _, f := range fs {
+	for i, f := range fs {
+		f.Msg, f.Fix = p.Secrets.Text(f.Msg), p.Secrets.Text(f.Fix) // a finding may quote a server's answer
+		fs[i] = f
 		if f.Level == Fail {
 			fails = append(fails, f)
 		}

@@ -147,7 +147,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	}
 	gen, err := loadgen.New(loadgen.Config{
 		URL: s.Target.URL, Header: headers(s), Bodies: bodies,
-		MaxInFlight: maxInFlight, Timeout: s.RequestTimeout, Epoch: epoch,
+		MaxInFlight: maxInFlight, Timeout: s.RequestTimeout, Epoch: epoch, Redact: r.p.Secrets.Text,
 	}, rec.Add)
 	if err != nil {
 		return nil, &Error{Class: Usage, Err: err}
@@ -173,7 +173,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	var background sync.WaitGroup
 	samples := newBroadcast()
 	if r.p.Source != nil {
-		w := &promwatch.Watcher{Eval: r.p.Source, Series: s.Observe.Series, Epoch: epoch, Timeout: s.Observe.Interval}
+		w := &promwatch.Watcher{Eval: counters.tap(r.p.Source), Series: s.Observe.Series, Epoch: epoch, Timeout: s.Observe.Interval}
 		ticker := time.NewTicker(s.Observe.Interval)
 		background.Go(func() {
 			defer ticker.Stop()

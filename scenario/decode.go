@@ -20,6 +20,9 @@ type reader struct {
 	file   string
 	errs   Errors
 	lookup func(string) (string, bool) // the environment, for ${NAME}
+	// secrets are the values ${NAME} references put into secret fields
+	// (header values, observe.token): a server may echo one alone.
+	secrets []string
 }
 
 func (r *reader) failf(n *yaml.Node, field, format string, args ...any) {
@@ -143,11 +146,15 @@ func (r *reader) str(n *yaml.Node, field string) string {
 func (r *reader) expand(n *yaml.Node, field, s string) string {
 	return envRef.ReplaceAllStringFunc(s, func(ref string) string {
 		m := envRef.FindStringSubmatch(ref)
-		if v, ok := r.lookup(m[1]); ok && v != "" {
-			return v
+		v, ok := r.lookup(m[1])
+		if !ok || v == "" {
+			v, ok = m[3], m[2] != ""
 		}
-		if m[2] != "" {
-			return m[3]
+		if ok {
+			if secretField(field) {
+				r.secrets = append(r.secrets, v)
+			}
+			return v
 		}
 		r.failf(n, field, "${%s} is not set in the environment (export %s=…, or write ${%s:-default})", m[1], m[1], m[1])
 		return ""

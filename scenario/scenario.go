@@ -39,10 +39,11 @@ type Scenario struct {
 	Guard          string   // "" or "repause": the ScaledObject must be paused when the run ends
 	SLO            SLO
 
-	sim      *yaml.Node            // the raw sim: block, decoded by DecodeSim
-	pos      map[string]*yaml.Node // where fields checked after loading stand in the file
-	flags    map[string]string     // field → the flag that overrode it
-	afterSet bool                  // observe.after was given (file or flag)
+	sim        *yaml.Node            // the raw sim: block, decoded by DecodeSim
+	pos        map[string]*yaml.Node // where fields checked after loading stand in the file
+	flags      map[string]string     // field → the flag that overrode it
+	afterSet   bool                  // observe.after was given (file or flag)
+	envSecrets []string              // what ${NAME} put into secret fields
 }
 
 // Target is where the load goes.
@@ -171,6 +172,7 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Scena
 	if len(r.errs) > 0 {
 		return nil, r.errs.sorted()
 	}
+	s.envSecrets = r.secrets
 	return s, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -371,5 +372,28 @@ func TestPromptsSample(t *testing.T) {
 	}
 	if s.Request.Sample != 1000 || s.Request.Prompts != filepath.Join(dir, "p.jsonl") {
 		t.Errorf("sample %d of %s", s.Request.Sample, s.Request.Prompts)
+	}
+}
+
+func TestSecretsListsEveryCredential(t *testing.T) {
+	s, err := Parse("s.yaml", []byte(`
+target:
+  url: 'http://u:gw-pass@gw?api_key=gw-key'
+  headers: {Authorization: 'Bearer ${TOKEN}', X-Basic: 'Basic dXNlcjpiYXNpYy1wdw==', X-Pair: '${A}-${B:-bpart}'}
+observe: {prometheus: 'http://p:prom-pass@prom:9090', token: '${PT}'}
+load: [{duration: 1s, rate: 1/s}]
+`), env(map[string]string{"TOKEN": "tok-123", "A": "apart", "PT": "prom-token"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := s.Secrets()
+	for _, want := range []string{"tok-123", "Bearer tok-123", "user:basic-pw", "basic-pw", "apart", "bpart", "apart-bpart",
+		"prom-token", "gw-pass", "gw-key", "prom-pass"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("Secrets() lacks %q: %q", want, got)
+		}
+	}
+	if slices.Contains(got, "gw") || slices.Contains(got, "u") {
+		t.Errorf("Secrets() lists what is no secret: %q", got)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -191,5 +192,75 @@ expect:
 	}
 	if r.Verdict != "pass" {
 		t.Errorf("verdict %s: %+v", r.Verdict, r.Expectations)
+	}
+}
+
+// A vLLM that restarts during the run (its counters begin again at 0 under
+// the same labels), seen through a real Prometheus: the server counted
+// what the client received, before and after the restart.
+func TestCountersAcrossARestartThroughPrometheus(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end run")
+	}
+	var mu sync.Mutex
+	ok, tokens := 1000, 3000 // counted before the run
+	served, restarted := 0, false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/models":
+			fmt.Fprint(w, `{"object":"list","data":[{"id":"m","max_model_len":4096}]}`)
+		case "/v1/completions":
+			w.Header().Set("Content-Type", "text/event-stream")
+			for range 3 {
+				fmt.Fprint(w, `data: {"choices":[{"index":0,"text":"x"}]}`+"\n\n")
+			}
+			mu.Lock()
+			ok, tokens, served = ok+1, tokens+3, served+1
+			mu.Unlock()
+			fmt.Fprint(w, `data: {"choices":[],"usage":{"prompt_tokens":4,"completion_tokens":3,"total_tokens":7}}`+"\n\ndata: [DONE]\n\n")
+		case "/metrics":
+			mu.Lock()
+			defer mu.Unlock()
+			fmt.Fprintf(w, "vllm:request_success_total{namespace=\"inference\",pod=\"p0\",finished_reason=\"length\"} %d\n", ok)
+			fmt.Fprintf(w, "vllm:generation_tokens_total{namespace=\"inference\",pod=\"p0\"} %d\n", tokens)
+			fmt.Fprint(w, "vllm:num_requests_waiting{namespace=\"inference\",pod=\"p0\"} 0\nvllm:num_requests_running{namespace=\"inference\",pod=\"p0\"} 0\n")
+			fmt.Fprint(w, "vllm:kv_cache_usage_perc{namespace=\"inference\",pod=\"p0\"} 0\nkube_deployment_status_replicas_ready 1\n")
+			if served >= 20 && !restarted {
+				// Prometheus has these counts; the process restarts now.
+				ok, tokens, restarted = 0, 0, true
+			}
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	prom := startPrometheus(t, strings.TrimPrefix(srv.URL, "http://"))
+
+	dir := t.TempDir()
+	path := writeFile(t, dir, "restart.yaml", `
+target: {url: `+srv.URL+`}
+load: [{duration: 4s, rate: 20/s}]
+observe:
+  prometheus: `+prom+`
+  interval: 1s
+  after: 3s                # time for Prometheus to scrape the last counts on a busy machine
+  vllm: '{namespace="inference"}'
+`)
+	out := filepath.Join(dir, "run")
+	c := newCLI()
+	if code := c.run(t, "run", path, "--out", out); code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, c.stdout.String(), c.stderr.String())
+	}
+	r := readReportFile(t, out)
+	mu.Lock()
+	defer mu.Unlock()
+	if !restarted || served != int(r.Load.OK) {
+		t.Fatalf("the server restarted: %t; it served %d, the client got %d", restarted, served, r.Load.OK)
+	}
+	if sv := r.Server; sv == nil || sv.OK != r.Load.OK || sv.OutputTokens != r.Load.OutputTokens {
+		t.Errorf("client %d ok / %d tokens; server %+v (notes %q)", r.Load.OK, r.Load.OutputTokens, sv, r.Notes)
+	}
+	if !strings.Contains(c.stdout.String(), "nothing lost") {
+		t.Errorf("the summary does not say nothing was lost:\n%s", c.stdout.String())
 	}
 }
