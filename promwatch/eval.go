@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/scaleout/scaleout/measure"
+	"github.com/scaleout/scaleout/promql"
 )
 
 // DefaultTimeout bounds one sample (Watcher.Timeout 0) and one Eval whose
@@ -115,9 +116,9 @@ func Reason(err error) string {
 	if errors.As(err, &se) {
 		return se.gap()
 	}
-	var qe *QueryError
+	var qe *promql.Error
 	if errors.As(err, &qe) {
-		return "bad query: " + qe.short()
+		return "bad query: " + qe.Short()
 	}
 	return ShortError(err)
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/api"
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
+
+	"github.com/scaleout/scaleout/promql"
 )
 
 // querier is what Prometheus needs of a Prometheus server: one instant query.
@@ -112,7 +114,7 @@ func (p *Prometheus) Eval(ctx context.Context, at time.Time, queries []string) [
 
 func (p *Prometheus) query(ctx context.Context, at time.Time, q string) Result {
 	if strings.TrimSpace(q) == "" {
-		return Result{Err: &QueryError{Query: q, Col: 1, Msg: "empty query"}}
+		return Result{Err: &promql.Error{Query: q, Col: 1, Msg: "empty query"}}
 	}
 	val, warnings, err := p.q.Query(ctx, q, at)
 	if err != nil {
