@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
 	"syscall"
@@ -171,6 +172,8 @@ func ShortError(err error) string {
 		return "TLS: invalid certificate"
 	case errors.As(err, &plainHTTP):
 		return "TLS: the server speaks plain HTTP (use http://)"
+	case errors.Is(err, http.ErrSchemeMismatch):
+		return "the server speaks plain HTTP (use http://)"
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "connection closed by the server"
 	case errors.As(err, &netErr) && netErr.Timeout():
@@ -180,9 +183,6 @@ func ShortError(err error) string {
 	var urlErr *url.Error
 	if errors.As(err, &urlErr) && urlErr.Err != nil {
 		msg = urlErr.Err.Error()
-	}
-	if strings.Contains(msg, "server gave HTTP response to HTTPS client") {
-		return "the server speaks plain HTTP (use http://)"
 	}
 	return clip(msg)
 }

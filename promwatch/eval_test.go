@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -74,7 +75,7 @@ func TestShortError(t *testing.T) {
 		{urlErr(x509.UnknownAuthorityError{}), "TLS: certificate signed by an unknown authority"},
 		{urlErr(x509.HostnameError{Certificate: &x509.Certificate{}, Host: "p"}), "TLS: certificate not valid for this host"},
 		{urlErr(io.EOF), "connection closed by the server"},
-		{urlErr(errors.New("http: server gave HTTP response to HTTPS client")), "the server speaks plain HTTP (use http://)"},
+		{urlErr(http.ErrSchemeMismatch), "the server speaks plain HTTP (use http://)"},
 		{urlErr(errors.New("something odd")), "something odd"},
 		{errors.New(strings.Repeat("long ", 40)), strings.Repeat("long ", 24)[:119] + "…"},
 		{errors.New("two\nlines"), "two lines"},
