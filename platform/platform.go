@@ -83,6 +83,9 @@ func ScaledObjectOf(hpa string) (string, bool) {
 	return name, ok && name != ""
 }
 
+// KEDAPrometheus is the type of KEDA's prometheus triggers.
+const KEDAPrometheus = "prometheus"
+
 // KEDAMetricName is the external metric KEDA gives the HPA for its
 // trigger at index (0-based) of a scaler type: "s0-prometheus".
 func KEDAMetricName(index int, scaler string) string { return fmt.Sprintf("s%d-%s", index, scaler) }

@@ -7,24 +7,34 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/scaleout/scaleout/platform"
 	"github.com/scaleout/scaleout/promql"
 	"github.com/scaleout/scaleout/scenario"
+	"github.com/scaleout/scaleout/sim"
 )
 
 // seeds are queries scaleout meets: the shipped scenarios' series, the
-// examples of the facts page and odd inputs.
+// embedded simulator's, the examples of the facts page and odd inputs.
 func seeds(t testing.TB) []string {
 	var out []string
 	paths, err := filepath.Glob("../scenarios/*.yaml")
 	if err != nil || len(paths) == 0 {
 		t.Fatalf("scenarios: %v %v", paths, err)
 	}
+	// A scenario with a sim: block observes what the simulator exports.
+	c := sim.DefaultConfig()
+	sel := `{namespace="` + c.Namespace + `"}`
+	simCtx := scenario.Context{SimURL: "http://127.0.0.1:1", VLLM: sel, HPA: c.Namespace + "/" + platform.KEDAHPAName(c.ScaledObject), Deployment: c.Namespace + "/" + c.Deployment}
 	for _, p := range paths {
 		s, err := scenario.Load(p)
 		if err != nil {
 			t.Fatalf("%s: %v", p, err)
 		}
-		r, err := s.Resolve(scenario.Context{SimURL: "http://127.0.0.1:1"})
+		ctx := scenario.Context{SimURL: simCtx.SimURL}
+		if s.HasSim() {
+			ctx = simCtx
+		}
+		r, err := s.Resolve(ctx)
 		if err != nil {
 			t.Fatalf("%s: %v", p, err)
 		}
@@ -33,6 +43,10 @@ func seeds(t testing.TB) []string {
 		}
 	}
 	out = append(out,
+		platform.PausedQuery(c.ScaledObject),
+		"sum("+platform.SucceededSeries(sel)+")", "sum("+platform.GeneratedSeries(sel)+")",
+		"sum(max_over_time("+platform.SucceededSeries(sel)+"[31s]))",
+		"sum(vllm:kv_cache_usage_perc"+sel+")",
 		// the facts page
 		"sum(vllm:num_requests_waiting)", "avg(vllm:kv_cache_usage_perc)", "avg(vllm:gpu_cache_usage_perc)",
 		`kube_horizontalpodautoscaler_*{horizontalpodautoscaler="keda-hpa-NAME"}`, `kube_hpa_status_desired_replicas{hpa="x"}`,
