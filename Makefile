@@ -29,6 +29,7 @@ test: fmt-check vet
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 10s -fuzzminimizetime 5s ./scenario/
 	$(GO) test -run '^$$' -fuzz FuzzExpectation -fuzztime 10s -fuzzminimizetime 5s ./timeline/
 	$(GO) test -run '^$$' -fuzz FuzzReadStream -fuzztime 10s -fuzzminimizetime 5s ./loadgen/
+	$(GO) test -run '^$$' -fuzz FuzzParseQuery -fuzztime 10s -fuzzminimizetime 5s ./promql/
 
 test-short:
 	$(GO) test -short ./...
@@ -79,6 +80,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzExpectation -fuzztime 2m ./timeline/
 	$(GO) test -run '^$$' -fuzz FuzzReadStream -fuzztime 2m ./loadgen/
 	$(GO) test -run '^$$' -fuzz FuzzParseChunk -fuzztime 2m ./loadgen/
+	$(GO) test -run '^$$' -fuzz FuzzParseQuery -fuzztime 2m ./promql/
 
 # Everything a fresh machine lacks for the full test suite.
 setup:

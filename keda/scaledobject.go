@@ -7,12 +7,14 @@ import (
 	"io"
 	"math"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	yaml "go.yaml.in/yaml/v4"
+
+	"github.com/scaleout/scaleout/platform"
+	"github.com/scaleout/scaleout/promql"
 )
 
 // ScaledObject is what scaleout needs of a KEDA ScaledObject manifest:
@@ -52,11 +54,16 @@ type Trigger struct {
 }
 
 // MetricName is the external metric KEDA gives the HPA for the trigger.
-func (t Trigger) MetricName() string { return fmt.Sprintf("s%d-%s", t.Index, t.Type) }
+func (t Trigger) MetricName() string { return platform.KEDAMetricName(t.Index, t.Type) }
 
-// Aggregation is the aggregation the trigger's query starts with (sum,
-// avg, max, min, count), or "".
-func (t Trigger) Aggregation() string { return outerAggregation(t.Query) }
+// Class is what the trigger's query measures (the queue, the KV cache or
+// something else) and its aggregation, read from the parsed query.
+func (t Trigger) Class() platform.Class { return platform.Classify(t.Query) }
+
+// Aggregation is the aggregation around the trigger's query (sum, avg,
+// max, min, count), or "" for a bare selector or a query outside the
+// subset promql reads.
+func (t Trigger) Aggregation() string { return string(t.Class().Agg) }
 
 // Metric is the trigger as the HPA model's metric.
 func (t Trigger) Metric() Metric {
@@ -71,7 +78,7 @@ func (so *ScaledObject) HPAMin() int32 { return max(so.Min, 1) }
 func (so *ScaledObject) Prometheus() []Trigger {
 	var out []Trigger
 	for _, t := range so.Triggers {
-		if t.Type == "prometheus" {
+		if t.Type == platform.KEDAPrometheus {
 			out = append(out, t)
 		}
 	}
@@ -132,17 +139,16 @@ func (so *ScaledObject) Lint() []string {
 		out = append(out, fmt.Sprintf("%s/%s has no prometheus trigger: scaleout can watch its replicas but not predict them", so.Namespace, so.Name))
 	}
 	for _, t := range proms {
-		q := t.Query
-		outer := outerAggregation(q)
-		if outer == "avg" && t.MetricType == AverageValue {
+		q, c := t.Query, t.Class()
+		if c.Agg == promql.Avg && t.MetricType == AverageValue {
 			out = append(out, fmt.Sprintf("trigger %d (%s) averages under AverageValue: desired = ceil(avg / %g) does not grow with more replicas%s; use sum(…) or metricType: Value",
-				t.Index, q, t.Threshold, avgCeiling(q, t.Threshold)))
+				t.Index, q, t.Threshold, avgCeiling(c, t.Threshold)))
 		}
-		if outer == "" && !strings.HasPrefix(q, "scalar(") {
+		if c.Err == nil && c.Agg == promql.None { // a query outside the subset may well aggregate
 			out = append(out, fmt.Sprintf("trigger %d (%s) is not aggregated: KEDA needs exactly one sample and fails on several; wrap it in sum(…)", t.Index, q))
 		}
-		if strings.Contains(q, "vllm:gpu_cache_usage_perc") {
-			out = append(out, fmt.Sprintf("trigger %d uses vllm:gpu_cache_usage_perc, deprecated in vLLM 0.9.2 and removed in 0.12; use vllm:kv_cache_usage_perc", t.Index))
+		for _, r := range platform.Retired(q) {
+			out = append(out, fmt.Sprintf("trigger %d uses %s", t.Index, r))
 		}
 		if t.Threshold <= 0 {
 			out = append(out, fmt.Sprintf("trigger %d has threshold %g: the HPA divides by it; give a positive threshold", t.Index, t.Threshold))
@@ -154,19 +160,9 @@ func (so *ScaledObject) Lint() []string {
 	return out
 }
 
-var aggRE = regexp.MustCompile(`^(sum|avg|max|min|count)\b\s*(by|without)?\s*(\([^)]*\))?\s*\(`)
-
-// outerAggregation is the aggregation a query starts with, or "".
-func outerAggregation(q string) string {
-	if m := aggRE.FindStringSubmatch(q); m != nil {
-		return m[1]
-	}
-	return ""
-}
-
 // avgCeiling says how far an averaged KV fraction can drive desired.
-func avgCeiling(q string, threshold float64) string {
-	if !strings.Contains(q, "cache_usage_perc") || threshold <= 0 {
+func avgCeiling(c platform.Class, threshold float64) string {
+	if c.Kind != platform.KVTrigger || threshold <= 0 {
 		return ""
 	}
 	return fmt.Sprintf(" (a KV fraction is at most 1, so it asks for at most %d replicas)", int(math.Ceil(1/threshold)))

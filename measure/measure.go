@@ -92,18 +92,6 @@ func (r *Request) TokensPerEvent() float64 {
 	return float64(r.OutputTokens) / float64(r.Events)
 }
 
-// The series names scaleout gives meaning to: the timeline's columns, its
-// events and KPIs, and the shorthands of a scenario build them.
-const (
-	Waiting   = "waiting"   // queued requests (the KEDA trigger)
-	Running   = "running"   // requests in the running batch
-	KVCache   = "kv_cache"  // KV-cache use, a fraction
-	Desired   = "desired"   // the HPA's desired replicas
-	Current   = "current"   // the HPA's current replicas
-	Ready     = "ready"     // the Deployment's ready replicas
-	Predicted = "predicted" // the desired replicas KEDA and the HPA should compute (from a ScaledObject)
-)
-
 // Series is one named observation: a PromQL expression evaluated on every sample.
 type Series struct {
 	Name  string

@@ -9,6 +9,8 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/scaleout/scaleout/promql"
 )
 
 // benchQueries are six series a scale-out run watches, over the fixture page.
@@ -56,7 +58,7 @@ func BenchmarkScrapeParseEval(b *testing.B) {
 		}
 		pages := []*page{newPage(fams, "127.0.0.1:8000")}
 		for _, q := range benchQueries {
-			pq, err := parseScrapeQuery(q)
+			pq, err := promql.Parse(q)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -79,7 +81,7 @@ func BenchmarkScrapeEvalOnly(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		for _, q := range benchQueries {
-			pq, _ := parseScrapeQuery(q)
+			pq, _ := promql.Parse(q)
 			evalScrapeQuery(pq, pages)
 		}
 	}

@@ -13,18 +13,11 @@
 //
 // # The scrape-mode subset
 //
-//	query    = [ agg [grouping] "(" selector ")" [grouping] ] | selector
-//	agg      = sum | avg | min | max | count                 (case-insensitive)
-//	grouping = ( by | without ) "(" [ label { "," label } [","] ] ")"
-//	selector = metric_name [ "{" [ matcher { "," matcher } [","] ] "}" ]
-//	         | "{" matcher { "," matcher } [","] "}"
-//	matcher  = label ( "=" | "!=" | "=~" | "!~" ) string
+// Scrape evaluates the PromQL subset package promql parses: one selector,
+// optionally inside sum, avg, min, max or count with by or without; see
+// promql for the grammar. Anything else gets the *promql.Error of
+// ValidateScrapeQuery, with the line and column at which it starts.
 //
-// Metric names may contain colons (vllm:num_requests_waiting); a quoted name
-// may also stand alone inside the braces ({"my.metric"}), and label names may
-// be quoted. Strings take "…", '…' or `…` with Go escapes. Regular
-// expressions are RE2 and anchored at both ends, as in PromQL. A selector
-// without a metric name needs one matcher that does not match "".
 // Histograms answer name_bucket{le="…"}, name_sum and name_count; summaries
 // answer name{quantile="…"}, name_sum and name_count. An "=" or "!=" matcher
 // on le or quantile compares numerically, so le="1" and le="1.0" both find
@@ -37,12 +30,8 @@
 // from a Prometheus scrape configuration, so a query that matches on them
 // finds nothing in scrape mode (the Result carries a warning that says so).
 //
-// Whitespace, newlines and # comments may go anywhere between tokens.
-// Anything else — functions (rate, histogram_quantile), binary operators,
-// range selectors, offset and @ modifiers, number literals, other or nested
-// aggregations — is rejected by ValidateScrapeQuery with a *QueryError that
-// gives the line and column at which it starts. The instant argument of Eval
-// is ignored in scrape mode: pages are read when Eval runs.
+// The instant argument of Eval is ignored in scrape mode: pages are read
+// when Eval runs.
 //
 // # Gaps
 //

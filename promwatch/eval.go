@@ -9,12 +9,14 @@ import (
 	"io"
 	"math"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/scaleout/scaleout/measure"
+	"github.com/scaleout/scaleout/promql"
 )
 
 // DefaultTimeout bounds one sample (Watcher.Timeout 0) and one Eval whose
@@ -115,9 +117,9 @@ func Reason(err error) string {
 	if errors.As(err, &se) {
 		return se.gap()
 	}
-	var qe *QueryError
+	var qe *promql.Error
 	if errors.As(err, &qe) {
-		return "bad query: " + qe.short()
+		return "bad query: " + qe.Short()
 	}
 	return ShortError(err)
 }
@@ -170,6 +172,8 @@ func ShortError(err error) string {
 		return "TLS: invalid certificate"
 	case errors.As(err, &plainHTTP):
 		return "TLS: the server speaks plain HTTP (use http://)"
+	case errors.Is(err, http.ErrSchemeMismatch):
+		return "the server speaks plain HTTP (use http://)"
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "connection closed by the server"
 	case errors.As(err, &netErr) && netErr.Timeout():
@@ -179,9 +183,6 @@ func ShortError(err error) string {
 	var urlErr *url.Error
 	if errors.As(err, &urlErr) && urlErr.Err != nil {
 		msg = urlErr.Err.Error()
-	}
-	if strings.Contains(msg, "server gave HTTP response to HTTPS client") {
-		return "the server speaks plain HTTP (use http://)"
 	}
 	return clip(msg)
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/scaleout/scaleout/measure"
+	"github.com/scaleout/scaleout/promql"
 )
 
 func TestToValue(t *testing.T) {
@@ -38,8 +40,8 @@ func TestToValue(t *testing.T) {
 		{"error wins over a vector", Result{Vector: one(1), Err: errors.New("x")}, measure.Value{Gap: "x"}},
 		{"source error", Result{Err: &SourceError{Source: "prometheus http://p:9090", Reason: "HTTP 503"}}, measure.Value{Gap: "HTTP 503"}},
 		{"page error", Result{Err: &SourceError{Source: "scrape http://a:8000/metrics", Where: "a:8000", Reason: "timeout"}}, measure.Value{Gap: "a:8000: timeout"}},
-		{"query error", Result{Err: &QueryError{Col: 3, Msg: "binary operator > is not supported"}}, measure.Value{Gap: "bad query: column 3: binary operator > is not supported"}},
-		{"wrapped query error", Result{Err: fmt.Errorf("series waiting: %w", &QueryError{Col: 1, Msg: "empty query"})}, measure.Value{Gap: "bad query: column 1: empty query"}},
+		{"query error", Result{Err: &promql.Error{Col: 3, Msg: "binary operator > is not supported"}}, measure.Value{Gap: "bad query: column 3: binary operator > is not supported"}},
+		{"wrapped query error", Result{Err: fmt.Errorf("series waiting: %w", &promql.Error{Col: 1, Msg: "empty query"})}, measure.Value{Gap: "bad query: column 1: empty query"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -73,7 +75,7 @@ func TestShortError(t *testing.T) {
 		{urlErr(x509.UnknownAuthorityError{}), "TLS: certificate signed by an unknown authority"},
 		{urlErr(x509.HostnameError{Certificate: &x509.Certificate{}, Host: "p"}), "TLS: certificate not valid for this host"},
 		{urlErr(io.EOF), "connection closed by the server"},
-		{urlErr(errors.New("http: server gave HTTP response to HTTPS client")), "the server speaks plain HTTP (use http://)"},
+		{urlErr(http.ErrSchemeMismatch), "the server speaks plain HTTP (use http://)"},
 		{urlErr(errors.New("something odd")), "something odd"},
 		{errors.New(strings.Repeat("long ", 40)), strings.Repeat("long ", 24)[:119] + "…"},
 		{errors.New("two\nlines"), "two lines"},

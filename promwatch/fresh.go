@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/api"
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 )
 
@@ -44,7 +43,7 @@ type statusAPI interface {
 // can be megabytes).
 type statusClient struct {
 	v1.API
-	c api.Client
+	c statusErrors // a status that is not 2xx is an *apiError
 }
 
 func (s statusClient) ActiveTargets(ctx context.Context) ([]v1.ActiveTarget, error) {
@@ -57,9 +56,6 @@ func (s statusClient) ActiveTargets(ctx context.Context) ([]v1.ActiveTarget, err
 	resp, body, err := s.c.Do(ctx, req)
 	if err != nil {
 		return nil, err
-	}
-	if resp.StatusCode/100 != 2 {
-		return nil, &apiError{Status: resp.StatusCode}
 	}
 	var env struct {
 		Status string           `json:"status"`

@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/api"
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
+
+	"github.com/scaleout/scaleout/promql"
 )
 
 // querier is what Prometheus needs of a Prometheus server: one instant query.
@@ -52,10 +54,11 @@ func NewPrometheus(address, bearerToken string, rt http.RoundTripper) (*Promethe
 	if bearerToken != "" {
 		rt = &bearerTransport{next: rt, token: secret(bearerToken), hosts: map[string]bool{u.Host: true}}
 	}
-	client, err := api.NewClient(api.Config{Address: address, RoundTripper: rt})
+	c, err := api.NewClient(api.Config{Address: address, RoundTripper: rt})
 	if err != nil {
 		return nil, fmt.Errorf("prometheus address %s: %w", redactedURL(u), err)
 	}
+	client := statusErrors{c}
 	a := v1.NewAPI(client)
 	p := newPrometheus(&apiQuerier{api: a}, "prometheus "+strings.TrimRight(redactedURL(u), "/"), secret(bearerToken))
 	p.status = statusClient{API: a, c: client}
@@ -161,7 +164,7 @@ func (p *Prometheus) Eval(ctx context.Context, at time.Time, queries []string) [
 
 func (p *Prometheus) query(ctx context.Context, at time.Time, q string) Result {
 	if strings.TrimSpace(q) == "" {
-		return Result{Err: &QueryError{Query: q, Col: 1, Msg: "empty query"}}
+		return Result{Err: &promql.Error{Query: q, Col: 1, Msg: "empty query"}}
 	}
 	val, warnings, err := p.q.Query(ctx, q, at)
 	if err != nil {
@@ -246,6 +249,31 @@ func apiReason(err error) string {
 	return httpReason(ae.Status)
 }
 
+// statusErrors is client_golang's HTTP client with one change: an answer
+// whose status is not 2xx is an *apiError that keeps the status (and the
+// API's error type and message when the body is its error envelope), where
+// client_golang's *v1.Error would keep the status only in its message.
+// api/prometheus/v1 passes the client's errors through as they are; a 403,
+// 405 or 501 still makes it retry a POST as a GET.
+type statusErrors struct{ api.Client }
+
+func (c statusErrors) Do(ctx context.Context, req *http.Request) (*http.Response, []byte, error) {
+	resp, body, err := c.Client.Do(ctx, req)
+	if err != nil || resp.StatusCode/100 == 2 {
+		return resp, body, err
+	}
+	e := &apiError{Status: resp.StatusCode}
+	var env struct {
+		Status    string `json:"status"`
+		ErrorType string `json:"errorType"`
+		Error     string `json:"error"`
+	}
+	if json.Unmarshal(body, &env) == nil && env.Status == "error" {
+		e.Type, e.Msg = env.ErrorType, env.Error
+	}
+	return resp, body, e
+}
+
 // apiQuerier queries through client_golang's api/prometheus/v1 (a POSTed
 // form, and a GET when the server refuses POST) and turns its *v1.Error into
 // an *apiError the gap reasons can read.
@@ -260,39 +288,24 @@ func (a *apiQuerier) Query(ctx context.Context, query string, ts time.Time) (mod
 		if !errors.As(err, &ve) {
 			return nil, warnings, err
 		}
+		// v1 does not decode string results, and says so only in its
+		// message: say what the query returned.
 		if ve.Type == v1.ErrBadResponse && strings.Contains(ve.Msg, `value type "string"`) {
-			return &model.String{}, warnings, nil // v1 does not decode string results: say what the query returned
+			return &model.String{}, warnings, nil
 		}
 		return nil, warnings, fromV1(ve)
 	}
 	return val, warnings, nil
 }
 
-// fromV1 reads client_golang's error: an API error keeps its type and
-// message; a bare HTTP status ("client error: 401", "server error: 503")
-// keeps the status, and a JSON error envelope in the body (Prometheus sends
-// one with 503 on a query timeout) its type.
+// fromV1 reads client_golang's error for a 2xx answer (statusErrors has
+// turned the others into *apiError): a body that is not the API's JSON, or
+// an error envelope, which keeps its type and message.
 func fromV1(e *v1.Error) *apiError {
-	switch e.Type {
-	case v1.ErrClient, v1.ErrServer, v1.ErrBadResponse:
-		var status int
-		if i := strings.LastIndexByte(e.Msg, ' '); i >= 0 {
-			status, _ = strconv.Atoi(e.Msg[i+1:])
-		}
-		if status == 0 {
-			return &apiError{Status: http.StatusOK, Type: "bad_response", Msg: "not the Prometheus API's JSON (check the address)"}
-		}
-		var env struct {
-			Status    string `json:"status"`
-			ErrorType string `json:"errorType"`
-			Error     string `json:"error"`
-		}
-		if json.Unmarshal([]byte(e.Detail), &env) == nil && env.Status == "error" {
-			return &apiError{Status: status, Type: env.ErrorType, Msg: env.Error}
-		}
-		return &apiError{Status: status}
+	if e.Type == v1.ErrBadResponse {
+		return &apiError{Status: http.StatusOK, Type: "bad_response", Msg: "not the Prometheus API's JSON (check the address)"}
 	}
-	return &apiError{Status: http.StatusBadRequest, Type: string(e.Type), Msg: e.Msg}
+	return &apiError{Status: http.StatusOK, Type: string(e.Type), Msg: e.Msg}
 }
 
 // formatTime writes an instant as the API's decimal Unix seconds.

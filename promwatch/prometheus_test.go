@@ -287,6 +287,26 @@ func TestPrometheusTransportFailures(t *testing.T) {
 			}
 		}
 	})
+	t.Run("https to a plain HTTP server", func(t *testing.T) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprint(w, apiVector(apiSample(``, "1")))
+		}))
+		defer srv.Close()
+		addr := "https://" + strings.TrimPrefix(srv.URL, "http://")
+		p, err := NewPrometheus(addr, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		r := p.Eval(ctx, time.Time{}, []string{"up"})[0]
+		if !errors.Is(r.Err, http.ErrSchemeMismatch) {
+			t.Errorf("Err = %v, want one that wraps http.ErrSchemeMismatch", r.Err)
+		}
+		if got := ToValue(r); got != (measure.Value{Gap: "the server speaks plain HTTP (use http://)"}) {
+			t.Errorf("ToValue = %+v", got)
+		}
+	})
 	t.Run("empty query", func(t *testing.T) {
 		p, err := NewPrometheus(refusedURL(t), "", nil)
 		if err != nil {
@@ -367,6 +387,40 @@ func TestPrometheusBearerToken(t *testing.T) {
 	}
 	if strings.Contains(printed, token) {
 		t.Errorf("the token leaked: %s", printed)
+	}
+}
+
+// A server that refuses POST is asked again with GET, as client_golang
+// does, and its status reaches the gap.
+func TestPrometheusGetFallback(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodPost:
+			w.WriteHeader(http.StatusMethodNotAllowed)
+		case r.FormValue("query") == "up":
+			fmt.Fprint(w, apiVector(apiSample(``, "4")))
+		default:
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprint(w, `{"status":"error","errorType":"timeout","error":"query timed out"}`)
+		}
+	}))
+	defer srv.Close()
+	p, err := NewPrometheus(srv.URL, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	r := p.Eval(ctx, time.Time{}, []string{"up", "slow"})
+	if got := ToValue(r[0]); got != (measure.Value{V: 4}) {
+		t.Errorf("up: %+v", got)
+	}
+	if got := ToValue(r[1]); got != (measure.Value{Gap: "timeout (in Prometheus)"}) {
+		t.Errorf("slow: %+v", got)
+	}
+	var ae *apiError
+	if !errors.As(r[1].Err, &ae) || ae.Status != http.StatusServiceUnavailable || ae.Type != "timeout" {
+		t.Errorf("slow: Err = %#v, want an *apiError with status 503 and type timeout", r[1].Err)
 	}
 }
 

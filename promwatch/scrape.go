@@ -17,10 +17,12 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/scaleout/scaleout/promql"
 )
 
-// Scrape reads /metrics pages directly and evaluates the PromQL subset
-// described in the package documentation over them.
+// Scrape reads /metrics pages directly and evaluates the PromQL subset of
+// package promql over them.
 type Scrape struct {
 	targets []target
 	client  *http.Client
@@ -83,9 +85,16 @@ func (s *Scrape) String() string {
 	return fmt.Sprintf("scrape of %d %s", len(s.targets), plural(len(s.targets), "page", "pages"))
 }
 
+// ValidateScrapeQuery says whether scrape mode can evaluate a query; the
+// error (a *promql.Error) names the column and says what is supported.
+func ValidateScrapeQuery(q string) error {
+	_, err := promql.Parse(q)
+	return err
+}
+
 // Eval reads every page once, concurrently, and evaluates every query over
 // the union of their series. `at` is ignored: the pages are read now. A query
-// outside the subset gets a *QueryError; if any page fails, every other
+// outside the subset gets a *promql.Error; if any page fails, every other
 // query gets a *SourceError naming it (a sum over fewer pages would be a
 // wrong number, not a gap). A ctx without a deadline is bounded by
 // DefaultTimeout.
@@ -93,10 +102,10 @@ func (s *Scrape) Eval(ctx context.Context, _ time.Time, queries []string) []Resu
 	ctx, cancel := withDefaultDeadline(ctx)
 	defer cancel()
 	results := make([]Result, len(queries))
-	parsed := make([]*scrapeQuery, len(queries))
+	parsed := make([]*promql.Query, len(queries))
 	valid := 0
 	for i, q := range queries {
-		pq, err := parseScrapeQuery(q)
+		pq, err := promql.Parse(q)
 		if err != nil {
 			results[i].Err = err
 			continue
@@ -336,18 +345,18 @@ func formatFloat(f float64) string {
 }
 
 // evalScrapeQuery evaluates one parsed query over the pages, in page order.
-func evalScrapeQuery(q *scrapeQuery, pages []*page) Result {
+func evalScrapeQuery(q *promql.Query, pages []*page) Result {
 	var picked []*series
 	for _, pg := range pages {
 		visit := func(list []series) {
 			for i := range list {
-				if q.matchSeries(&list[i]) {
+				if matchSeries(q, &list[i]) {
 					picked = append(picked, &list[i])
 				}
 			}
 		}
-		if q.name != "" {
-			visit(pg.byName[q.name])
+		if q.Name != "" {
+			visit(pg.byName[q.Name])
 			continue
 		}
 		for _, n := range pg.names {
@@ -355,7 +364,7 @@ func evalScrapeQuery(q *scrapeQuery, pages []*page) Result {
 		}
 	}
 	var res Result
-	if q.agg == aggNone {
+	if q.Agg == promql.None {
 		res.Vector = make([]Element, 0, len(picked))
 		for _, s := range picked {
 			labels := make(map[string]string, len(s.labels)+1)
@@ -369,19 +378,19 @@ func evalScrapeQuery(q *scrapeQuery, pages []*page) Result {
 		res.Vector = aggregate(q, picked)
 	}
 	if len(res.Vector) == 0 {
-		res.Warnings = q.missingLabels(pages)
+		res.Warnings = missingLabels(q, pages)
 	}
 	return res
 }
 
-func (q *scrapeQuery) matchSeries(s *series) bool {
-	for i := range q.matchers {
-		m := &q.matchers[i]
+func matchSeries(q *promql.Query, s *series) bool {
+	for i := range q.Matchers {
+		m := &q.Matchers[i]
 		v := s.name
-		if m.label != "__name__" {
-			v = s.labels.get(m.label)
+		if m.Label != "__name__" {
+			v = s.labels.get(m.Label)
 		}
-		if !m.matches(v) {
+		if !m.Matches(v) {
 			return false
 		}
 	}
@@ -391,29 +400,29 @@ func (q *scrapeQuery) matchSeries(s *series) bool {
 // missingLabels explains an empty answer when a matcher needs a label that
 // no candidate series carries, typically namespace or pod, which Prometheus
 // adds from its scrape configuration and a page does not have.
-func (q *scrapeQuery) missingLabels(pages []*page) []string {
+func missingLabels(q *promql.Query, pages []*page) []string {
 	var notes []string
-	for i := range q.matchers {
-		m := &q.matchers[i]
-		if m.label == "__name__" || m.matches("") {
+	for i := range q.Matchers {
+		m := &q.Matchers[i]
+		if m.Label == "__name__" || m.Matches("") {
 			continue
 		}
 		candidates, found := 0, false
 		for _, pg := range pages {
 			names := pg.names
-			if q.name != "" {
-				names = []string{q.name}
+			if q.Name != "" {
+				names = []string{q.Name}
 			}
 			for _, name := range names {
 				list := pg.byName[name]
 				candidates += len(list)
 				for j := 0; j < len(list) && !found; j++ {
-					found = list[j].labels.has(m.label)
+					found = list[j].labels.has(m.Label)
 				}
 			}
 		}
 		if candidates > 0 && !found {
-			notes = append(notes, fmt.Sprintf("no scraped series has a label %q: Prometheus adds labels such as namespace and pod from its scrape configuration, a /metrics page does not", m.label))
+			notes = append(notes, fmt.Sprintf("no scraped series has a label %q: Prometheus adds labels such as namespace and pod from its scrape configuration, a /metrics page does not", m.Label))
 		}
 	}
 	return notes
@@ -427,27 +436,27 @@ type group struct {
 	n      int
 }
 
-// aggregate applies q.agg over the series, grouped as PromQL groups them:
+// aggregate applies q.Agg over the series, grouped as PromQL groups them:
 // by keeps only the listed labels, without drops them and the name, no
 // clause folds everything into one series without labels. Groups come out
 // in the order their first series was seen.
-func aggregate(q *scrapeQuery, in []*series) []Element {
+func aggregate(q *promql.Query, in []*series) []Element {
 	var groups []*group
 	index := map[string]*group{}
 	var key strings.Builder
 	for _, s := range in {
 		key.Reset()
 		var labels map[string]string
-		if q.grouping != nil || q.without {
+		if q.Grouping != nil || q.Without {
 			labels = map[string]string{}
-			if q.without {
+			if q.Without {
 				for _, l := range s.labels {
-					if !slices.Contains(q.grouping, l.name) && l.value != "" {
+					if !slices.Contains(q.Grouping, l.name) && l.value != "" {
 						labels[l.name] = l.value
 					}
 				}
 			} else {
-				for _, n := range q.grouping {
+				for _, n := range q.Grouping {
 					if v := groupValue(s, n); v != "" {
 						labels[n] = v
 					}
@@ -476,12 +485,12 @@ func aggregate(q *scrapeQuery, in []*series) []Element {
 		}
 		g.n++
 		g.sum += s.v
-		switch q.agg {
-		case aggMin:
+		switch q.Agg {
+		case promql.Min:
 			if s.v < g.val || g.val != g.val { // NaN is replaced by any number, as in PromQL
 				g.val = s.v
 			}
-		case aggMax:
+		case promql.Max:
 			if s.v > g.val || g.val != g.val {
 				g.val = s.v
 			}
@@ -490,12 +499,12 @@ func aggregate(q *scrapeQuery, in []*series) []Element {
 	out := make([]Element, 0, len(groups))
 	for _, g := range groups {
 		var v float64
-		switch q.agg {
-		case aggSum:
+		switch q.Agg {
+		case promql.Sum:
 			v = g.sum
-		case aggAvg:
+		case promql.Avg:
 			v = g.sum / float64(g.n)
-		case aggCount:
+		case promql.Count:
 			v = float64(g.n)
 		default:
 			v = g.val

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/scaleout/scaleout/measure"
+	"github.com/scaleout/scaleout/promql"
 )
 
 const model15 = "Qwen/Qwen2.5-1.5B-Instruct"
@@ -326,9 +327,9 @@ func TestScrapeBadQueriesFetchNothing(t *testing.T) {
 	}
 	r := s.Eval(context.Background(), time.Time{}, []string{"rate(w[5m])", "w > 1"})
 	for _, x := range r {
-		var qe *QueryError
+		var qe *promql.Error
 		if !errors.As(x.Err, &qe) {
-			t.Errorf("Err = %v, want a *QueryError", x.Err)
+			t.Errorf("Err = %v, want a *promql.Error", x.Err)
 		}
 	}
 	if got := ToValue(r[1]).Gap; got != "bad query: column 3: binary operator > is not supported" {

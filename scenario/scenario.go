@@ -17,6 +17,7 @@ import (
 
 	"github.com/scaleout/scaleout/internal/weburl"
 	"github.com/scaleout/scaleout/measure"
+	"github.com/scaleout/scaleout/platform"
 )
 
 // Lengths is a token-length distribution (see measure.Lengths).
@@ -500,7 +501,7 @@ func (s *Scenario) readObserve(r *reader, n *yaml.Node) {
 			}
 			v := sm.get(k)
 			if v == nil {
-				r.failf(sm.keys[k], field, "no query (write the PromQL, e.g. sum(vllm:num_requests_waiting))")
+				r.failf(sm.keys[k], field, "no query (write the PromQL, e.g. %s)", platform.WaitingQuery(""))
 				continue
 			}
 			q := r.str(v, field)
@@ -716,18 +717,16 @@ func CheckURL(raw string) (string, error) {
 	return strings.TrimSuffix(u.String(), "/"), nil
 }
 
-// Well-known series names (see measure).
+// The series names run and cmd/scaleout read from here: they are platform's,
+// which everything else uses (these go once run and cmd/scaleout do too).
 const (
-	Waiting = measure.Waiting
-	Running = measure.Running
-	KVCache = measure.KVCache
-	Desired = measure.Desired
-	Current = measure.Current
-	Ready   = measure.Ready
+	Waiting = platform.Waiting
+	Current = platform.Current
+	Ready   = platform.Ready
 )
 
 // columnOrder is the order of the well-known series in the timeline.
-var columnOrder = []string{Waiting, Running, KVCache, Desired, Current, Ready}
+var columnOrder = []string{platform.Waiting, platform.Running, platform.KVCache, platform.Desired, platform.Current, platform.Ready}
 
 // derived builds the series list: the shorthands (vllm, hpa, deployment)
 // and the file's own series, the well-known names first in the timeline's
@@ -748,17 +747,16 @@ func (o Observe) derived() []measure.Series {
 		}
 	}
 	if o.VLLM != "" {
-		add(Waiting, "sum(vllm:num_requests_waiting"+o.VLLM+")")
-		add(Running, "sum(vllm:num_requests_running"+o.VLLM+")")
-		add(KVCache, "avg(vllm:kv_cache_usage_perc"+o.VLLM+")")
+		add(platform.Waiting, platform.WaitingQuery(o.VLLM))
+		add(platform.Running, platform.RunningQuery(o.VLLM))
+		add(platform.KVCache, platform.KVCacheQuery(o.VLLM))
 	}
 	if ns, name, ok := strings.Cut(o.HPA, "/"); ok {
-		sel := fmt.Sprintf(`{namespace=%q,horizontalpodautoscaler=%q}`, ns, name)
-		add(Desired, "max(kube_horizontalpodautoscaler_status_desired_replicas"+sel+")")
-		add(Current, "max(kube_horizontalpodautoscaler_status_current_replicas"+sel+")")
+		add(platform.Desired, platform.DesiredQuery(ns, name))
+		add(platform.Current, platform.CurrentQuery(ns, name))
 	}
 	if ns, name, ok := strings.Cut(o.Deployment, "/"); ok {
-		add(Ready, fmt.Sprintf(`max(kube_deployment_status_replicas_ready{namespace=%q,deployment=%q})`, ns, name))
+		add(platform.Ready, platform.ReadyQuery(ns, name))
 	}
 	var out []measure.Series
 	for _, n := range columnOrder {

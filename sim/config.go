@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/scaleout/scaleout/keda"
+	"github.com/scaleout/scaleout/platform"
 )
 
 // Config is every knob of the simulated fleet. Each field is a plain value
@@ -213,7 +214,7 @@ func (c Config) Validate() error {
 	}
 	if k := c.KVTrigger; k != nil {
 		if k.Aggregate != AggregateSum && k.Aggregate != AggregateAvg {
-			bad("kv_trigger.aggregate", "%q is not an aggregation of vllm:kv_cache_usage_perc (sum or avg)", k.Aggregate)
+			bad("kv_trigger.aggregate", "%q is not an aggregation of %s (sum or avg)", k.Aggregate, platform.VLLMKVCache)
 		}
 		if !validMetricType(k.Type) {
 			bad("kv_trigger.type", "%q is not a metric type (AverageValue or Value)", k.Type)

@@ -36,6 +36,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/scaleout/scaleout/keda"
+	"github.com/scaleout/scaleout/platform"
 )
 
 // phase is where a pod is in its life.
@@ -112,7 +113,7 @@ const (
 	numReasons
 )
 
-var reasonNames = [numReasons]string{"stop", "length", "abort"}
+var reasonNames = [numReasons]string{platform.FinishedStop, platform.FinishedLength, platform.FinishedAbort}
 
 var (
 	errNoReplica = errors.New("no ready replica")
@@ -186,7 +187,7 @@ func New(cfg Config, clk Clock) (*Fleet, error) {
 	f := &Fleet{
 		cfg:     cfg,
 		clk:     clk,
-		hpaName: "keda-hpa-" + cfg.ScaledObject,
+		hpaName: platform.KEDAHPAName(cfg.ScaledObject),
 		podHash: templateHash(cfg.Deployment, cfg.Seed),
 		model:   jsonString(cfg.Model),
 		rng:     rand.New(rand.NewPCG(cfg.Seed, 0x9e3779b97f4a7c15)),
@@ -212,11 +213,10 @@ func New(cfg Config, clk Clock) (*Fleet, error) {
 	return f, nil
 }
 
-// The external metrics KEDA gives the HPA for the fleet's triggers, and
-// their triggerIndex labels.
-const (
-	waitingMetric = "s0-prometheus"
-	kvMetric      = "s1-prometheus"
+// The external metrics KEDA gives the HPA for the fleet's triggers.
+var (
+	waitingMetric = platform.KEDAMetricName(0, platform.KEDAPrometheus)
+	kvMetric      = platform.KEDAMetricName(1, platform.KEDAPrometheus)
 )
 
 // newHPA is the HPA KEDA creates for the ScaledObject: a prometheus trigger

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/scaleout/scaleout/platform"
 )
 
 // vLLM's bucket bounds (the same as the captured llm-d-inference-sim page).
@@ -85,33 +87,33 @@ type collector struct{ f *Fleet }
 var _ prometheus.Collector = collector{}
 
 var (
-	podLabels  = []string{"model_name", "namespace", "pod"}
-	hpaLabels  = []string{"namespace", "horizontalpodautoscaler"}
-	depLabels  = []string{"namespace", "deployment"}
-	kedaLabels = []string{"namespace", "scaledObject", "scaler", "metric", "triggerIndex", "type"}
+	podLabels  = []string{platform.LabelModelName, platform.LabelNamespace, platform.LabelPod}
+	hpaLabels  = []string{platform.LabelNamespace, platform.LabelHPA}
+	depLabels  = []string{platform.LabelNamespace, platform.LabelDeployment}
+	kedaLabels = []string{platform.LabelNamespace, platform.LabelScaledObject, "scaler", "metric", "triggerIndex", "type"}
 
-	descWaiting = prometheus.NewDesc("vllm:num_requests_waiting", "Number of requests waiting to be processed.", podLabels, nil)
-	descRunning = prometheus.NewDesc("vllm:num_requests_running", "Number of requests in model execution batches.", podLabels, nil)
-	descKV      = prometheus.NewDesc("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", podLabels, nil)
-	descSuccess = prometheus.NewDesc("vllm:request_success_total", "Count of successfully processed requests.", append(podLabels[:3:3], "finished_reason"), nil)
-	descGen     = prometheus.NewDesc("vllm:generation_tokens_total", "Number of generation tokens processed.", podLabels, nil)
-	descPrompt  = prometheus.NewDesc("vllm:prompt_tokens_total", "Number of prefill tokens processed.", podLabels, nil)
-	descTTFT    = prometheus.NewDesc("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", podLabels, nil)
-	descE2E     = prometheus.NewDesc("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.", podLabels, nil)
+	descWaiting = prometheus.NewDesc(platform.VLLMWaiting, "Number of requests waiting to be processed.", podLabels, nil)
+	descRunning = prometheus.NewDesc(platform.VLLMRunning, "Number of requests in model execution batches.", podLabels, nil)
+	descKV      = prometheus.NewDesc(platform.VLLMKVCache, "KV-cache usage. 1 means 100 percent usage.", podLabels, nil)
+	descSuccess = prometheus.NewDesc(platform.VLLMRequestSuccess, "Count of successfully processed requests.", append(podLabels[:3:3], platform.LabelFinishedReason), nil)
+	descGen     = prometheus.NewDesc(platform.VLLMGenerationTokens, "Number of generation tokens processed.", podLabels, nil)
+	descPrompt  = prometheus.NewDesc(platform.VLLMPromptTokens, "Number of prefill tokens processed.", podLabels, nil)
+	descTTFT    = prometheus.NewDesc(platform.VLLMTTFT, "Histogram of time to first token in seconds.", podLabels, nil)
+	descE2E     = prometheus.NewDesc(platform.VLLME2E, "Histogram of e2e request latency in seconds.", podLabels, nil)
 
-	descHPADesired = prometheus.NewDesc("kube_horizontalpodautoscaler_status_desired_replicas", "Desired number of replicas of pods managed by this autoscaler.", hpaLabels, nil)
-	descHPACurrent = prometheus.NewDesc("kube_horizontalpodautoscaler_status_current_replicas", "Current number of replicas of pods managed by this autoscaler.", hpaLabels, nil)
-	descHPAMin     = prometheus.NewDesc("kube_horizontalpodautoscaler_spec_min_replicas", "Lower limit for the number of pods that can be set by the autoscaler, default 1.", hpaLabels, nil)
-	descHPAMax     = prometheus.NewDesc("kube_horizontalpodautoscaler_spec_max_replicas", "Upper limit for the number of pods that can be set by the autoscaler; cannot be smaller than MinReplicas.", hpaLabels, nil)
+	descHPADesired = prometheus.NewDesc(platform.HPADesired, "Desired number of replicas of pods managed by this autoscaler.", hpaLabels, nil)
+	descHPACurrent = prometheus.NewDesc(platform.HPACurrent, "Current number of replicas of pods managed by this autoscaler.", hpaLabels, nil)
+	descHPAMin     = prometheus.NewDesc(platform.HPAMin, "Lower limit for the number of pods that can be set by the autoscaler, default 1.", hpaLabels, nil)
+	descHPAMax     = prometheus.NewDesc(platform.HPAMax, "Upper limit for the number of pods that can be set by the autoscaler; cannot be smaller than MinReplicas.", hpaLabels, nil)
 
-	descDepSpec        = prometheus.NewDesc("kube_deployment_spec_replicas", "Number of desired pods for a deployment.", depLabels, nil)
-	descDepReplicas    = prometheus.NewDesc("kube_deployment_status_replicas", "The number of replicas per deployment.", depLabels, nil)
-	descDepReady       = prometheus.NewDesc("kube_deployment_status_replicas_ready", "The number of ready replicas per deployment.", depLabels, nil)
-	descDepAvailable   = prometheus.NewDesc("kube_deployment_status_replicas_available", "The number of available replicas per deployment.", depLabels, nil)
-	descDepUnavailable = prometheus.NewDesc("kube_deployment_status_replicas_unavailable", "The number of unavailable replicas per deployment.", depLabels, nil)
+	descDepSpec        = prometheus.NewDesc(platform.DeploymentSpec, "Number of desired pods for a deployment.", depLabels, nil)
+	descDepReplicas    = prometheus.NewDesc(platform.DeploymentReplicas, "The number of replicas per deployment.", depLabels, nil)
+	descDepReady       = prometheus.NewDesc(platform.DeploymentReady, "The number of ready replicas per deployment.", depLabels, nil)
+	descDepAvailable   = prometheus.NewDesc(platform.DeploymentAvailable, "The number of available replicas per deployment.", depLabels, nil)
+	descDepUnavailable = prometheus.NewDesc(platform.DeploymentUnavailable, "The number of unavailable replicas per deployment.", depLabels, nil)
 
-	descKEDAValue  = prometheus.NewDesc("keda_scaler_metrics_value", "The current value for each scaler's metric that would be used by the HPA in computing the target average.", kedaLabels, nil)
-	descKEDAPaused = prometheus.NewDesc("keda_scaled_object_paused", "Indicates whether a ScaledObject is paused", []string{"namespace", "scaledObject"}, nil)
+	descKEDAValue  = prometheus.NewDesc(platform.KEDAScalerValue, "The current value for each scaler's metric that would be used by the HPA in computing the target average.", kedaLabels, nil)
+	descKEDAPaused = prometheus.NewDesc(platform.KEDAPaused, "Indicates whether a ScaledObject is paused", []string{platform.LabelNamespace, platform.LabelScaledObject}, nil)
 )
 
 func (collector) Describe(ch chan<- *prometheus.Desc) {

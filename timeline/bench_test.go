@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/scaleout/scaleout/measure"
+	"github.com/scaleout/scaleout/platform"
 )
 
 // BenchmarkAddRequest feeds the timeline requests at 10,000 a second of
@@ -16,7 +17,7 @@ import (
 // with -benchtime 1000000x to see a million requests take no more than a
 // hundred thousand (go test -run '^$' -bench AddRequest -benchmem ./timeline/).
 func BenchmarkAddRequest(b *testing.B) {
-	tl := New(Config{Interval: time.Second, Series: series(Waiting, Desired),
+	tl := New(Config{Interval: time.Second, Series: series(platform.Waiting, platform.Desired),
 		Stages: []StagePlan{{Name: "s", Duration: time.Hour, RateFrom: 10000, RateTo: 10000}}})
 	tl.StageStarted(0, 0)
 	itl := make([]time.Duration, 63)

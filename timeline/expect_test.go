@@ -7,9 +7,10 @@ import (
 	"time"
 
 	"github.com/scaleout/scaleout/measure"
+	"github.com/scaleout/scaleout/platform"
 )
 
-var names = []string{Waiting, Desired, Current, Ready}
+var names = []string{platform.Waiting, platform.Desired, platform.Current, platform.Ready}
 
 func TestParseExpectation(t *testing.T) {
 	cases := []struct {
@@ -115,8 +116,8 @@ func TestEvaluate(t *testing.T) {
 }
 
 func TestLive(t *testing.T) {
-	tl := New(Config{Interval: sec, Series: series(Desired)})
-	e, err := ParseExpectation("desired >= 3 for 2s", []string{Desired})
+	tl := New(Config{Interval: sec, Series: series(platform.Desired)})
+	e, err := ParseExpectation("desired >= 3 for 2s", []string{platform.Desired})
 	if err != nil {
 		t.Fatal(err)
 	}

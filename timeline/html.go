@@ -7,6 +7,8 @@ import (
 	"io"
 	"sort"
 	"strings"
+
+	"github.com/scaleout/scaleout/platform"
 )
 
 // Assets are the charting library the HTML page inlines, so the page needs
@@ -35,6 +37,7 @@ type chartData struct {
 type chartCols struct {
 	Names  []string     `json:"names"`
 	Values [][]*float64 `json:"values"`
+	Right  []string     `json:"right"` // the series on the right axis
 }
 
 func (c *chartCols) add(name string, v *float64) {
@@ -61,7 +64,12 @@ type chartEvent struct {
 }
 
 func buildChartData(r *Report) chartData {
-	d := chartData{Load: &chartCols{}, Replicas: &chartCols{}, Queue: &chartCols{}, Latency: &chartCols{}, Dists: map[string]map[string]any{}}
+	d := chartData{Load: &chartCols{}, Replicas: &chartCols{}, Queue: &chartCols{Right: []string{}}, Latency: &chartCols{}, Dists: map[string]map[string]any{}}
+	for _, s := range r.Series {
+		if s.Name == platform.KVCache { // a fraction, not requests
+			d.Queue.Right = append(d.Queue.Right, s.Name)
+		}
+	}
 	for _, x := range r.Timeline {
 		iv := x.Span
 		d.T = append(d.T, x.T)
@@ -73,7 +81,7 @@ func buildChartData(r *Report) chartData {
 		d.Latency.add("ttft p50 (s)", msToS(x.TTFTP50))
 		d.Latency.add("ttft p95 (s)", msToS(x.TTFTP95))
 		for _, s := range r.Series {
-			if replicaSeries[s.Name] || s.Name == Predicted {
+			if replicaSeries[s.Name] || s.Name == platform.Predicted {
 				d.Replicas.add(s.Name, x.Series[s.Name])
 			} else {
 				d.Queue.add(s.Name, x.Series[s.Name])
@@ -237,7 +245,7 @@ function chart(id, title, cols, opts) {
     scales: { x: { time: false } }, plugins: [bandsPlugin()] }, [D.t].concat(cols.values), document.getElementById(id));
 }
 chart("chart-load", "Load: offered and achieved rate, in flight", D.load, { y: "requests/s", right: ["in flight"] });
-chart("chart-queue", "Queue: waiting, running and KV cache", D.queue, { y: "requests", right: D.queue.names.filter(n => n === "kv_cache") });
+chart("chart-queue", "Queue: waiting, running and KV cache", D.queue, { y: "requests", right: D.queue.right });
 chart("chart-replicas", "Replicas: desired, current, ready", D.replicas, { y: "replicas", step: true });
 chart("chart-latency", "Time to first token per interval", D.latency, { y: "seconds" });
 // Latency distributions: percentiles per stage, on a log scale.

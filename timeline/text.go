@@ -6,6 +6,8 @@ import (
 	"math"
 	"sort"
 	"strings"
+
+	"github.com/scaleout/scaleout/platform"
 )
 
 // TextOptions shape the terminal rendering.
@@ -96,7 +98,7 @@ func columns(r *Report) []column {
 		cols = append(cols, column{name, true, func(x Row) string {
 			v := x.Series[name]
 			switch {
-			case v != nil && name == KVCache:
+			case v != nil && name == platform.KVCache:
 				return fmt.Sprintf("%.2f", *v)
 			case v != nil:
 				return num(*v)
@@ -229,13 +231,13 @@ func writeKPIs(w *errWriter, r *Report) {
 		}
 		return false
 	}
-	if has(Waiting) {
+	if has(platform.Waiting) {
 		parts = append(parts, "time to queue "+kpiIn(k, kpiTimeToQueue, k.TimeToQueue))
 	}
-	if has(Desired) {
+	if has(platform.Desired) {
 		parts = append(parts, "time to intent "+kpiIn(k, kpiTimeToIntent, k.TimeToIntent))
 	}
-	if has(Ready) {
+	if has(platform.Ready) {
 		parts = append(parts, "time to ready "+kpiIn(k, kpiTimeToReady, k.TimeToReady))
 	}
 	names := make([]string, 0, len(k.Peak))
@@ -245,14 +247,14 @@ func writeKPIs(w *errWriter, r *Report) {
 		}
 	}
 	for _, n := range names {
-		if n == Waiting || replicaSeries[n] {
+		if n == platform.Waiting || replicaSeries[n] {
 			parts = append(parts, fmt.Sprintf("peak %s %s", n, num(k.Peak[n])))
 		}
 	}
 	if k.FallsInLoad > 0 {
 		parts = append(parts, fmt.Sprintf("desired fell %d× during the load", k.FallsInLoad))
 	}
-	if has(Desired) {
+	if has(platform.Desired) {
 		switch {
 		case k.ScaleIn != nil:
 			parts = append(parts, "scale-in "+kpiIn(k, kpiScaleIn, k.ScaleIn))

@@ -10,21 +10,21 @@ import (
 	"time"
 
 	"github.com/scaleout/scaleout/measure"
+	"github.com/scaleout/scaleout/platform"
 )
 
-// The series names the timeline gives meaning to (see measure).
+// The series names run and cmd/scaleout read from here: they are platform's,
+// which everything else uses (these go once run and cmd/scaleout do too).
 const (
-	Waiting   = measure.Waiting
-	Running   = measure.Running
-	KVCache   = measure.KVCache
-	Desired   = measure.Desired
-	Current   = measure.Current
-	Ready     = measure.Ready
-	Predicted = measure.Predicted // added by the caller when it knows the ScaledObject
+	Waiting   = platform.Waiting
+	Desired   = platform.Desired
+	Current   = platform.Current
+	Ready     = platform.Ready
+	Predicted = platform.Predicted // added by the caller when it knows the ScaledObject
 )
 
 // replicaSeries are the series whose every change is an event.
-var replicaSeries = map[string]bool{Desired: true, Current: true, Ready: true}
+var replicaSeries = map[string]bool{platform.Desired: true, platform.Current: true, platform.Ready: true}
 
 // Config says what the timeline is made of.
 type Config struct {
@@ -440,10 +440,10 @@ func (t *Timeline) sampleEvents(s measure.Sample) []Event {
 				ev.Text += fmt.Sprintf(" (some time in the gap after %s)", Clock(from))
 			}
 			evs = append(evs, ev)
-			if ser.Name == Desired && v.V < prev.v && !afterLoad {
+			if ser.Name == platform.Desired && v.V < prev.v && !afterLoad {
 				t.kpi.FallsInLoad++
 				if t.kpi.FallsInLoad == 1 {
-					evs = append(evs, Event{T: at, Kind: Note, Series: Desired,
+					evs = append(evs, Event{T: at, Kind: Note, Series: platform.Desired,
 						Text: "desired fell while the load still ran: a queue-depth trigger scales in once the queue drains, even under steady load (a KV-cache trigger or a longer scale-down window holds the replicas)"})
 				}
 			}
@@ -451,52 +451,52 @@ func (t *Timeline) sampleEvents(s measure.Sample) []Event {
 		t.known[i] = &stamp{s.At, v.V}
 	}
 	// The waiting crossing: above threshold × replicas (current, else ready, else 1).
-	if w, ok := t.val(s.Values, Waiting); ok {
+	if w, ok := t.val(s.Values, platform.Waiting); ok {
 		reps := 1.0
-		if c, ok := t.val(s.Values, Current); ok && c > 0 {
+		if c, ok := t.val(s.Values, platform.Current); ok && c > 0 {
 			reps = c
-		} else if r, ok := t.val(s.Values, Ready); ok && r > 0 {
+		} else if r, ok := t.val(s.Values, platform.Ready); ok && r > 0 {
 			reps = r
 		}
 		limit := t.cfg.Threshold * reps
 		switch {
 		case w > limit && !t.above:
 			t.above = true
-			evs = append(evs, Event{T: at, Kind: Crossing, Series: Waiting, To: fptr(w),
+			evs = append(evs, Event{T: at, Kind: Crossing, Series: platform.Waiting, To: fptr(w),
 				Text: fmt.Sprintf("waiting %s > %s (%s × %s)", num(w), num(limit), num(t.cfg.Threshold), plural(reps, "replica"))})
 			if t.kpi.TimeToQueue == nil && !afterLoad {
-				t.kpi.TimeToQueue = t.reached(kpiTimeToQueue, at, since, Waiting, 0)
+				t.kpi.TimeToQueue = t.reached(kpiTimeToQueue, at, since, platform.Waiting, 0)
 			}
 		case w <= limit && t.above:
 			t.above = false
-			evs = append(evs, Event{T: at, Kind: Crossing, Series: Waiting, To: fptr(w),
+			evs = append(evs, Event{T: at, Kind: Crossing, Series: platform.Waiting, To: fptr(w),
 				Text: fmt.Sprintf("waiting %s ≤ %s", num(w), num(limit))})
 		}
 	}
 	// When the prediction first asked for more than desired started at.
-	if p, ok := t.val(s.Values, Predicted); ok && t.predictedAt == nil {
-		if st, ok := t.start[Desired]; ok && p > st {
+	if p, ok := t.val(s.Values, platform.Predicted); ok && t.predictedAt == nil {
+		if st, ok := t.start[platform.Desired]; ok && p > st {
 			t.predictedAt = fptr(at)
 		}
 	}
 	evs = append(evs, t.divergence(s)...)
 	// KPIs on the replica series.
-	if d, ok := t.val(s.Values, Desired); ok {
-		st := t.start[Desired]
+	if d, ok := t.val(s.Values, platform.Desired); ok {
+		st := t.start[platform.Desired]
 		if t.kpi.TimeToIntent == nil && d > st {
-			t.kpi.TimeToIntent = t.reached(kpiTimeToIntent, at, since, Desired, 0)
+			t.kpi.TimeToIntent = t.reached(kpiTimeToIntent, at, since, platform.Desired, 0)
 		}
 		if afterLoad && t.kpi.ScaleIn == nil && t.kpi.TimeToIntent != nil && d <= st {
-			t.kpi.ScaleIn = t.reached(kpiScaleIn, at, since, Desired, secs(t.loadEnd))
+			t.kpi.ScaleIn = t.reached(kpiScaleIn, at, since, platform.Desired, secs(t.loadEnd))
 		}
 	}
-	if r, ok := t.val(s.Values, Ready); ok {
-		st := t.start[Ready]
+	if r, ok := t.val(s.Values, platform.Ready); ok {
+		st := t.start[platform.Ready]
 		if t.kpi.TimeToReady == nil && r > st {
-			t.kpi.TimeToReady = t.reached(kpiTimeToReady, at, since, Ready, 0)
+			t.kpi.TimeToReady = t.reached(kpiTimeToReady, at, since, platform.Ready, 0)
 		}
 		if afterLoad && t.kpi.ReadyIn == nil && t.kpi.TimeToReady != nil && r <= st {
-			t.kpi.ReadyIn = t.reached(kpiReadyIn, at, since, Ready, secs(t.loadEnd))
+			t.kpi.ReadyIn = t.reached(kpiReadyIn, at, since, platform.Ready, secs(t.loadEnd))
 		}
 	}
 	return evs
@@ -525,10 +525,10 @@ func (t *Timeline) reached(key string, at float64, since map[string]float64, ser
 // the last sync, so desired is compared with the prediction of one grace
 // ago, not the newest.
 func (t *Timeline) divergence(s measure.Sample) []Event {
-	if p, ok := t.val(s.Values, Predicted); ok {
+	if p, ok := t.val(s.Values, platform.Predicted); ok {
 		t.preds = append(t.preds, stamp{s.At, p})
 	}
-	d, okD := t.val(s.Values, Desired)
+	d, okD := t.val(s.Values, platform.Desired)
 	if !okD {
 		return nil
 	}
@@ -551,7 +551,7 @@ func (t *Timeline) divergence(s measure.Sample) []Event {
 		}
 		if !t.behindTold {
 			t.behindTold = true
-			return []Event{{T: at, Kind: Divergence, Series: Desired, From: fptr(d), To: fptr(due.v),
+			return []Event{{T: at, Kind: Divergence, Series: platform.Desired, From: fptr(d), To: fptr(due.v),
 				Text: fmt.Sprintf("desired %s has not reached %s, predicted at %s, within %s (one HPA sync plus one sample)",
 					num(d), num(due.v), Clock(secs(due.at)), span(t.cfg.Grace.Seconds()))}}
 		}
@@ -559,7 +559,7 @@ func (t *Timeline) divergence(s measure.Sample) []Event {
 	}
 	var evs []Event
 	if t.behindTold {
-		evs = append(evs, Event{T: at, Kind: Divergence, Series: Desired, To: fptr(d),
+		evs = append(evs, Event{T: at, Kind: Divergence, Series: platform.Desired, To: fptr(d),
 			Text: fmt.Sprintf("desired caught up with the prediction %s after it was made", span((s.At - t.behind).Seconds()))})
 	}
 	t.behind, t.behindTold = -1, false

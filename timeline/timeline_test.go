@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/scaleout/scaleout/measure"
+	"github.com/scaleout/scaleout/platform"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -47,7 +48,7 @@ func scripted(t *testing.T) *Report {
 	t.Helper()
 	tl := New(Config{
 		Interval: 10 * sec,
-		Series:   series(Waiting, Desired, Current, Ready),
+		Series:   series(platform.Waiting, platform.Desired, platform.Current, platform.Ready),
 		Stages: []StagePlan{
 			{Name: "warm", Plan: "1/s for 20s", Duration: 20 * sec, RateFrom: 1, RateTo: 1},
 			{Name: "ramp", Plan: "1/s→5/s for 20s", Duration: 20 * sec, RateFrom: 1, RateTo: 5},
@@ -126,11 +127,11 @@ func TestStory(t *testing.T) {
 	if got := r.Timeline[0].OutputTPS + r.Timeline[1].OutputTPS; got < 19.9 || got > 20.1 {
 		t.Errorf("warm tokens/s over rows 0-1 = %v, want 20", got)
 	}
-	if v := r.Timeline[3].Series[Waiting]; v == nil || *v != 15 {
+	if v := r.Timeline[3].Series[platform.Waiting]; v == nil || *v != 15 {
 		t.Errorf("row 3 waiting = %v", v)
 	}
-	if v := r.Timeline[5].Series[Desired]; v != nil || r.Timeline[5].Gaps[Desired] != "connection refused" {
-		t.Errorf("row 5 desired = %v gap %q", v, r.Timeline[5].Gaps[Desired])
+	if v := r.Timeline[5].Series[platform.Desired]; v != nil || r.Timeline[5].Gaps[platform.Desired] != "connection refused" {
+		t.Errorf("row 5 desired = %v gap %q", v, r.Timeline[5].Gaps[platform.Desired])
 	}
 
 	var texts []string
@@ -170,7 +171,7 @@ func TestStory(t *testing.T) {
 	check("time to ready", k.TimeToReady, 41)
 	check("scale-in", k.ScaleIn, 31)
 	check("ready in", k.ReadyIn, 41)
-	if k.Peak[Waiting] != 15 || k.Peak[Desired] != 3 || k.PeakAt[Waiting] != 31 || k.Start[Desired] != 1 {
+	if k.Peak[platform.Waiting] != 15 || k.Peak[platform.Desired] != 3 || k.PeakAt[platform.Waiting] != 31 || k.Start[platform.Desired] != 1 {
 		t.Errorf("peaks %v at %v start %v", k.Peak, k.PeakAt, k.Start)
 	}
 
@@ -244,7 +245,7 @@ func TestRenderGolden(t *testing.T) {
 }
 
 func TestStrideKeepsEventRows(t *testing.T) {
-	tl := New(Config{Interval: sec, Series: series(Desired)})
+	tl := New(Config{Interval: sec, Series: series(platform.Desired)})
 	for i := range 300 {
 		d := 1
 		if i >= 150 {
@@ -306,7 +307,7 @@ func TestFormat(t *testing.T) {
 }
 
 func TestDivergence(t *testing.T) {
-	tl := New(Config{Interval: 5 * sec, Series: series(Desired, Predicted), Grace: 20 * sec})
+	tl := New(Config{Interval: 5 * sec, Series: series(platform.Desired, platform.Predicted), Grace: 20 * sec})
 	// predicted jumps to 4 at 10 s; desired follows only at 40 s.
 	for i, v := range [][2]int{{1, 1}, {1, 1}, {1, 4}, {1, 4}, {1, 4}, {1, 4}, {1, 4}, {2, 4}, {4, 4}, {4, 1}} {
 		tl.AddSample(sample(time.Duration(i)*5*sec, v[0], v[1]))
@@ -334,7 +335,7 @@ func TestDivergence(t *testing.T) {
 // the last HPA sync; a desired that follows within the grace is no
 // divergence.
 func TestNoDivergenceWhileFollowing(t *testing.T) {
-	tl := New(Config{Interval: 5 * sec, Series: series(Desired, Predicted), Grace: 10 * sec})
+	tl := New(Config{Interval: 5 * sec, Series: series(platform.Desired, platform.Predicted), Grace: 10 * sec})
 	// predicted rises by one every 5 s; desired follows 5 s later.
 	for i := range 12 {
 		tl.AddSample(sample(time.Duration(i)*5*sec, max(1, i), i+1))
@@ -348,7 +349,7 @@ func TestNoDivergenceWhileFollowing(t *testing.T) {
 }
 
 func TestScaledIn(t *testing.T) {
-	tl := New(Config{Interval: sec, Series: series(Desired, Current, Ready)})
+	tl := New(Config{Interval: sec, Series: series(platform.Desired, platform.Current, platform.Ready)})
 	steps := []struct {
 		d, c, r  int
 		loadDone bool
@@ -370,7 +371,7 @@ func TestScaledIn(t *testing.T) {
 			t.Errorf("step %d: ScaledIn = %v, want %v", i, got, s.want)
 		}
 	}
-	never := New(Config{Interval: sec, Series: series(Desired)})
+	never := New(Config{Interval: sec, Series: series(platform.Desired)})
 	never.LoadStopped(0, "")
 	never.AddSample(sample(sec, 1))
 	if never.ScaledIn() {
@@ -379,7 +380,7 @@ func TestScaledIn(t *testing.T) {
 }
 
 func TestDesiredFallsDuringLoad(t *testing.T) {
-	tl := New(Config{Interval: sec, Series: series(Desired)})
+	tl := New(Config{Interval: sec, Series: series(platform.Desired)})
 	for i, d := range []int{1, 4, 4, 1, 4} {
 		tl.AddSample(sample(time.Duration(i)*sec, d))
 	}
@@ -403,7 +404,7 @@ func TestDesiredFallsDuringLoad(t *testing.T) {
 // A change first seen after a gap happened some time in the gap: the event
 // and the KPI say between when.
 func TestChangesSeenAfterAGap(t *testing.T) {
-	tl := New(Config{Interval: 5 * sec, Series: series(Desired, Ready)})
+	tl := New(Config{Interval: 5 * sec, Series: series(platform.Desired, platform.Ready)})
 	down := "connection refused"
 	steps := []struct{ d, r any }{{1, 1}, {1, 1}, {down, down}, {down, down}, {3, 1}, {3, 3}, {down, 3}, {1, 3}}
 	for i, s := range steps {
@@ -454,7 +455,7 @@ func TestChangesSeenAfterAGap(t *testing.T) {
 // Waiting first seen above the threshold just after a gap crossed it
 // some time in the gap: time to queue gets its earliest bound too.
 func TestQueueCrossedInAGap(t *testing.T) {
-	tl := New(Config{Interval: 5 * sec, Series: series(Waiting), Threshold: 5})
+	tl := New(Config{Interval: 5 * sec, Series: series(platform.Waiting), Threshold: 5})
 	for i, w := range []any{1, 2, "timeout", 10} {
 		tl.AddSample(sample(time.Duration(i)*5*sec, w))
 	}

@@ -1,4 +1,4 @@
-package promwatch
+package promql
 
 import (
 	"fmt"
@@ -8,96 +8,98 @@ import (
 	"unicode/utf8"
 )
 
-// Supported describes the PromQL subset scrape mode evaluates, for messages.
+// Supported describes the subset, for messages.
 const Supported = `metric{label="v", …} with =, !=, =~, !~ matchers, optionally inside sum, avg, min, max or count [by|without (label, …)] (…)`
 
-// QueryError says where a query leaves the scrape-mode subset (or does not
-// parse at all).
-type QueryError struct {
+// Error says where a query leaves the subset (or does not parse at all).
+type Error struct {
 	Query string
 	Line  int    // 1-based line of the query (queries from YAML may span lines)
 	Col   int    // 1-based column on that line, in characters, where the problem starts
 	Msg   string // what is wrong there
 }
 
-func (e *QueryError) Error() string {
-	return e.short() + "; scrape mode supports " + Supported
+func (e *Error) Error() string {
+	return e.Short() + "; scrape mode supports " + Supported
 }
 
-func (e *QueryError) short() string {
+// Short is the place and the problem, without what the subset supports.
+func (e *Error) Short() string {
 	if e.Line > 1 {
 		return fmt.Sprintf("line %d, column %d: %s", e.Line, e.Col, e.Msg)
 	}
 	return fmt.Sprintf("column %d: %s", e.Col, e.Msg)
 }
 
-// ValidateScrapeQuery says whether a query is inside the subset scrape mode
-// evaluates; the error (a *QueryError) names the column and what is
-// supported.
-func ValidateScrapeQuery(q string) error {
-	_, err := parseScrapeQuery(q)
-	return err
-}
+// Agg is an aggregation operator of the subset.
+type Agg string
 
-type aggOp string
-
+// The aggregations of the subset; None is a bare selector.
 const (
-	aggNone  aggOp = ""
-	aggSum   aggOp = "sum"
-	aggAvg   aggOp = "avg"
-	aggMin   aggOp = "min"
-	aggMax   aggOp = "max"
-	aggCount aggOp = "count"
+	None  Agg = ""
+	Sum   Agg = "sum"
+	Avg   Agg = "avg"
+	Min   Agg = "min"
+	Max   Agg = "max"
+	Count Agg = "count"
 )
 
-type matchOp string
+// MatchOp is a label matcher's operator.
+type MatchOp string
 
+// The matcher operators.
 const (
-	matchEq    matchOp = "="
-	matchNeq   matchOp = "!="
-	matchRe    matchOp = "=~"
-	matchNotRe matchOp = "!~"
+	Eq    MatchOp = "="
+	Neq   MatchOp = "!="
+	Re    MatchOp = "=~"
+	NotRe MatchOp = "!~"
 )
 
-// matcher is one label matcher. Label "__name__" matches the metric name.
-type matcher struct {
-	label string
-	op    matchOp
-	value string
+// Matcher is one label matcher. Label "__name__" matches the metric name.
+type Matcher struct {
+	Label string
+	Op    MatchOp
+	Value string
 	re    *regexp.Regexp // for =~ and !~, anchored
-	num   float64        // value as a number, for = and != on le and quantile
+	num   float64        // Value as a number, for = and != on le and quantile
 	isNum bool
+	at    int // where the quoted Value starts in the query
+	end   int // and where it ends
 }
 
-func (m *matcher) matches(v string) bool {
-	switch m.op {
-	case matchEq, matchNeq:
-		eq := v == m.value
+// Matches reports whether a label value (a missing label is "") passes.
+func (m *Matcher) Matches(v string) bool {
+	switch m.Op {
+	case Eq, Neq:
+		eq := v == m.Value
 		if !eq && m.isNum {
 			if f, err := strconv.ParseFloat(v, 64); err == nil {
 				eq = f == m.num
 			}
 		}
-		return eq == (m.op == matchEq)
-	case matchRe:
+		return eq == (m.Op == Eq)
+	case Re:
 		return m.re.MatchString(v)
 	default:
 		return !m.re.MatchString(v)
 	}
 }
 
-// scrapeQuery is a parsed query of the subset.
-type scrapeQuery struct {
-	agg      aggOp
-	without  bool     // grouping drops these labels (otherwise it keeps only them)
-	grouping []string // nil: no grouping clause
-	name     string   // metric name to look up, "" to scan every series
-	matchers []matcher
+// Query is a parsed query of the subset: one selector, optionally inside
+// one aggregation.
+type Query struct {
+	Agg      Agg      // the aggregation around the selector; None for a bare selector
+	Without  bool     // Grouping drops these labels (otherwise it keeps only them)
+	Grouping []string // nil: no by or without clause
+	Name     string   // the metric name the selector looks up (a __name__="x" matcher becomes Name); "" to scan every series
+	Matchers []Matcher
+
+	nameAt, nameEnd int // where Name stands in the query: the bare name or the quoted string
 }
 
 func isAgg(s string) bool {
-	switch aggOp(s) {
-	case aggSum, aggAvg, aggMin, aggMax, aggCount:
+	switch Agg(s) {
+	case Sum, Avg, Min, Max, Count:
 		return true
 	}
 	return false
@@ -109,20 +111,23 @@ var otherAggs = map[string]bool{
 	"count_values": true, "group": true, "limitk": true, "limit_ratio": true,
 }
 
-type qparser struct {
+type parser struct {
 	s   string
 	pos int // byte offset
 }
 
-func parseScrapeQuery(q string) (*scrapeQuery, error) {
-	p := &qparser{s: q}
+// Parse reads a query of the subset. Anything outside it gets an *Error
+// that gives the line and column where the unsupported part starts and
+// says what it is.
+func Parse(q string) (*Query, error) {
+	p := &parser{s: q}
 	return p.parse()
 }
 
-func (p *qparser) errAt(pos int, format string, args ...any) error {
+func (p *parser) errAt(pos int, format string, args ...any) error {
 	before := p.s[:pos]
 	lineStart := strings.LastIndexByte(before, '\n') + 1
-	return &QueryError{
+	return &Error{
 		Query: p.s,
 		Line:  strings.Count(before, "\n") + 1,
 		Col:   utf8.RuneCountInString(before[lineStart:]) + 1,
@@ -130,16 +135,16 @@ func (p *qparser) errAt(pos int, format string, args ...any) error {
 	}
 }
 
-func (p *qparser) eof() bool { return p.pos >= len(p.s) }
+func (p *parser) eof() bool { return p.pos >= len(p.s) }
 
-func (p *qparser) peek() byte {
+func (p *parser) peek() byte {
 	if p.eof() {
 		return 0
 	}
 	return p.s[p.pos]
 }
 
-func (p *qparser) skipSpace() {
+func (p *parser) skipSpace() {
 	for !p.eof() {
 		switch p.s[p.pos] {
 		case ' ', '\t', '\n', '\r':
@@ -163,7 +168,7 @@ func isLabelChar(c byte) bool   { return isMetricChar(c) && c != ':' }
 func isQuote(c byte) bool       { return c == '"' || c == '\'' || c == '`' }
 func isNumberStart(c byte) bool { return c >= '0' && c <= '9' || c == '.' }
 
-func (p *qparser) ident(start, char func(byte) bool) string {
+func (p *parser) ident(start, char func(byte) bool) string {
 	if p.eof() || !start(p.s[p.pos]) {
 		return ""
 	}
@@ -175,7 +180,7 @@ func (p *qparser) ident(start, char func(byte) bool) string {
 }
 
 // keywordAhead reports whether the identifier at pos is kw (case-insensitive).
-func (p *qparser) keywordAhead(kw string) bool {
+func (p *parser) keywordAhead(kw string) bool {
 	end := p.pos
 	for end < len(p.s) && isMetricChar(p.s[end]) {
 		end++
@@ -183,36 +188,38 @@ func (p *qparser) keywordAhead(kw string) bool {
 	return strings.EqualFold(p.s[p.pos:end], kw)
 }
 
-func (p *qparser) parse() (*scrapeQuery, error) {
+func (p *parser) parse() (*Query, error) {
 	p.skipSpace()
 	if p.eof() {
 		return nil, p.errAt(0, "empty query")
 	}
-	q := &scrapeQuery{}
+	q := &Query{}
 	start := p.pos
 	c := p.peek()
 	switch {
 	case c == '{':
-		if err := p.selector(q, ""); err != nil {
+		if err := p.selector(q, "", 0); err != nil {
 			return nil, err
 		}
 	case isMetricStart(c):
 		id := p.ident(isMetricStart, isMetricChar)
 		lower := strings.ToLower(id)
 		p.skipSpace()
-		aggLike := p.peek() == '(' || p.keywordAhead("by") || p.keywordAhead("without")
 		switch {
 		case isAgg(lower): // a keyword, as in PromQL: "sum x" is an error, not a metric
-			q.agg = aggOp(lower)
+			q.Agg = Agg(lower)
 			if err := p.aggregation(q, start); err != nil {
 				return nil, err
 			}
-		case aggLike && otherAggs[lower]:
+		case otherAggs[lower]: // a keyword too
 			return nil, p.errAt(start, "aggregation %s is not supported", lower)
 		case p.peek() == '(':
 			return nil, p.errAt(start, "function %s(…) is not supported (it needs Prometheus)", id)
 		default:
-			if err := p.selector(q, id); err != nil {
+			if err := p.notKeyword(lower, start); err != nil {
+				return nil, err
+			}
+			if err := p.selector(q, id, start); err != nil {
 				return nil, err
 			}
 		}
@@ -226,8 +233,17 @@ func (p *qparser) parse() (*scrapeQuery, error) {
 	return q, nil
 }
 
+// notKeyword rejects a word PromQL reads as a keyword where a metric name
+// should stand.
+func (p *parser) notKeyword(lower string, at int) error {
+	if keywords[lower] || labelLists[lower] {
+		return p.errAt(at, "%s is a PromQL keyword, not a metric name", lower)
+	}
+	return nil
+}
+
 // aggregation parses what follows the operator: [grouping] ( selector ) [grouping].
-func (p *qparser) aggregation(q *scrapeQuery, opPos int) error {
+func (p *parser) aggregation(q *Query, opPos int) error {
 	if p.keywordAhead("by") || p.keywordAhead("without") {
 		if err := p.grouping(q); err != nil {
 			return err
@@ -235,31 +251,34 @@ func (p *qparser) aggregation(q *scrapeQuery, opPos int) error {
 		p.skipSpace()
 	}
 	if p.peek() != '(' {
-		return p.errAt(p.pos, "expected ( after %s", q.agg)
+		return p.errAt(p.pos, "expected ( after %s", q.Agg)
 	}
 	p.pos++
 	p.skipSpace()
 	inner := p.pos
 	switch c := p.peek(); {
 	case c == '{':
-		if err := p.selector(q, ""); err != nil {
+		if err := p.selector(q, "", 0); err != nil {
 			return err
 		}
 	case isMetricStart(c):
 		id := p.ident(isMetricStart, isMetricChar)
 		p.skipSpace()
+		lower := strings.ToLower(id)
+		if isAgg(lower) || otherAggs[lower] {
+			return p.errAt(inner, "%s inside %s(…) is not supported: one aggregation over one selector", lower, q.Agg)
+		}
 		if p.peek() == '(' || p.keywordAhead("by") || p.keywordAhead("without") {
-			lower := strings.ToLower(id)
-			if isAgg(lower) || otherAggs[lower] {
-				return p.errAt(inner, "%s inside %s(…) is not supported: one aggregation over one selector", lower, q.agg)
-			}
 			return p.errAt(inner, "function %s(…) is not supported (it needs Prometheus)", id)
 		}
-		if err := p.selector(q, id); err != nil {
+		if err := p.notKeyword(lower, inner); err != nil {
+			return err
+		}
+		if err := p.selector(q, id, inner); err != nil {
 			return err
 		}
 	case c == ')':
-		return p.errAt(p.pos, "%s(…) needs a selector", q.agg)
+		return p.errAt(p.pos, "%s(…) needs a selector", q.Agg)
 	default:
 		return p.unexpected()
 	}
@@ -268,16 +287,16 @@ func (p *qparser) aggregation(q *scrapeQuery, opPos int) error {
 	case ')':
 		p.pos++
 	case ',':
-		return p.errAt(p.pos, "%s takes one argument", q.agg)
+		return p.errAt(p.pos, "%s takes one argument", q.Agg)
 	default:
 		if p.eof() {
-			return p.errAt(opPos, "%s( is not closed", q.agg)
+			return p.errAt(opPos, "%s( is not closed", q.Agg)
 		}
 		return p.unexpected()
 	}
 	p.skipSpace()
 	if p.keywordAhead("by") || p.keywordAhead("without") {
-		if q.grouping != nil {
+		if q.Grouping != nil {
 			return p.errAt(p.pos, "grouping given twice")
 		}
 		return p.grouping(q)
@@ -286,10 +305,10 @@ func (p *qparser) aggregation(q *scrapeQuery, opPos int) error {
 }
 
 // grouping parses by|without ( label, … ).
-func (p *qparser) grouping(q *scrapeQuery) error {
+func (p *parser) grouping(q *Query) error {
 	kw := strings.ToLower(p.ident(isMetricStart, isMetricChar))
-	q.without = kw == "without"
-	q.grouping = []string{}
+	q.Without = kw == "without"
+	q.Grouping = []string{}
 	p.skipSpace()
 	if p.peek() != '(' {
 		return p.errAt(p.pos, "expected ( after %s", kw)
@@ -305,7 +324,7 @@ func (p *qparser) grouping(q *scrapeQuery) error {
 		if err != nil {
 			return err
 		}
-		q.grouping = append(q.grouping, name)
+		q.Grouping = append(q.Grouping, name)
 		p.skipSpace()
 		switch p.peek() {
 		case ',':
@@ -321,7 +340,7 @@ func (p *qparser) grouping(q *scrapeQuery) error {
 }
 
 // labelName reads a bare or quoted label name.
-func (p *qparser) labelName() (string, error) {
+func (p *parser) labelName() (string, error) {
 	if isQuote(p.peek()) {
 		return p.str()
 	}
@@ -335,8 +354,8 @@ func (p *qparser) labelName() (string, error) {
 }
 
 // selector parses [ { matchers } ] after an optional metric name already read.
-func (p *qparser) selector(q *scrapeQuery, name string) error {
-	q.name = name
+func (p *parser) selector(q *Query, name string, nameAt int) error {
+	q.Name, q.nameAt, q.nameEnd = name, nameAt, nameAt+len(name)
 	if name != "" {
 		p.skipSpace()
 		if p.peek() != '{' {
@@ -356,21 +375,22 @@ func (p *qparser) selector(q *scrapeQuery, name string) error {
 		if err != nil {
 			return err
 		}
+		end := p.pos
 		p.skipSpace()
 		if (p.peek() == ',' || p.peek() == '}') && isQuote(p.s[at]) { // {"metric.name", …}
-			if q.name != "" || hasNameMatcher(q.matchers) {
+			if q.Name != "" || hasNameMatcher(q.Matchers) {
 				return p.errAt(at, "metric name given twice")
 			}
-			q.name = label
+			q.Name, q.nameAt, q.nameEnd = label, at, end
 		} else {
 			m, err := p.matcher(label, at)
 			if err != nil {
 				return err
 			}
-			if m.label == "__name__" && q.name != "" {
+			if m.Label == "__name__" && q.Name != "" {
 				return p.errAt(at, "metric name given twice")
 			}
-			q.matchers = append(q.matchers, m)
+			q.Matchers = append(q.Matchers, m)
 		}
 		p.skipSpace()
 		switch p.peek() {
@@ -384,17 +404,17 @@ func (p *qparser) selector(q *scrapeQuery, name string) error {
 			return p.errAt(p.pos, "expected , or } between matchers, found %q", p.rune())
 		}
 	}
-	if q.name == "" {
+	if q.Name == "" {
 		// Promote __name__="x" to a lookup by name; PromQL also needs one
 		// matcher that does not match the empty string.
 		nonEmpty := false
-		for i, m := range q.matchers {
-			if !m.matches("") {
+		for i, m := range q.Matchers {
+			if !m.Matches("") {
 				nonEmpty = true
 			}
-			if m.label == "__name__" && m.op == matchEq && q.name == "" {
-				q.name = m.value
-				q.matchers = append(q.matchers[:i:i], q.matchers[i+1:]...)
+			if m.Label == "__name__" && m.Op == Eq && q.Name == "" {
+				q.Name, q.nameAt, q.nameEnd = m.Value, m.at, m.end
+				q.Matchers = append(q.Matchers[:i:i], q.Matchers[i+1:]...)
 			}
 		}
 		if !nonEmpty {
@@ -404,9 +424,9 @@ func (p *qparser) selector(q *scrapeQuery, name string) error {
 	return nil
 }
 
-func hasNameMatcher(ms []matcher) bool {
+func hasNameMatcher(ms []Matcher) bool {
 	for _, m := range ms {
-		if m.label == "__name__" {
+		if m.Label == "__name__" {
 			return true
 		}
 	}
@@ -414,39 +434,39 @@ func hasNameMatcher(ms []matcher) bool {
 }
 
 // matcher parses op "value" after the label name.
-func (p *qparser) matcher(label string, labelPos int) (matcher, error) {
-	m := matcher{label: label}
+func (p *parser) matcher(label string, labelPos int) (Matcher, error) {
+	m := Matcher{Label: label}
 	opPos := p.pos
 	switch {
 	case strings.HasPrefix(p.s[p.pos:], "=~"):
-		m.op = matchRe
+		m.Op = Re
 	case strings.HasPrefix(p.s[p.pos:], "!~"):
-		m.op = matchNotRe
+		m.Op = NotRe
 	case strings.HasPrefix(p.s[p.pos:], "!="):
-		m.op = matchNeq
+		m.Op = Neq
 	case strings.HasPrefix(p.s[p.pos:], "=="):
 		return m, p.errAt(opPos, `== in a matcher: use = (or =~, !=, !~)`)
 	case strings.HasPrefix(p.s[p.pos:], "="):
-		m.op = matchEq
+		m.Op = Eq
 	default:
 		if p.eof() {
 			return m, p.errAt(labelPos, "matcher on %s has no operator and value", label)
 		}
 		return m, p.errAt(opPos, "expected =, !=, =~ or !~ after %s, found %q", label, p.rune())
 	}
-	p.pos += len(m.op)
+	p.pos += len(m.Op)
 	p.skipSpace()
 	valPos := p.pos
 	if !isQuote(p.peek()) {
-		return m, p.errAt(valPos, "expected a quoted value after %s%s", label, m.op)
+		return m, p.errAt(valPos, "expected a quoted value after %s%s", label, m.Op)
 	}
 	v, err := p.str()
 	if err != nil {
 		return m, err
 	}
-	m.value = v
-	switch m.op {
-	case matchRe, matchNotRe:
+	m.Value, m.at, m.end = v, valPos, p.pos
+	switch m.Op {
+	case Re, NotRe:
 		re, err := regexp.Compile("^(?s:" + v + ")$")
 		if err != nil {
 			return m, p.errAt(valPos, "bad regular expression: %s", strings.TrimPrefix(err.Error(), "error parsing regexp: "))
@@ -463,7 +483,7 @@ func (p *qparser) matcher(label string, labelPos int) (matcher, error) {
 }
 
 // str reads a quoted string: "…" or '…' with Go escapes, `…` raw.
-func (p *qparser) str() (string, error) {
+func (p *parser) str() (string, error) {
 	start := p.pos
 	quote := p.s[p.pos]
 	p.pos++
@@ -496,13 +516,13 @@ func (p *qparser) str() (string, error) {
 }
 
 // rune is the character at pos, for messages.
-func (p *qparser) rune() string {
+func (p *parser) rune() string {
 	r, _ := utf8.DecodeRuneInString(p.s[p.pos:])
 	return string(r)
 }
 
 // unexpected explains the token at pos in terms of what the subset lacks.
-func (p *qparser) unexpected() error {
+func (p *parser) unexpected() error {
 	if p.eof() {
 		return p.errAt(p.pos, "unexpected end of query")
 	}
@@ -537,4 +557,4 @@ func (p *qparser) unexpected() error {
 	return p.errAt(p.pos, "unexpected %q", p.rune())
 }
 
-func (p *qparser) onlySpaceBefore() bool { return strings.TrimSpace(p.s[:p.pos]) == "" }
+func (p *parser) onlySpaceBefore() bool { return strings.TrimSpace(p.s[:p.pos]) == "" }
