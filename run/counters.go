@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/scaleout/scaleout/platform"
 	"github.com/scaleout/scaleout/promwatch"
 	"github.com/scaleout/scaleout/scenario"
 	"github.com/scaleout/scaleout/timeline"
@@ -49,7 +50,7 @@ type history interface {
 
 var _ history = (*promwatch.Prometheus)(nil)
 
-var counterNames = [2]string{"vllm:request_success_total", "vllm:generation_tokens_total"}
+var counterNames = [2]string{platform.VLLMRequestSuccess, platform.VLLMGenerationTokens}
 
 // newCounterCheck reads the counters before the load; nil-safe methods
 // then follow them. A check that cannot run says why in the report.
@@ -63,14 +64,7 @@ func newCounterCheck(ctx context.Context, s *scenario.Scenario, src promwatch.Ev
 		c.skip = `observe.vllm is not set (the label selector of the vLLM pods' series, e.g. '{namespace="inference"}')`
 		return c
 	}
-	sel := strings.TrimSuffix(strings.TrimPrefix(s.Observe.VLLM, "{"), "}")
-	if sel != "" {
-		sel += ","
-	}
-	c.queries = [2]string{
-		fmt.Sprintf(`%s{%sfinished_reason!="abort"}`, counterNames[0], sel),
-		counterNames[1] + s.Observe.VLLM,
-	}
+	c.queries = [2]string{platform.SucceededSeries(s.Observe.VLLM), platform.GeneratedSeries(s.Observe.VLLM)}
 	c.hist, _ = src.(history)
 	qs := c.queries[:]
 	if c.hist != nil {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/scaleout/scaleout/platform"
 	"github.com/scaleout/scaleout/promwatch"
 	"github.com/scaleout/scaleout/scenario"
 	"github.com/scaleout/scaleout/timeline"
@@ -15,16 +16,17 @@ import (
 // HPA was made for (keda-hpa-NAME).
 func scaledObjectOf(s *scenario.Scenario) (ns, name string, ok bool) {
 	ns, hpa, ok := strings.Cut(s.Observe.HPA, "/")
-	if !ok || !strings.HasPrefix(hpa, "keda-hpa-") {
+	if !ok {
 		return "", "", false
 	}
-	return ns, strings.TrimPrefix(hpa, "keda-hpa-"), true
+	name, ok = platform.ScaledObjectOf(hpa)
+	return ns, name, ok
 }
 
 // pausedQuery is KEDA's own word on whether a ScaledObject is paused: 1
 // or 0 (its metrics server exports it while the ScaledObject exists).
 func pausedQuery(name string) string {
-	return fmt.Sprintf(`max(keda_scaled_object_paused{scaledObject=%q})`, name)
+	return platform.PausedQuery(name)
 }
 
 // pausedNow returns "NAMESPACE/NAME" when KEDA says the scenario's
@@ -56,7 +58,7 @@ func guardState(ctx context.Context, s *scenario.Scenario, src promwatch.Evaluat
 	defer cancel()
 	res := src.Eval(ctx, time.Now(), []string{
 		pausedQuery(name),
-		fmt.Sprintf(`max(kube_horizontalpodautoscaler_status_desired_replicas{namespace=%q,horizontalpodautoscaler=%q})`, ns, "keda-hpa-"+name),
+		platform.DesiredQuery(ns, platform.KEDAHPAName(name)),
 	})
 	paused, hpa := promwatch.ToValue(res[0]), promwatch.ToValue(res[1])
 	switch {
@@ -67,7 +69,7 @@ func guardState(ctx context.Context, s *scenario.Scenario, src promwatch.Evaluat
 	case hpa.OK():
 		return "unpaused", ns + "/" + name + " has a live HPA (KEDA deletes it while paused), so it is un-paused"
 	case res[1].Err == nil && len(res[1].Vector) == 0:
-		return "paused", "no HPA series for keda-hpa-" + name + " (KEDA deletes the HPA while paused)"
+		return "paused", "no HPA series for " + platform.KEDAHPAName(name) + " (KEDA deletes the HPA while paused)"
 	}
 	return "unknown", "cannot tell: " + paused.Gap
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/scaleout/scaleout/keda"
 	"github.com/scaleout/scaleout/loadgen"
 	"github.com/scaleout/scaleout/measure"
+	"github.com/scaleout/scaleout/platform"
 	"github.com/scaleout/scaleout/promwatch"
 	"github.com/scaleout/scaleout/scenario"
 	"github.com/scaleout/scaleout/sim"
@@ -131,7 +132,7 @@ func prepare(ctx context.Context, s *scenario.Scenario, otherTarget bool) (p *Pl
 	if p.Triggers != nil && len(p.Triggers.names) > 0 && s.Observe.Source() {
 		p.Predicts = true
 		p.Columns = append(append([]measure.Series(nil), p.Columns...),
-			measure.Series{Name: timeline.Predicted, Query: "(computed from the triggers as KEDA and the HPA would)"})
+			measure.Series{Name: platform.Predicted, Query: "(computed from the triggers as KEDA and the HPA would)"})
 	}
 	var errs scenario.Errors
 	p.Expect, p.Until, errs = parseExpectations(s, p.Columns)

@@ -7,16 +7,16 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/scaleout/scaleout/internal/weburl"
 	"github.com/scaleout/scaleout/keda"
 	"github.com/scaleout/scaleout/measure"
+	"github.com/scaleout/scaleout/platform"
+	"github.com/scaleout/scaleout/promql"
 	"github.com/scaleout/scaleout/promwatch"
 	"github.com/scaleout/scaleout/scenario"
-	"github.com/scaleout/scaleout/timeline"
 )
 
 // Level is how serious a preflight finding is.
@@ -231,7 +231,7 @@ func checkObservation(ctx context.Context, s *scenario.Scenario, src promwatch.E
 	*fs = append(*fs, Finding{OK, src.String() + " answers", ""})
 	// KEDA deletes a paused ScaledObject's HPA: desired and current that
 	// return nothing are explained by that, not by the queries.
-	isHPA := func(name string) bool { return name == timeline.Desired || name == timeline.Current }
+	isHPA := func(name string) bool { return name == platform.Desired || name == platform.Current }
 	paused := ""
 	for i, ser := range s.Observe.Series {
 		if unscraped == "" && isHPA(ser.Name) && res[i].Err == nil && len(res[i].Vector) == 0 {
@@ -293,38 +293,18 @@ func checkObservation(ctx context.Context, s *scenario.Scenario, src promwatch.E
 	}
 }
 
-var metricName = regexp.MustCompile(`[a-zA-Z_:][a-zA-Z0-9_:]*`)
-
-// renames are vLLM metric names that changed: the name a query uses → the
-// name the server may export instead.
-var renames = map[string]string{
-	"vllm:gpu_cache_usage_perc": "vllm:kv_cache_usage_perc",
-	"vllm:kv_cache_usage_perc":  "vllm:gpu_cache_usage_perc",
-}
-
 // emptySeries explains a query that returns nothing: a renamed vLLM
 // metric, or a metric the source does not have at all.
 func emptySeries(ctx context.Context, src promwatch.Evaluator, ser measure.Series) Finding {
-	for old, alt := range renames {
-		if !strings.Contains(ser.Query, old) {
-			continue
-		}
-		q := strings.ReplaceAll(ser.Query, old, alt)
-		if r := src.Eval(ctx, time.Now(), []string{q}); len(r) == 1 && r[0].Err == nil && len(r[0].Vector) > 0 {
-			why := "vLLM V1 renamed it (removed in 0.12)"
-			if old == "vllm:kv_cache_usage_perc" {
-				why = "this server still exports the pre-V1 name"
-			}
-			return Finding{Fail, fmt.Sprintf("series %s returns nothing: %s is not exported, but %s is (%s)", ser.Name, old, alt, why),
-				"use " + alt + " in the query (and in the ScaledObject's trigger)"}
+	for _, alt := range platform.Alternatives(ser.Query) {
+		if r := src.Eval(ctx, time.Now(), []string{alt.Query}); len(r) == 1 && r[0].Err == nil && len(r[0].Vector) > 0 {
+			return Finding{Fail, fmt.Sprintf("series %s returns nothing: %s is not exported, but %s is (%s)", ser.Name, alt.Metric, alt.Other, alt.Why),
+				"use " + alt.Other + " in the query (and in the ScaledObject's trigger)"}
 		}
 	}
 	name := ""
-	for _, m := range metricName.FindAllString(ser.Query, -1) {
-		if strings.Contains(m, ":") || strings.HasPrefix(m, "kube_") || strings.HasPrefix(m, "keda_") {
-			name = m
-			break
-		}
+	if refs := promql.Refs(ser.Query); len(refs) > 0 {
+		name = refs[0].Name
 	}
 	if name != "" {
 		if r := src.Eval(ctx, time.Now(), []string{"count(" + name + ")"}); len(r) == 1 && r[0].Err == nil && len(r[0].Vector) == 0 {

@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/scaleout/scaleout/keda"
+	"github.com/scaleout/scaleout/platform"
+	"github.com/scaleout/scaleout/promql"
 	"github.com/scaleout/scaleout/scenario"
 	"github.com/scaleout/scaleout/sim"
 )
@@ -66,7 +67,7 @@ func (es *Sim) start(ctx context.Context) error {
 // the simulator exports.
 func (es *Sim) shorthands() (vllm, hpa, deployment string) {
 	c := es.Config
-	return fmt.Sprintf("{namespace=%q}", c.Namespace), c.Namespace + "/keda-hpa-" + c.ScaledObject, c.Namespace + "/" + c.Deployment
+	return fmt.Sprintf("{%s=%q}", platform.LabelNamespace, c.Namespace), c.Namespace + "/" + platform.KEDAHPAName(c.ScaledObject), c.Namespace + "/" + c.Deployment
 }
 
 // stop shuts an embedded simulator down; nil-safe and idempotent.
@@ -116,11 +117,11 @@ func SimFromScaledObject(cfg *sim.Config, so *keda.ScaledObject) {
 	cfg.Paused = so.Paused
 	cfg.Behavior = so.Behavior
 	for _, t := range so.Prometheus() {
-		switch {
-		case strings.Contains(t.Query, "num_requests_waiting"):
+		switch c := t.Class(); {
+		case c.Kind == platform.QueueTrigger:
 			cfg.Threshold, cfg.MetricType = t.Threshold, t.MetricType
-		case strings.Contains(t.Query, "cache_usage_perc") && (t.Aggregation() == sim.AggregateSum || t.Aggregation() == sim.AggregateAvg):
-			cfg.KVTrigger = &sim.KVTrigger{Aggregate: t.Aggregation(), Type: t.MetricType, Threshold: t.Threshold}
+		case c.Kind == platform.KVTrigger && (c.Agg == promql.Sum || c.Agg == promql.Avg):
+			cfg.KVTrigger = &sim.KVTrigger{Aggregate: string(c.Agg), Type: t.MetricType, Threshold: t.Threshold}
 		}
 	}
 }

@@ -7,7 +7,7 @@ import (
 
 	"github.com/scaleout/scaleout/keda"
 	"github.com/scaleout/scaleout/measure"
-	"github.com/scaleout/scaleout/scenario"
+	"github.com/scaleout/scaleout/platform"
 )
 
 // Triggers ties a ScaledObject's prometheus triggers to the series that
@@ -49,8 +49,8 @@ func newTriggers(so *keda.ScaledObject, own []measure.Series) (*Triggers, []meas
 	var add []measure.Series
 	for _, tr := range so.Prometheus() {
 		name := fmt.Sprintf("trigger%d", tr.Index)
-		if strings.Contains(tr.Query, "num_requests_waiting") && !taken[scenario.Waiting] {
-			name = scenario.Waiting
+		if tr.Class().Kind == platform.QueueTrigger && !taken[platform.Waiting] {
+			name = platform.Waiting
 		}
 		if existing, ok := findSeries(own, name); ok && existing.Query != tr.Query {
 			name = fmt.Sprintf("trigger%d", tr.Index)
@@ -91,9 +91,9 @@ func (t *Triggers) predict(smp measure.Sample, series []measure.Series) measure.
 			totals[i] = v
 		}
 	}
-	current, ok := val(scenario.Current)
+	current, ok := val(platform.Current)
 	if !ok {
-		if current, ok = val(scenario.Ready); !ok {
+		if current, ok = val(platform.Ready); !ok {
 			current = 1
 		}
 	}

@@ -717,14 +717,6 @@ func CheckURL(raw string) (string, error) {
 	return strings.TrimSuffix(u.String(), "/"), nil
 }
 
-// The series names run and cmd/scaleout read from here: they are platform's,
-// which everything else uses (these go once run and cmd/scaleout do too).
-const (
-	Waiting = platform.Waiting
-	Current = platform.Current
-	Ready   = platform.Ready
-)
-
 // columnOrder is the order of the well-known series in the timeline.
 var columnOrder = []string{platform.Waiting, platform.Running, platform.KVCache, platform.Desired, platform.Current, platform.Ready}
 

@@ -13,16 +13,6 @@ import (
 	"github.com/scaleout/scaleout/platform"
 )
 
-// The series names run and cmd/scaleout read from here: they are platform's,
-// which everything else uses (these go once run and cmd/scaleout do too).
-const (
-	Waiting   = platform.Waiting
-	Desired   = platform.Desired
-	Current   = platform.Current
-	Ready     = platform.Ready
-	Predicted = platform.Predicted // added by the caller when it knows the ScaledObject
-)
-
 // replicaSeries are the series whose every change is an event.
 var replicaSeries = map[string]bool{platform.Desired: true, platform.Current: true, platform.Ready: true}
 

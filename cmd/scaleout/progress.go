@@ -12,6 +12,7 @@ import (
 	"github.com/vbauerster/mpb/v8/decor"
 
 	"github.com/scaleout/scaleout/loadgen"
+	"github.com/scaleout/scaleout/platform"
 	"github.com/scaleout/scaleout/run"
 	"github.com/scaleout/scaleout/scenario"
 	"github.com/scaleout/scaleout/timeline"
@@ -133,7 +134,7 @@ func (p *progress) status(now time.Time, live loadgen.Live, rate float64) string
 	fmt.Fprintf(&b, " · in flight %d · done %d · err %d", live.InFlight, live.Done, live.Errors)
 	// One sample for all the values, so they are from the same instant.
 	smp := p.tl.Latest()
-	for _, name := range []string{timeline.Waiting, timeline.Desired, timeline.Current, timeline.Ready} {
+	for _, name := range []string{platform.Waiting, platform.Desired, platform.Current, platform.Ready} {
 		v, observed := p.tl.ValueIn(smp, name)
 		switch {
 		case !observed: // not a series of this run, or no sample yet
