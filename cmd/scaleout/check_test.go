@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/scaleout/scaleout/sim"
 )
 
 // scaledObject is a manifest for the simulator's names with the given
@@ -187,5 +189,35 @@ func TestCheckFreshPrometheus(t *testing.T) {
 	out = c.stdout.String()
 	if code != exitCannotRun || !strings.Contains(out, "FAIL  trigger 0: series waiting returns nothing") || strings.Contains(out, "has not scraped") {
 		t.Errorf("after the first scrape: exit %d, want 3 and the empty trigger failed:\n%s%s", code, out, c.stderr.String())
+	}
+}
+
+// Without a scenario file, the flags say what to check.
+func TestCheckWithoutScenario(t *testing.T) {
+	_, srv := serveSim(t, sim.DefaultConfig())
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, query string
+		code        int
+		want        string
+	}{
+		{"right", waitingOK, 0, "ok    trigger 0 (series waiting) = 0: one sample"},
+		{"typo", `sum(vllm:num_requests_waiting{namespace="inferense"})`, exitCannotRun, "FAIL  trigger 0: series waiting returns nothing"},
+	} {
+		so := writeFile(t, dir, tc.name+".yaml", scaledObject("", trigger(tc.query, "5")))
+		c := newCLI()
+		code := c.run(t, "check", "--target", srv.URL, "--scrape", srv.URL+"/metrics", "--scaledobject", so)
+		out := c.stdout.String()
+		if code != tc.code || !strings.Contains(out, tc.want) || !strings.Contains(out, "ok    series desired = 1") {
+			t.Errorf("%s trigger: exit %d, want %d and %q:\n%s%s", tc.name, code, tc.code, tc.want, out, c.stderr.String())
+		}
+	}
+	c := newCLI()
+	if code := c.run(t, "check", "--prometheus", "http://127.0.0.1:9"); code != exitUsage || !strings.Contains(c.stderr.String(), "check takes a scenario file, or flags that say what to check: --target URL") {
+		t.Errorf("no scenario, no --target: exit %d, want 2:\n%s", code, c.stderr.String())
+	}
+	c = newCLI()
+	if code := c.run(t, "run", "--target", srv.URL); code != exitUsage {
+		t.Errorf("run without a scenario: exit %d, want 2:\n%s", code, c.stderr.String())
 	}
 }
