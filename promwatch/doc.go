@@ -39,7 +39,9 @@
 // "2 series (aggregate with sum(…) or max(…))", "connection refused",
 // "timeout", "HTTP 503", "HTTP 401 (check the token)", "bad query: …",
 // "NaN"; in scrape mode a page failure starts with the page's instance
-// ("10.0.0.5:8000: connection refused"). The bearer token never appears in
+// ("10.0.0.5:8000: connection refused"). A Prometheus whose answers may
+// predate its start (ErrUnscraped) or whose newest samples are older than
+// its scrape intervals allow (ErrStale, "stale: …") leaves gaps too. The bearer token never appears in
 // an error, a gap or String().
 //
 // # Time and goroutines

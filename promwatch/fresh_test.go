@@ -86,6 +86,7 @@ func TestWatcherHidesAnswersFromBeforeAPrometheusStart(t *testing.T) {
 		{"restarted, nothing scraped yet", 32, 30, []int{-1, 5}, wantGap},
 		{"one target scraped since", 34, 30, []int{33, 5}, wantGap},
 		{"every target scraped since, the last perhaps after this sample's instant: held back once more", 36, 30, []int{33, 35}, wantGap},
+		{"asked for an instant before the last of those scrapes: still held back", 34, 30, []int{33, 35}, wantGap},
 		{"then fresh, and targets are not read again", 38, 30, []int{-1, -1}, ""},
 		{"restarted again", 50, 49, []int{40, 41}, "Prometheus started at 01:00:49 UTC"},
 		{"a target that is never scraped holds nothing back for longer than freshAfter after the start was seen", 50 + int(freshAfter/time.Second), 49, []int{-1, 41}, ""},

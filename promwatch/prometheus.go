@@ -126,10 +126,18 @@ func (p *Prometheus) Samples(ctx context.Context, selector string, window time.D
 // waits for all of them. A zero `at` means the server's now. A ctx without a
 // deadline is bounded by DefaultTimeout. Beside the queries it asks whether
 // the server has scraped since it started; until it has, every answer
-// becomes an ErrUnscraped gap (its Vector kept).
+// becomes an ErrUnscraped gap (its Vector kept). Before them it asks for
+// the jobs' newest scrapes at `at`: when one is older than its scrape
+// interval allows, every answer becomes an ErrStale gap.
 func (p *Prometheus) Eval(ctx context.Context, at time.Time, queries []string) []Result {
 	ctx, cancel := withDefaultDeadline(ctx)
 	defer cancel()
+	began := time.Now()
+	// First, so that every scrape it saw was stored before the queries ran.
+	var hb beat
+	if p.status != nil {
+		hb = p.fresh.heartbeat(ctx, p.q, at)
+	}
 	results := make([]Result, len(queries))
 	var wg sync.WaitGroup
 	for i, q := range queries {
@@ -142,7 +150,7 @@ func (p *Prometheus) Eval(ctx context.Context, at time.Time, queries []string) [
 		if now.IsZero() {
 			now = time.Now()
 		}
-		wg.Go(func() { why, refused = p.fresh.unscraped(ctx, p.status, now) })
+		wg.Go(func() { why, refused = p.fresh.unscraped(ctx, p.status, now, began) })
 	}
 	wg.Wait()
 	answered := false
@@ -152,15 +160,24 @@ func (p *Prometheus) Eval(ctx context.Context, at time.Time, queries []string) [
 	if refused && answered {
 		p.fresh.disable() // the queries work and the status API does not: it is not offered
 	}
+	cause := ErrUnscraped
+	if why == "" && hb != nil && answered {
+		why, cause = p.fresh.lagging(ctx, p.status, hb, at), ErrStale
+	}
 	if why != "" {
 		for i, r := range results {
 			if r.Err == nil {
-				results[i].Err = &SourceError{Source: p.source, Reason: why, Err: ErrUnscraped}
+				results[i].Err = &SourceError{Source: p.source, Reason: why, Err: cause}
 			}
 		}
 	}
 	return results
 }
+
+// ScrapeInterval is the longest scrape interval of the server's active
+// targets as last read (0 when not known): how long a caller may have to
+// wait for answers held back as ErrUnscraped or ErrStale.
+func (p *Prometheus) ScrapeInterval() time.Duration { return p.fresh.scrapeInterval() }
 
 func (p *Prometheus) query(ctx context.Context, at time.Time, q string) Result {
 	if strings.TrimSpace(q) == "" {

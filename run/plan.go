@@ -85,6 +85,17 @@ func Prepare(ctx context.Context, path string, over scenario.Overrides) (*Plan, 
 	return prepare(ctx, s, over.Target != "")
 }
 
+// PrepareFlags is Prepare without a scenario file, for scaleout check:
+// the flags say what to check (scenario.FromFlags). The plan has no
+// stages: it cannot be run.
+func PrepareFlags(ctx context.Context, over scenario.Overrides) (*Plan, error) {
+	s, err := scenario.FromFlags(over)
+	if err != nil {
+		return nil, err
+	}
+	return prepare(ctx, s, over.Target != "")
+}
+
 // prepare resolves an already loaded scenario; otherTarget says a flag
 // names the gateway, so a sim: block only describes it.
 func prepare(ctx context.Context, s *scenario.Scenario, otherTarget bool) (p *Plan, err error) {

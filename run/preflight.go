@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -195,8 +196,9 @@ func (t *Triggers) triggerOf(name string) (int, bool) {
 	return 0, false
 }
 
-// checkObservation evaluates every series once. A series that observes a
-// KEDA trigger must return exactly one sample, as KEDA needs.
+// checkObservation evaluates every series, asking again while the answers
+// are held back (see askFresh). A series that observes a KEDA trigger must
+// return exactly one sample, as KEDA needs.
 func checkObservation(ctx context.Context, s *scenario.Scenario, src promwatch.Evaluator, trig *Triggers, fs *[]Finding) {
 	if src == nil {
 		*fs = append(*fs, Finding{OK, "nothing observed: load only (observe.prometheus, observe.scrape or a sim: block add the timeline's series)", ""})
@@ -211,22 +213,31 @@ func checkObservation(ctx context.Context, s *scenario.Scenario, src promwatch.E
 	for i, ser := range s.Observe.Series {
 		qs[i] = ser.Query
 	}
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	res, asked, waited := askFresh(ctx, src, qs)
+	ctx, cancel := context.WithTimeout(ctx, evalTimeout)
 	defer cancel()
-	res := src.Eval(ctx, time.Now(), qs)
-	// A Prometheus that has just started has not scraped yet: its answers
-	// (empty ones included) say nothing about the queries.
-	allFailed, unscraped := true, ""
+	// Answers still held back say nothing about the queries (a Prometheus
+	// that has just started has not scraped yet; one that stalled answers
+	// from before): nothing was checked, and that is no pass.
+	allFailed, held := true, ""
 	for _, r := range res {
-		if errors.Is(r.Err, promwatch.ErrUnscraped) {
-			unscraped = promwatch.Reason(r.Err)
+		if heldBack(r.Err) {
+			held = promwatch.Reason(r.Err)
 		}
-		allFailed = allFailed && r.Err != nil && unscraped == ""
+		allFailed = allFailed && r.Err != nil && held == ""
 	}
 	if allFailed {
 		*fs = append(*fs, Finding{Fail, src.String() + " does not answer: " + promwatch.Reason(res[0].Err),
 			"is it reachable from here? (observe.prometheus / --prometheus, observe.scrape / --scrape; a port-forward works)"})
 		return
+	}
+	if held != "" {
+		*fs = append(*fs, Finding{Fail, fmt.Sprintf("no query could be checked: %s (asked %d times over %s)", held, asked, waited.Round(100*time.Millisecond)),
+			"wait until Prometheus scrapes every target again (one scrape interval after it starts or resumes) and check again"})
+		return
+	}
+	if asked > 1 {
+		*fs = append(*fs, Finding{OK, fmt.Sprintf("%s held its first answers back (not scraped since its start, or stale): fresh after %s", src, waited.Round(100*time.Millisecond)), ""})
 	}
 	*fs = append(*fs, Finding{OK, src.String() + " answers", ""})
 	// KEDA deletes a paused ScaledObject's HPA: desired and current that
@@ -234,12 +245,11 @@ func checkObservation(ctx context.Context, s *scenario.Scenario, src promwatch.E
 	isHPA := func(name string) bool { return name == platform.Desired || name == platform.Current }
 	paused := ""
 	for i, ser := range s.Observe.Series {
-		if unscraped == "" && isHPA(ser.Name) && res[i].Err == nil && len(res[i].Vector) == 0 {
+		if isHPA(ser.Name) && res[i].Err == nil && len(res[i].Vector) == 0 {
 			paused = pausedNow(ctx, s, src)
 			break
 		}
 	}
-	var notYet []string
 	for i, ser := range s.Observe.Series {
 		r := res[i]
 		v := promwatch.ToValue(r)
@@ -248,10 +258,6 @@ func checkObservation(ctx context.Context, s *scenario.Scenario, src promwatch.E
 			*fs = append(*fs, Finding{Warn, fmt.Sprintf("series %s: %s", ser.Name, w), ""})
 		}
 		switch {
-		case errors.Is(r.Err, promwatch.ErrUnscraped):
-			if len(r.Vector) == 0 {
-				notYet = append(notYet, ser.Name)
-			}
 		case r.Err != nil:
 			*fs = append(*fs, Finding{Fail, fmt.Sprintf("series %s: %s", ser.Name, v.Gap), "fix the query: " + ser.Query})
 		case len(r.Vector) == 0 && paused != "" && isHPA(ser.Name):
@@ -279,17 +285,55 @@ func checkObservation(ctx context.Context, s *scenario.Scenario, src promwatch.E
 			*fs = append(*fs, Finding{OK, fmt.Sprintf("series %s = %s", ser.Name, FormatValue(v)), ""})
 		}
 	}
-	if unscraped != "" {
-		msg := unscraped
-		if len(notYet) > 0 {
-			msg += "; return nothing yet: " + strings.Join(notYet, ", ")
-		}
-		*fs = append(*fs, Finding{Warn, msg, "wait one scrape interval and check again (scaleout check)"})
-		return
-	}
 	if paused != "" {
 		*fs = append(*fs, Finding{Fail, fmt.Sprintf("the ScaledObject %s is paused (KEDA deletes its HPA while paused, so desired and current have no series)", paused),
 			"un-pause it for the run (make keda-demo-up), and re-pause after (make keda-demo-down)"})
+	}
+}
+
+// evalTimeout bounds one evaluation of the preflight.
+const evalTimeout = 15 * time.Second
+
+// maxFreshWait bounds how long the preflight asks again for answers held
+// back by a source that does not know its scrape interval.
+const maxFreshWait = 30 * time.Second
+
+// heldBack tells an answer the source held back because it may be from
+// before its start or stale: it says nothing about the query.
+func heldBack(err error) bool {
+	return errors.Is(err, promwatch.ErrUnscraped) || errors.Is(err, promwatch.ErrStale)
+}
+
+// askFresh evaluates qs until no answer is held back, for at most two of
+// the source's scrape intervals (maxFreshWait when it does not know them),
+// asking every quarter interval (between 50 ms and 1 s). It returns the
+// last answers, how many times it asked and for how long.
+func askFresh(ctx context.Context, src promwatch.Evaluator, qs []string) (res []promwatch.Result, asked int, waited time.Duration) {
+	began := time.Now()
+	for {
+		ectx, cancel := context.WithTimeout(ctx, evalTimeout)
+		res = src.Eval(ectx, time.Now(), qs)
+		cancel()
+		asked++
+		waited = time.Since(began)
+		if !slices.ContainsFunc(res, func(r promwatch.Result) bool { return heldBack(r.Err) }) {
+			return res, asked, waited
+		}
+		bound, pause := maxFreshWait, time.Second
+		if iv, ok := src.(interface{ ScrapeInterval() time.Duration }); ok && iv.ScrapeInterval() > 0 {
+			bound = min(bound, 2*iv.ScrapeInterval())
+			pause = min(max(iv.ScrapeInterval()/4, 50*time.Millisecond), time.Second)
+		}
+		if waited+pause > bound {
+			return res, asked, waited
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return res, asked, waited
+		case <-t.C:
+		}
 	}
 }
 

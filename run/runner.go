@@ -173,6 +173,8 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	var background sync.WaitGroup
 	samples := newBroadcast()
 	if r.p.Source != nil {
+		// A sample's deadline is the interval: a /metrics page read later
+		// would give values of a later moment than the sample's.
 		w := &promwatch.Watcher{Eval: counters.tap(r.p.Source), Series: s.Observe.Series, Epoch: epoch, Timeout: s.Observe.Interval}
 		ticker := time.NewTicker(s.Observe.Interval)
 		background.Go(func() {

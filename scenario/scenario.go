@@ -169,11 +169,27 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Scena
 		return nil, Errors{{File: file, Msg: "the file is empty (a scenario needs at least a load: list)"}}
 	}
 	s := &Scenario{File: file, pos: map[string]*yaml.Node{}, flags: map[string]string{}}
-	s.read(r, deref(doc.Content[0]))
+	s.read(r, deref(doc.Content[0]), true)
 	if len(r.errs) > 0 {
 		return nil, r.errs.sorted()
 	}
 	s.envSecrets = r.secrets
+	return s, nil
+}
+
+// FromFlags is the scenario of a command that sends no load (scaleout
+// check) when no file is given: the defaults an empty file gets, then the
+// flags. It has no stages.
+func FromFlags(o Overrides) (*Scenario, error) {
+	s := &Scenario{File: "flags", pos: map[string]*yaml.Node{}, flags: map[string]string{}}
+	r := &reader{file: s.File, lookup: os.LookupEnv}
+	s.read(r, &yaml.Node{Kind: yaml.MappingNode}, false)
+	if len(r.errs) > 0 {
+		return nil, r.errs.sorted()
+	}
+	if err := s.Apply(o); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -189,7 +205,9 @@ func syntaxError(file string, err error) *Error {
 	return e
 }
 
-func (s *Scenario) read(r *reader, root *yaml.Node) {
+// read fills s from the document's root; needLoad says a missing load: is
+// an error.
+func (s *Scenario) read(r *reader, root *yaml.Node, needLoad bool) {
 	top := r.mapping(root, "")
 	if v := top.get("name"); v != nil {
 		s.Name = r.str(v, "name")
@@ -199,7 +217,9 @@ func (s *Scenario) read(r *reader, root *yaml.Node) {
 	}
 	s.readTarget(r, top.get("target"))
 	s.readRequest(r, top.get("request"))
-	s.readLoad(r, top.get("load"), top.keys["load"])
+	if load := top.get("load"); load != nil || needLoad {
+		s.readLoad(r, load, top.keys["load"])
+	}
 	if v := top.get("max_in_flight"); v != nil {
 		s.MaxInFlight = r.integer(v, "max_in_flight", 1)
 	}

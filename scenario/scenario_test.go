@@ -397,3 +397,23 @@ load: [{duration: 1s, rate: 1/s}]
 		t.Errorf("Secrets() lists what is no secret: %q", got)
 	}
 }
+
+// A scenario made from the flags alone has the defaults of an empty file,
+// the flags, and no stages.
+func TestFromFlags(t *testing.T) {
+	s, err := FromFlags(Overrides{Target: "http://gw:8080/v1", Prometheus: "http://p:9090"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err = s.Resolve(Context{HPA: "ns/h"}); err != nil {
+		t.Fatal(err)
+	}
+	if s.Target.URL != "http://gw:8080" || s.Target.API != "completions" || s.Observe.Prometheus != "http://p:9090" ||
+		s.Observe.Interval != DefaultInterval || len(s.Load) != 0 || len(s.Observe.Series) != 2 {
+		t.Errorf("from flags: %+v %+v %d stages", s.Target, s.Observe, len(s.Load))
+	}
+	_, err = FromFlags(Overrides{Target: "http://gw", Prometheus: "http://p", Scrape: []string{"http://m/metrics"}})
+	if err == nil || !strings.Contains(err.Error(), "flag: --scrape: give --prometheus or --scrape, not both") {
+		t.Errorf("both sources: %v", err)
+	}
+}

@@ -23,17 +23,26 @@ func printFindings(w io.Writer, fs []run.Finding, all bool) {
 }
 
 // cmdCheck is scaleout check: the preflight alone, every finding printed.
+// Without a scenario file the flags say what to check.
 func cmdCheck(ctx context.Context, e env, args []string) error {
 	var over scenario.Overrides
 	fs := pflag.NewFlagSet("scaleout check", pflag.ContinueOnError)
 	bindSources(fs, &over)
-	if err := parseFlags(fs, args, e, "scaleout check SCENARIO [flags]"); err != nil {
+	if err := parseFlags(fs, args, e, "scaleout check [SCENARIO] [flags]  (without SCENARIO: --target URL [--prometheus URL | --scrape URL] [--scaledobject FILE])"); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
+	var p *run.Plan
+	var err error
+	switch {
+	case fs.NArg() > 1:
 		return usagef("check takes one scenario file, got %d arguments", fs.NArg())
+	case fs.NArg() == 1:
+		p, err = run.Prepare(ctx, fs.Arg(0), over)
+	case over.Target == "":
+		return usagef("check takes a scenario file, or flags that say what to check: --target URL, with --prometheus URL (or --scrape URL) and --scaledobject FILE for the queries")
+	default:
+		p, err = run.PrepareFlags(ctx, over)
 	}
-	p, err := run.Prepare(ctx, fs.Arg(0), over)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/scaleout/scaleout/sim"
 )
 
 // scaledObject is a manifest for the simulator's names with the given
@@ -146,39 +148,83 @@ func TestCheckWithoutModel(t *testing.T) {
 	}
 }
 
-// A Prometheus that has only just started has not scraped yet: its empty
-// answers are no verdict on the queries, and check says so instead of
-// failing them; once it has scraped, an empty trigger query fails again.
-func TestCheckFreshPrometheus(t *testing.T) {
-	target, _ := fakeVLLM(t)
-	start := time.Now().UTC().Add(-10 * time.Second) // it started a little while ago; its one scrape came a second later
-	var scraped atomic.Bool
+// freshProm is a fake Prometheus that started 10 s ago. Its one target
+// is scraped every `interval`: its last scrape is the moment it is asked
+// (a scrape always just done, as with a 1 s interval), or never while
+// scraped is false. Queries on namespace "inference" find one series.
+func freshProm(t *testing.T, interval string, scraped *atomic.Bool) *httptest.Server {
+	start := time.Now().UTC().Add(-10 * time.Second)
 	prom := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		switch r.URL.Path {
 		case "/api/v1/status/runtimeinfo":
 			fmt.Fprintf(w, `{"status":"success","data":{"startTime":%q}}`, start.Format(time.RFC3339Nano))
 		case "/api/v1/targets":
-			targets := ""
+			last := "0001-01-01T00:00:00Z"
 			if scraped.Load() {
-				targets = fmt.Sprintf(`{"labels":{"job":"vllm"},"health":"up","lastScrape":%q}`, start.Add(time.Second).Format(time.RFC3339Nano))
+				last = time.Now().UTC().Format(time.RFC3339Nano)
 			}
-			fmt.Fprintf(w, `{"status":"success","data":{"activeTargets":[%s],"droppedTargets":[]}}`, targets)
+			fmt.Fprintf(w, `{"status":"success","data":{"activeTargets":[{"labels":{"job":"vllm"},"health":"up","lastScrape":%q,"scrapeInterval":%q,"scrapeTimeout":%q}],"droppedTargets":[]}}`,
+				last, interval, interval)
 		default:
-			fmt.Fprint(w, `{"status":"success","data":{"resultType":"vector","result":[]}}`)
+			result := ""
+			if q := r.FormValue("query"); strings.Contains(q, `namespace="inference"`) || strings.HasPrefix(q, "count(") {
+				result = `{"metric":{},"value":[1,"0"]}`
+			}
+			fmt.Fprintf(w, `{"status":"success","data":{"resultType":"vector","result":[%s]}}`, result)
 		}
 	}))
-	defer prom.Close()
+	t.Cleanup(prom.Close)
+	return prom
+}
+
+// A Prometheus that scrapes every second, asked by check within two
+// minutes of its start: every answer of the first ask may be held back
+// (its newest scrape came with the ask), so check asks again, and checks
+// the queries: a trigger with a typo fails, a right one passes.
+func TestCheckPrometheusScrapingEverySecond(t *testing.T) {
+	target, _ := fakeVLLM(t)
+	var scraped atomic.Bool
+	scraped.Store(true)
+	prom := freshProm(t, "1s", &scraped)
 	dir := t.TempDir()
-	so := writeFile(t, dir, "so.yaml", scaledObject("", trigger(waitingOK, "5")))
+	sc := writeFile(t, dir, "s.yaml", "target: {url: "+target.URL+", model: m}\nload: [{duration: 1s, rate: 1/s}]\n")
+	for _, tc := range []struct {
+		name, query string
+		code        int
+		want        string
+	}{
+		{"typo", `sum(vllm:num_requests_waiting{namespace="inferense"})`, exitCannotRun, "FAIL  trigger 0: series waiting returns nothing"},
+		{"right", waitingOK, 0, "ok    trigger 0 (series waiting) = 0: one sample"},
+	} {
+		so := writeFile(t, dir, tc.name+".yaml", scaledObject("", trigger(tc.query, "5")))
+		c := newCLI()
+		code := c.run(t, "check", sc, "--scaledobject", so, "--prometheus", prom.URL)
+		out := c.stdout.String()
+		if code != tc.code || !strings.Contains(out, tc.want) || strings.Contains(out, "has not scraped") {
+			t.Errorf("%s trigger: exit %d, want %d and %q:\n%s%s", tc.name, code, tc.code, tc.want, out, c.stderr.String())
+		}
+	}
+}
+
+// A Prometheus that has only just started and has not scraped its target:
+// check asks again for two scrape intervals, then says that nothing could
+// be checked, and does not pass (exit 3). Once it has scraped, an empty
+// trigger query fails as it should.
+func TestCheckFreshPrometheus(t *testing.T) {
+	target, _ := fakeVLLM(t)
+	var scraped atomic.Bool
+	prom := freshProm(t, "100ms", &scraped)
+	dir := t.TempDir()
+	so := writeFile(t, dir, "so.yaml", scaledObject("", trigger(`sum(vllm:num_requests_waiting{namespace="serving"})`, "5")))
 	sc := writeFile(t, dir, "s.yaml", "target: {url: "+target.URL+", model: m}\nload: [{duration: 1s, rate: 1/s}]\n")
 
 	c := newCLI()
 	code := c.run(t, "check", sc, "--scaledobject", so, "--prometheus", prom.URL)
 	out := c.stdout.String()
-	want := "has not scraped all its targets since: until it does its answers can predate its start; return nothing yet: waiting, desired, current, ready"
-	if code != 0 || !strings.Contains(out, want) || strings.Contains(out, "FAIL") {
-		t.Errorf("before the first scrape: exit %d, want 0 and %q:\n%s%s", code, want, out, c.stderr.String())
+	want := "FAIL  no query could be checked: Prometheus started at "
+	if code != exitCannotRun || !strings.Contains(out, want) || strings.Contains(out, "trigger 0: series waiting returns nothing") {
+		t.Errorf("before the first scrape: exit %d, want 3 and %q (and no verdict on the queries):\n%s%s", code, want, out, c.stderr.String())
 	}
 
 	scraped.Store(true)
@@ -187,5 +233,35 @@ func TestCheckFreshPrometheus(t *testing.T) {
 	out = c.stdout.String()
 	if code != exitCannotRun || !strings.Contains(out, "FAIL  trigger 0: series waiting returns nothing") || strings.Contains(out, "has not scraped") {
 		t.Errorf("after the first scrape: exit %d, want 3 and the empty trigger failed:\n%s%s", code, out, c.stderr.String())
+	}
+}
+
+// Without a scenario file, the flags say what to check.
+func TestCheckWithoutScenario(t *testing.T) {
+	_, srv := serveSim(t, sim.DefaultConfig())
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, query string
+		code        int
+		want        string
+	}{
+		{"right", waitingOK, 0, "ok    trigger 0 (series waiting) = 0: one sample"},
+		{"typo", `sum(vllm:num_requests_waiting{namespace="inferense"})`, exitCannotRun, "FAIL  trigger 0: series waiting returns nothing"},
+	} {
+		so := writeFile(t, dir, tc.name+".yaml", scaledObject("", trigger(tc.query, "5")))
+		c := newCLI()
+		code := c.run(t, "check", "--target", srv.URL, "--scrape", srv.URL+"/metrics", "--scaledobject", so)
+		out := c.stdout.String()
+		if code != tc.code || !strings.Contains(out, tc.want) || !strings.Contains(out, "ok    series desired = 1") {
+			t.Errorf("%s trigger: exit %d, want %d and %q:\n%s%s", tc.name, code, tc.code, tc.want, out, c.stderr.String())
+		}
+	}
+	c := newCLI()
+	if code := c.run(t, "check", "--prometheus", "http://127.0.0.1:9"); code != exitUsage || !strings.Contains(c.stderr.String(), "check takes a scenario file, or flags that say what to check: --target URL") {
+		t.Errorf("no scenario, no --target: exit %d, want 2:\n%s", code, c.stderr.String())
+	}
+	c = newCLI()
+	if code := c.run(t, "run", "--target", srv.URL); code != exitUsage {
+		t.Errorf("run without a scenario: exit %d, want 2:\n%s", code, c.stderr.String())
 	}
 }

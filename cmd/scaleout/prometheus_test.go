@@ -264,3 +264,31 @@ observe:
 		t.Errorf("the summary does not say nothing was lost:\n%s", c.stdout.String())
 	}
 }
+
+// scaleout check right after a real Prometheus started, while it scrapes
+// every second: the queries are checked (a typo in the trigger fails it),
+// not skipped as "not scraped yet".
+func TestCheckThroughRealPrometheus(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Prometheus server")
+	}
+	_, srv := serveSim(t, sim.DefaultConfig())
+	prom := startPrometheus(t, strings.TrimPrefix(srv.URL, "http://"))
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, query string
+		code        int
+		want        string
+	}{
+		{"typo", `sum(vllm:num_requests_waiting{namespace="inferense"})`, exitCannotRun, "FAIL  trigger 0: series waiting returns nothing: vllm:num_requests_waiting exists, but not with these labels"},
+		{"right", waitingOK, 0, "ok    trigger 0 (series waiting) = 0: one sample"},
+	} {
+		so := writeFile(t, dir, tc.name+".yaml", scaledObject("", trigger(tc.query, "5")))
+		c := newCLI()
+		code := c.run(t, "check", "--target", srv.URL, "--prometheus", prom, "--scaledobject", so)
+		out := c.stdout.String()
+		if code != tc.code || !strings.Contains(out, tc.want) || strings.Contains(out, "has not scraped") {
+			t.Errorf("%s trigger: exit %d, want %d and %q:\n%s%s", tc.name, code, tc.code, tc.want, out, c.stderr.String())
+		}
+	}
+}
