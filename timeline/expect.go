@@ -24,6 +24,12 @@ import (
 // does (always), when the samples meet them without a break for a while
 // (for), or when the last sample does (at end). KPIs and load figures are
 // single numbers and take no when.
+//
+// for D holds once the samples that meet it in a row span D less half an
+// interval, with D first rounded up to whole intervals: samples come one
+// interval apart, give or take a few milliseconds, and that jitter must not
+// cost a whole interval (at 15 s, for 30s holds on three samples in a row
+// 29.999 s apart; for 20s needs three as well).
 type Expectation struct {
 	Text    string
 	Subject string
@@ -420,6 +426,17 @@ type point struct {
 	v *float64
 }
 
+// forSpan is how far apart the first and last of a run of samples must be
+// for a for-d condition, at one sample every interval: d rounded up to
+// whole intervals, less half an interval for the jitter of sample times.
+func forSpan(d, interval time.Duration) time.Duration {
+	if d <= 0 || interval <= 0 {
+		return d
+	}
+	n := (d + interval - 1) / interval
+	return n*interval - interval/2
+}
+
 func (e *Expectation) points(r *Report) []point {
 	var pts []point
 	for _, row := range r.Timeline {
@@ -527,6 +544,7 @@ func (e *Expectation) evalSeries(r *Report) Outcome {
 		}
 		out.Detail = e.Subject + " had no value at the end"
 	case WhenFor:
+		need := forSpan(e.For, time.Duration(r.IntervalS*float64(time.Second))).Seconds()
 		var since *float64
 		longest := 0.0
 		for _, p := range pts {
@@ -539,7 +557,7 @@ func (e *Expectation) evalSeries(r *Report) Outcome {
 				since = fptr(p.t)
 			}
 			longest = max(longest, p.t-*since)
-			if p.t-*since >= e.For.Seconds() {
+			if p.t-*since >= need-1e-9 {
 				out.OK = true
 				out.Detail = fmt.Sprintf("held from %s to %s", Clock(*since), Clock(p.t))
 				return out
@@ -586,5 +604,5 @@ func (l *Live) Holds(t *Timeline) bool {
 	if !l.on {
 		l.on, l.since = true, s.At
 	}
-	return s.At-l.since >= l.e.For
+	return s.At-l.since >= forSpan(l.e.For, t.cfg.Interval)
 }
