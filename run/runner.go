@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/scaleout/scaleout/internal/atomicfile"
 	"github.com/scaleout/scaleout/internal/weburl"
 	"github.com/scaleout/scaleout/loadgen"
 	"github.com/scaleout/scaleout/measure"
@@ -30,6 +31,8 @@ type Options struct {
 	Signals <-chan os.Signal // interrupts: the first stops the load, the next aborts requests in flight
 	Log     io.Writer        // what the run says as it goes (stderr)
 	Display Display          // the live view; nil for none
+
+	fs atomicfile.FS // where the run directory is written; nil: the OS (tests inject a full disk)
 }
 
 // Display is the live view of a run (the command's progress bars or
@@ -80,6 +83,9 @@ func Run(ctx context.Context, p *Plan, o Options) (*Result, error) {
 	if o.Display == nil {
 		o.Display = noDisplay{}
 	}
+	if o.fs == nil {
+		o.fs = atomicfile.OS
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	r := &runner{p: p, o: o, sig: watchInterrupts(ctx, o.Signals)}
@@ -123,7 +129,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	if dir == "" {
 		dir = filepath.Join("runs", s.Name+"-"+started.UTC().Format("20060102T150405Z"))
 	}
-	out, err := createRunDir(dir, s, r.o.VegetaResults)
+	out, err := createRunDir(r.o.fs, dir, s, r.o.VegetaResults)
 	if err != nil {
 		return nil, cannotRun(err)
 	}
@@ -245,9 +251,8 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	background.Wait()
 	r.o.Display.Stop()
 	res := &Result{Dir: out.dir}
-	if err := rec.Close(out.close); err != nil {
-		res.WriteErr = fmt.Errorf("requests.jsonl: %w", err)
-	}
+	res.WriteErr = rec.Close(out.close)
+	lines := out.requests.Count()
 
 	// The report: timeline, counters, expectations, client check, guard,
 	// verdict, files.
@@ -270,6 +275,10 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		}
 	}
 	rep := tl.Report(end, meta)
+	rep.RequestsJSONL = &lines
+	if lines < rep.Load.Requests {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("requests.jsonl holds %d of the %d requests: %v", lines, rep.Load.Requests, res.WriteErr))
+	}
 	res.Report = rep
 	if r.p.Sim.Embedded() {
 		rep.Server = simCount(r.p.Sim)
@@ -286,9 +295,19 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	rep.Expectations = evaluate(r.p.Expect, rep)
 	timeline.CheckClient(rep)
 	r.guard(ctx, rep)
-	rep.Verdict = Decide(rep, r.o.StrictGuard)
-	if err := out.writeReport(rep); err != nil && res.WriteErr == nil {
+	// The verdict, then the files. When they cannot all be written the
+	// verdict says so, and the files are tried once more with it: none of
+	// them may claim a pass the run directory does not hold.
+	rep.Verdict = Decide(rep, r.o.StrictGuard, res.WriteErr)
+	if err := out.writeReport(rep); err != nil {
+		if res.WriteErr != nil {
+			err = fmt.Errorf("%w; %w", res.WriteErr, err)
+		}
 		res.WriteErr = err
+		if v := Decide(rep, r.o.StrictGuard, res.WriteErr); v != rep.Verdict {
+			rep.Verdict = v
+			_ = out.writeReport(rep)
+		}
 	}
 	return res, failure
 }

@@ -41,6 +41,9 @@ type Report struct {
 	Server         *ServerCount   `json:"server,omitempty"`
 	ClientLimited  *ClientLimited `json:"client_limited,omitempty"`
 	Notes          []string       `json:"notes,omitempty"`
+	// RequestsJSONL is how many whole lines requests.jsonl holds (one per
+	// request; fewer than load.requests when writing it failed).
+	RequestsJSONL *int64 `json:"requests_jsonl_lines,omitempty"`
 }
 
 // ReportVersion is bumped when a field changes meaning or goes away.
@@ -163,6 +166,9 @@ const (
 	Pass Verdict = "pass" // every expectation held and nothing blocked a pass
 	Fail Verdict = "fail" // an expectation failed, or the client, or a strict guard
 	None Verdict = "none" // nothing was expected, and nothing failed
+	// Unrecorded: the run directory could not be written whole, whatever
+	// was measured (the command exits 3).
+	Unrecorded Verdict = "unrecorded"
 )
 
 // EndedBy says why a stage ended.

@@ -454,6 +454,8 @@ func writeVerdict(w *errWriter, r *Report) {
 		w.printf("\nverdict: PASS\n")
 	case "fail":
 		w.printf("\nverdict: FAIL\n")
+	case Unrecorded:
+		w.printf("\nverdict: NOT RECORDED (the run directory could not be written whole)\n")
 	default:
 		w.printf("\nverdict: none (no expectations given)\n")
 	}

@@ -76,9 +76,6 @@ func cmdRun(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	r := res.Report
-	if res.WriteErr != nil {
-		fmt.Fprintf(e.stderr, "scaleout: writing the run directory: %v\n", res.WriteErr)
-	}
 	if o.quiet {
 		fmt.Fprintf(e.stdout, "verdict: %s · %s\n", r.Verdict, res.Dir)
 	} else {
@@ -87,9 +84,14 @@ func cmdRun(ctx context.Context, e env, args []string) error {
 		}
 		fmt.Fprintf(e.stdout, "run directory: %s\n", res.Dir)
 	}
+	if res.WriteErr != nil {
+		fmt.Fprintf(e.stderr, "scaleout: the run directory %s could not be written whole, so the run is not recorded (exit 3): %v\n", res.Dir, res.WriteErr)
+	}
 	switch {
 	case err != nil:
 		return err
+	case res.WriteErr != nil:
+		return silent(exitCannotRun)
 	case r.Partial:
 		return silent(exitInterrupted)
 	case r.Verdict == timeline.Fail:
