@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -39,10 +40,14 @@ type Options struct {
 // lines). Its methods are called in order from the run's goroutine.
 type Display interface {
 	Preflight(findings []Finding, err error) // the preflight's findings, before the load
-	Start(l Live)                            // the load is about to start
-	Stage(i int)                             // stage i starts
-	After()                                  // the load is over; the observation goes on
-	Stop()                                   // the run is over: stop drawing before the report is printed
+	// Rest shows the fleet read before the load while the run waits for
+	// it to be at rest (limit: observe.rest_wait; 0 does not wait); done
+	// on the last reading, when the wait is over either way.
+	Rest(b *timeline.Baseline, limit time.Duration, done bool)
+	Start(l Live) // the load is about to start
+	Stage(i int)  // stage i starts
+	After()       // the load is over; the observation goes on
+	Stop()        // the run is over: stop drawing before the report is printed
 }
 
 // Live is what a display may read while the run goes on.
@@ -122,6 +127,13 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 
+	// The fleet before the load: the baseline the KPIs and expectations
+	// are measured from, once it is at rest (or refused when it never is).
+	base, baseAt, err := r.awaitRest(ctx)
+	if err != nil {
+		return nil, err
+	}
+
 	// The run directory, before the load: a run that fails half-way still
 	// leaves its records.
 	started := time.Now()
@@ -144,8 +156,12 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 
 	// The clock starts: epoch is the first stage's start.
 	tcfg := r.p.timelineConfig()
-	tl := timeline.New(tcfg)
 	epoch := time.Now()
+	if base != nil {
+		base.T = -math.Round(epoch.Sub(baseAt).Seconds()*1000) / 1000
+	}
+	tcfg.Baseline = base
+	tl := timeline.New(tcfg)
 	rec := newRecorder(out, tl, s.Load, epoch, weburl.Redact(s.Target.URL+bodies.Path()))
 	maxInFlight := s.MaxInFlight
 	if maxInFlight == 0 {
@@ -537,11 +553,12 @@ func (in *interrupts) count() int {
 // noDisplay shows nothing.
 type noDisplay struct{}
 
-func (noDisplay) Preflight([]Finding, error) {}
-func (noDisplay) Start(Live)                 {}
-func (noDisplay) Stage(int)                  {}
-func (noDisplay) After()                     {}
-func (noDisplay) Stop()                      {}
+func (noDisplay) Preflight([]Finding, error)                   {}
+func (noDisplay) Rest(*timeline.Baseline, time.Duration, bool) {}
+func (noDisplay) Start(Live)                                   {}
+func (noDisplay) Stage(int)                                    {}
+func (noDisplay) After()                                       {}
+func (noDisplay) Stop()                                        {}
 
 // Check is scaleout check: the request bodies are rendered once (with a
 // stand-in model: the preflight finds the real one), then the preflight.
