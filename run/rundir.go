@@ -3,12 +3,14 @@ package run
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
+	"github.com/scaleout/scaleout/internal/atomicfile"
 	"github.com/scaleout/scaleout/internal/record"
 	"github.com/scaleout/scaleout/measure"
 	"github.com/scaleout/scaleout/scenario"
@@ -16,27 +18,35 @@ import (
 )
 
 // runDir is the run directory: requests.jsonl while the run goes on, the
-// report, the timeline CSV and the HTML page at the end.
+// report, the timeline CSV and the HTML page at the end. Every file but
+// requests.jsonl is written whole or not at all; requests.jsonl always
+// ends at a whole line.
 type runDir struct {
 	dir      string
-	requests *os.File
-	w        *bufio.Writer
+	fs       atomicfile.FS
+	requests *record.Lines
 	vegeta   *os.File
 	vw       *bufio.Writer
 }
 
-func createRunDir(dir string, s *scenario.Scenario, vegetaPath string) (*runDir, error) {
+func createRunDir(fsys atomicfile.FS, dir string, s *scenario.Scenario, vegetaPath string) (*runDir, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cannot create the run directory: %w", err)
 	}
 	if raw, err := os.ReadFile(s.File); err == nil {
-		_ = os.WriteFile(filepath.Join(dir, "scenario.yaml"), raw, 0o644)
+		err := atomicfile.Write(fsys, filepath.Join(dir, "scenario.yaml"), func(w io.Writer) error {
+			_, err := w.Write(raw)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("cannot write the run directory: %w", err)
+		}
 	}
-	f, err := os.Create(filepath.Join(dir, "requests.jsonl"))
+	f, err := fsys.Create(filepath.Join(dir, "requests.jsonl"))
 	if err != nil {
 		return nil, fmt.Errorf("cannot create requests.jsonl: %w", err)
 	}
-	d := &runDir{dir: dir, requests: f, w: bufio.NewWriterSize(f, 256<<10)}
+	d := &runDir{dir: dir, fs: fsys, requests: record.NewLines(f, 256<<10)}
 	if vegetaPath != "" {
 		if d.vegeta, err = os.Create(vegetaPath); err != nil {
 			f.Close()
@@ -47,48 +57,23 @@ func createRunDir(dir string, s *scenario.Scenario, vegetaPath string) (*runDir,
 	return d, nil
 }
 
-// writeReport writes report.json, timeline.csv and report.html.
+// writeReport writes report.json, timeline.csv and report.html: all of
+// them, each whole, or none.
 func (d *runDir) writeReport(r *timeline.Report) error {
-	write := func(name string, render func(*bufio.Writer) error) error {
-		f, err := os.Create(filepath.Join(d.dir, name))
-		if err != nil {
-			return err
-		}
-		w := bufio.NewWriter(f)
-		if err := render(w); err != nil {
-			f.Close()
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		if err := w.Flush(); err != nil {
-			f.Close()
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		return f.Close()
-	}
-	if err := write("report.json", func(w *bufio.Writer) error { return timeline.WriteJSON(w, r) }); err != nil {
-		return err
-	}
-	if err := write("timeline.csv", func(w *bufio.Writer) error { return timeline.WriteCSV(w, r) }); err != nil {
-		return err
-	}
-	return write("report.html", func(w *bufio.Writer) error { return timeline.WriteHTML(w, r, HTMLAssets()) })
+	path := func(name string) string { return filepath.Join(d.dir, name) }
+	return atomicfile.WriteAll(d.fs, []atomicfile.Entry{
+		{Path: path("report.json"), Render: func(w io.Writer) error { return timeline.WriteJSON(w, r) }},
+		{Path: path("timeline.csv"), Render: func(w io.Writer) error { return timeline.WriteCSV(w, r) }},
+		{Path: path("report.html"), Render: func(w io.Writer) error { return timeline.WriteHTML(w, r, HTMLAssets()) }},
+	})
 }
 
 // close flushes and closes what is still open (idempotent).
 func (d *runDir) close() error {
-	var first error
-	if d.requests != nil {
-		if err := d.w.Flush(); err != nil {
-			first = err
-		}
-		if err := d.requests.Close(); err != nil && first == nil {
-			first = err
-		}
-		d.requests = nil
-	}
+	first := d.requests.Close()
 	if d.vegeta != nil {
 		if err := d.vw.Flush(); err != nil && first == nil {
-			first = err
+			first = fmt.Errorf("%s: %w", d.vegeta.Name(), err)
 		}
 		if err := d.vegeta.Close(); err != nil && first == nil {
 			first = err
@@ -110,10 +95,13 @@ func newRecorder(out *runDir, tl *timeline.Timeline, stages []scenario.Stage, ep
 	if out.vw != nil {
 		venc := vegeta.NewEncoder(out.vw)
 		also = func(req *measure.Request, stage string) error {
-			return venc.Encode(vegetaResult(req, stage, epoch, url))
+			if err := venc.Encode(vegetaResult(req, stage, epoch, url)); err != nil {
+				return fmt.Errorf("%s: %w", out.vegeta.Name(), err)
+			}
+			return nil
 		}
 	}
-	return record.New(out.w, tl, names, also)
+	return record.New(out.requests, tl, names, also)
 }
 
 // vegetaResult is a request in vegeta's terms, so vegeta report and vegeta

@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/scaleout/scaleout/internal/atomicfile"
 	"github.com/scaleout/scaleout/internal/weburl"
 	"github.com/scaleout/scaleout/loadgen"
 	"github.com/scaleout/scaleout/measure"
@@ -30,16 +32,22 @@ type Options struct {
 	Signals <-chan os.Signal // interrupts: the first stops the load, the next aborts requests in flight
 	Log     io.Writer        // what the run says as it goes (stderr)
 	Display Display          // the live view; nil for none
+
+	fs atomicfile.FS // where the run directory is written; nil: the OS (tests inject a full disk)
 }
 
 // Display is the live view of a run (the command's progress bars or
 // lines). Its methods are called in order from the run's goroutine.
 type Display interface {
 	Preflight(findings []Finding, err error) // the preflight's findings, before the load
-	Start(l Live)                            // the load is about to start
-	Stage(i int)                             // stage i starts
-	After()                                  // the load is over; the observation goes on
-	Stop()                                   // the run is over: stop drawing before the report is printed
+	// Rest shows the fleet read before the load while the run waits for
+	// it to be at rest (limit: observe.rest_wait; 0 does not wait); done
+	// on the last reading, when the wait is over either way.
+	Rest(b *timeline.Baseline, limit time.Duration, done bool)
+	Start(l Live) // the load is about to start
+	Stage(i int)  // stage i starts
+	After()       // the load is over; the observation goes on
+	Stop()        // the run is over: stop drawing before the report is printed
 }
 
 // Live is what a display may read while the run goes on.
@@ -80,6 +88,9 @@ func Run(ctx context.Context, p *Plan, o Options) (*Result, error) {
 	if o.Display == nil {
 		o.Display = noDisplay{}
 	}
+	if o.fs == nil {
+		o.fs = atomicfile.OS
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	r := &runner{p: p, o: o, sig: watchInterrupts(ctx, o.Signals)}
@@ -116,6 +127,13 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 
+	// The fleet before the load: the baseline the KPIs and expectations
+	// are measured from, once it is at rest (or refused when it never is).
+	base, baseAt, err := r.awaitRest(ctx)
+	if err != nil {
+		return nil, err
+	}
+
 	// The run directory, before the load: a run that fails half-way still
 	// leaves its records.
 	started := time.Now()
@@ -123,7 +141,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	if dir == "" {
 		dir = filepath.Join("runs", s.Name+"-"+started.UTC().Format("20060102T150405Z"))
 	}
-	out, err := createRunDir(dir, s, r.o.VegetaResults)
+	out, err := createRunDir(r.o.fs, dir, s, r.o.VegetaResults)
 	if err != nil {
 		return nil, cannotRun(err)
 	}
@@ -138,8 +156,12 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 
 	// The clock starts: epoch is the first stage's start.
 	tcfg := r.p.timelineConfig()
-	tl := timeline.New(tcfg)
 	epoch := time.Now()
+	if base != nil {
+		base.T = -math.Round(epoch.Sub(baseAt).Seconds()*1000) / 1000
+	}
+	tcfg.Baseline = base
+	tl := timeline.New(tcfg)
 	rec := newRecorder(out, tl, s.Load, epoch, weburl.Redact(s.Target.URL+bodies.Path()))
 	maxInFlight := s.MaxInFlight
 	if maxInFlight == 0 {
@@ -247,9 +269,8 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	background.Wait()
 	r.o.Display.Stop()
 	res := &Result{Dir: out.dir}
-	if err := rec.Close(out.close); err != nil {
-		res.WriteErr = fmt.Errorf("requests.jsonl: %w", err)
-	}
+	res.WriteErr = rec.Close(out.close)
+	lines := out.requests.Count()
 
 	// The report: timeline, counters, expectations, client check, guard,
 	// verdict, files.
@@ -272,6 +293,10 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		}
 	}
 	rep := tl.Report(end, meta)
+	rep.RequestsJSONL = &lines
+	if lines < rep.Load.Requests {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("requests.jsonl holds %d of the %d requests: %v", lines, rep.Load.Requests, res.WriteErr))
+	}
 	res.Report = rep
 	if r.p.Sim.Embedded() {
 		rep.Server = simCount(r.p.Sim)
@@ -288,9 +313,19 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	rep.Expectations = evaluate(r.p.Expect, rep)
 	timeline.CheckClient(rep)
 	r.guard(ctx, rep)
-	rep.Verdict = Decide(rep, r.o.StrictGuard)
-	if err := out.writeReport(rep); err != nil && res.WriteErr == nil {
+	// The verdict, then the files. When they cannot all be written the
+	// verdict says so, and the files are tried once more with it: none of
+	// them may claim a pass the run directory does not hold.
+	rep.Verdict = Decide(rep, r.o.StrictGuard, res.WriteErr)
+	if err := out.writeReport(rep); err != nil {
+		if res.WriteErr != nil {
+			err = fmt.Errorf("%w; %w", res.WriteErr, err)
+		}
 		res.WriteErr = err
+		if v := Decide(rep, r.o.StrictGuard, res.WriteErr); v != rep.Verdict {
+			rep.Verdict = v
+			_ = out.writeReport(rep)
+		}
 	}
 	return res, failure
 }
@@ -520,11 +555,12 @@ func (in *interrupts) count() int {
 // noDisplay shows nothing.
 type noDisplay struct{}
 
-func (noDisplay) Preflight([]Finding, error) {}
-func (noDisplay) Start(Live)                 {}
-func (noDisplay) Stage(int)                  {}
-func (noDisplay) After()                     {}
-func (noDisplay) Stop()                      {}
+func (noDisplay) Preflight([]Finding, error)                   {}
+func (noDisplay) Rest(*timeline.Baseline, time.Duration, bool) {}
+func (noDisplay) Start(Live)                                   {}
+func (noDisplay) Stage(int)                                    {}
+func (noDisplay) After()                                       {}
+func (noDisplay) Stop()                                        {}
 
 // Check is scaleout check: the request bodies are rendered once (with a
 // stand-in model: the preflight finds the real one), then the preflight.

@@ -1,6 +1,7 @@
 package run
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/scaleout/scaleout/timeline"
@@ -32,9 +33,18 @@ func TestDecide(t *testing.T) {
 		{"partial keeps what it measured", timeline.Report{Expectations: []timeline.Outcome{ok}, Partial: true}, false, timeline.Pass},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			if got := Decide(&c.r, c.strict); got != c.want {
+			if got := Decide(&c.r, c.strict, nil); got != c.want {
 				t.Errorf("Decide = %s, want %s", got, c.want)
 			}
 		})
+	}
+}
+
+// A run whose results could not be written is never a pass, whatever it
+// measured.
+func TestDecideUnwritten(t *testing.T) {
+	r := &timeline.Report{Expectations: []timeline.Outcome{{Expr: "desired >= 2 within 2m", OK: true}}}
+	if got := Decide(r, false, errors.New("no space left on device")); got != timeline.Unrecorded {
+		t.Errorf("Decide = %s, want %s", got, timeline.Unrecorded)
 	}
 }

@@ -113,6 +113,7 @@ type Observe struct {
 	Scrape       []string // /metrics pages to read directly instead of Prometheus
 	Interval     time.Duration
 	After        time.Duration // how long to keep watching once the load has stopped
+	RestWait     time.Duration // how long to wait before the load for the fleet to be at rest (0: do not wait)
 	VLLM         string        // label selector of the vLLM pods' series, e.g. {namespace="inference"}
 	HPA          string        // NAMESPACE/NAME of the HPA
 	Deployment   string        // NAMESPACE/NAME of the scaled Deployment
@@ -145,6 +146,9 @@ const (
 	// DefaultAfter covers the HPA's 300 s scale-down stabilization window
 	// plus a few syncs, so scale-in can be seen when the HPA is observed.
 	DefaultAfter = 6 * time.Minute
+	// DefaultRestWait is as long: a fleet left scaled out by an earlier run
+	// is back at rest after the same window.
+	DefaultRestWait = DefaultAfter
 )
 
 // Load reads and checks the scenario at path. Errors are Errors (every
@@ -467,7 +471,7 @@ func (s *Scenario) readExpects(r *reader, n *yaml.Node, field string) []Expect {
 func (s *Scenario) readObserve(r *reader, n *yaml.Node) {
 	m := r.mapping(n, "observe")
 	o := &s.Observe
-	o.Interval = DefaultInterval
+	o.Interval, o.RestWait = DefaultInterval, DefaultRestWait
 	if v := m.get("prometheus"); v != nil {
 		o.Prometheus = r.str(v, "observe.prometheus")
 		s.pos["observe.prometheus"] = v
@@ -488,6 +492,9 @@ func (s *Scenario) readObserve(r *reader, n *yaml.Node) {
 	if v := m.get("after"); v != nil {
 		o.After = r.duration(v, "observe.after")
 		s.afterSet = true
+	}
+	if v := m.get("rest_wait"); v != nil {
+		o.RestWait = r.duration(v, "observe.rest_wait")
 	}
 	if v := m.get("vllm"); v != nil {
 		o.VLLM = r.str(v, "observe.vllm")
@@ -591,6 +598,7 @@ type Overrides struct {
 	Scrape       []string
 	Interval     time.Duration
 	After        *time.Duration
+	RestWait     *time.Duration
 	ScaledObject string
 	Expect       []string
 }
@@ -629,6 +637,12 @@ func (s *Scenario) Apply(o Overrides) error {
 	}
 	if o.After != nil {
 		s.Observe.After, s.afterSet = *o.After, true
+	}
+	if o.RestWait != nil {
+		if *o.RestWait < 0 {
+			flagErr("--rest-wait", "%s is negative (0 does not wait)", *o.RestWait)
+		}
+		s.Observe.RestWait = *o.RestWait
 	}
 	if o.ScaledObject != "" {
 		if _, err := os.Stat(o.ScaledObject); err != nil {

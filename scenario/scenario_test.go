@@ -417,3 +417,26 @@ func TestFromFlags(t *testing.T) {
 		t.Errorf("both sources: %v", err)
 	}
 }
+
+// observe.rest_wait defaults to 6 minutes; the file sets it, --rest-wait
+// wins over the file, and a negative flag is an error.
+func TestRestWait(t *testing.T) {
+	s, err := Parse("s.yaml", []byte("load: [{duration: 1s, rate: 1/s}]\n"), env(nil))
+	if err != nil || s.Observe.RestWait != DefaultRestWait {
+		t.Fatalf("default: %v, %v", s.Observe.RestWait, err)
+	}
+	s, err = Parse("s.yaml", []byte("load: [{duration: 1s, rate: 1/s}]\nobserve: {rest_wait: 2m}\n"), env(nil))
+	if err != nil || s.Observe.RestWait != 2*time.Minute {
+		t.Fatalf("rest_wait 2m: %v, %v", s.Observe.RestWait, err)
+	}
+	zero, negative := time.Duration(0), -time.Second
+	if err := s.Apply(Overrides{RestWait: &zero}); err != nil || s.Observe.RestWait != 0 {
+		t.Errorf("--rest-wait 0: %v, %v", s.Observe.RestWait, err)
+	}
+	if err := s.Apply(Overrides{RestWait: &negative}); err == nil || !strings.Contains(err.Error(), "--rest-wait: -1s is negative (0 does not wait)") {
+		t.Errorf("--rest-wait -1s: %v", err)
+	}
+	if _, err := Parse("s.yaml", []byte("load: [{duration: 1s, rate: 1/s}]\nobserve: {rest_wait: -1s}\n"), env(nil)); err == nil || !strings.Contains(err.Error(), "observe.rest_wait") {
+		t.Errorf("rest_wait -1s: %v", err)
+	}
+}

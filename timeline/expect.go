@@ -24,6 +24,19 @@ import (
 // does (always), when the samples meet them without a break for a while
 // (for), or when the last sample does (at end). KPIs and load figures are
 // single numbers and take no when.
+//
+// The conditions that hold on one sample or a run of them (no when, within,
+// for, after load) say that something comes about in the run. When the run
+// read a baseline and the series already met the condition then, a sample
+// counts only after one has not met it: a value that was there before the
+// load proves nothing about the load. always and at end are states, checked
+// as they are.
+//
+// for D holds once the samples that meet it in a row span D less half an
+// interval, with D first rounded up to whole intervals: samples come one
+// interval apart, give or take a few milliseconds, and that jitter must not
+// cost a whole interval (at 15 s, for 30s holds on three samples in a row
+// 29.999 s apart; for 20s needs three as well).
 type Expectation struct {
 	Text    string
 	Subject string
@@ -420,6 +433,31 @@ type point struct {
 	v *float64
 }
 
+// forSpan is how far apart the first and last of a run of samples must be
+// for a for-d condition, at one sample every interval: d rounded up to
+// whole intervals, less half an interval for the jitter of sample times.
+func forSpan(d, interval time.Duration) time.Duration {
+	if d <= 0 || interval <= 0 {
+		return d
+	}
+	n := (d + interval - 1) / interval
+	return n*interval - interval/2
+}
+
+// before is the value a series had before the load and where it was read,
+// when the report has a baseline: its value there, else (a gap) the
+// series' first value.
+func (r *Report) before(name string) (v float64, from string, ok bool) {
+	if r.Baseline == nil {
+		return 0, "", false
+	}
+	if b := r.Baseline.Values[name]; b != nil {
+		return *b, "at the baseline", true
+	}
+	v, ok = r.KPIs.Start[name]
+	return v, "at its first sample (no baseline value)", ok
+}
+
 func (e *Expectation) points(r *Report) []point {
 	var pts []point
 	for _, row := range r.Timeline {
@@ -457,6 +495,30 @@ func (e *Expectation) evalSeries(r *Report) Outcome {
 		}
 		return fmt.Sprintf("not met %s: best seen %s %s at %s", scope, e.Subject, e.show(*best.v), Clock(best.t))
 	}
+	// armed: a sample that meets the condition counts (see Expectation);
+	// carried counts those that met it only as they did before the load.
+	base, baseAt, known := r.before(e.Subject)
+	armed := !known || !e.holds(base)
+	carried := 0
+	// observe takes the next sample: whether it counts, and whether its
+	// value meets the condition at all.
+	observe := func(p point) (counts, meets bool) {
+		meets = p.v != nil && e.holds(*p.v)
+		if p.v != nil && !meets {
+			armed = true
+		}
+		if meets && !armed {
+			carried++
+		}
+		return meets && armed, meets
+	}
+	unproven := func(scope string) string {
+		if scope != "" {
+			scope = " " + scope
+		}
+		return fmt.Sprintf("not shown%s: it already held before the load (%s %s %s) and never stopped holding, so the load did not bring it about",
+			scope, e.Subject, e.show(base), baseAt)
+	}
 	switch e.When {
 	case WhenEver, WhenWithin, WhenAfterLoad:
 		scope := "during the run"
@@ -475,13 +537,17 @@ func (e *Expectation) evalSeries(r *Report) Outcome {
 		}
 		gaps := 0
 		for _, p := range pts {
-			if p.t < from || p.t > to {
+			if p.t > to {
+				break
+			}
+			counts, meets := observe(p)
+			if p.t < from {
 				continue
 			}
 			if p.v == nil {
 				gaps++
 			}
-			if p.v != nil && e.holds(*p.v) {
+			if counts {
 				out.OK = true
 				out.Detail = fmt.Sprintf("held at %s (%s %s)", Clock(p.t), e.Subject, e.show(*p.v))
 				if e.When == WhenAfterLoad {
@@ -489,7 +555,13 @@ func (e *Expectation) evalSeries(r *Report) Outcome {
 				}
 				return out
 			}
-			consider(p)
+			if !meets {
+				consider(p)
+			}
+		}
+		if !armed {
+			out.Detail = unproven(scope)
+			return out
 		}
 		out.Detail = bestText(scope)
 		if gaps > 0 && best != nil {
@@ -527,40 +599,52 @@ func (e *Expectation) evalSeries(r *Report) Outcome {
 		}
 		out.Detail = e.Subject + " had no value at the end"
 	case WhenFor:
+		need := forSpan(e.For, time.Duration(r.IntervalS*float64(time.Second))).Seconds()
 		var since *float64
 		longest := 0.0
 		for _, p := range pts {
-			if p.v == nil || !e.holds(*p.v) {
+			if counts, meets := observe(p); !counts {
 				since = nil
-				consider(p)
+				if !meets {
+					consider(p)
+				}
 				continue
 			}
 			if since == nil {
 				since = fptr(p.t)
 			}
 			longest = max(longest, p.t-*since)
-			if p.t-*since >= e.For.Seconds() {
+			if p.t-*since >= need-1e-9 {
 				out.OK = true
 				out.Detail = fmt.Sprintf("held from %s to %s", Clock(*since), Clock(p.t))
 				return out
 			}
 		}
-		if longest > 0 {
+		switch {
+		case !armed:
+			out.Detail = unproven("")
+		case longest > 0:
 			out.Detail = fmt.Sprintf("held for %s at most, not %s", span(longest), span(e.For.Seconds()))
-		} else {
+		default:
 			out.Detail = bestText("at any time")
 		}
+	}
+	if carried > 0 && armed && !out.OK {
+		out.Detail += fmt.Sprintf(" (%s met it only as it did before the load: %s %s %s)",
+			plural(float64(carried), "earlier sample"), e.Subject, e.show(base), baseAt)
 	}
 	return out
 }
 
 // Live is an expectation checked while the run goes on (a stage's until):
 // a series condition on the latest sample, with for measured across
-// consecutive samples.
+// consecutive samples, and, as at the end, only once it has come about.
 type Live struct {
-	e     *Expectation
-	since time.Duration
-	on    bool
+	e       *Expectation
+	since   time.Duration
+	on      bool
+	decided bool // armed is known: the value before the load is
+	armed   bool
 }
 
 // NewLive makes a live check of a series expectation; only series
@@ -577,14 +661,23 @@ func NewLive(e *Expectation) (*Live, error) {
 
 // Holds checks the timeline's latest sample.
 func (l *Live) Holds(t *Timeline) bool {
+	if !l.decided {
+		if b, known, applies := t.before(l.e.Subject); !applies || known {
+			l.decided, l.armed = true, !applies || !l.e.holds(b)
+		}
+	}
 	s := t.Latest()
 	v, ok := t.ValueIn(s, l.e.Subject)
-	if !ok || !v.OK() || !l.e.holds(v.V) {
+	met := ok && v.OK() && l.e.holds(v.V)
+	if ok && v.OK() && !met {
+		l.armed = true
+	}
+	if !met || !l.armed {
 		l.on = false
 		return false
 	}
 	if !l.on {
 		l.on, l.since = true, s.At
 	}
-	return s.At-l.since >= l.e.For
+	return s.At-l.since >= forSpan(l.e.For, t.cfg.Interval)
 }

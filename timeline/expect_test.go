@@ -143,6 +143,57 @@ func TestLive(t *testing.T) {
 	}
 }
 
+// Sampling jitter does not cost a for condition an interval: samples come
+// one interval apart give or take milliseconds, and "for 30s" at 15 s holds
+// on three samples in a row, even 29.999 s apart (issue 11, item 9).
+func TestForToleratesSamplingJitter(t *testing.T) {
+	cases := []struct {
+		name     string
+		interval time.Duration
+		expr     string
+		at       []float64 // sample times, seconds; the first does not meet the condition, the rest do
+		heldAt   float64   // -1: never
+	}{
+		{"one late sample", 15 * sec, "ready >= 5 for 30s", []float64{180, 195.001, 210.002, 225.000, 240.001}, 225},
+		{"on time", 15 * sec, "ready >= 5 for 30s", []float64{180, 195, 210, 225, 240}, 225},
+		{"two samples are not 30s", 15 * sec, "ready >= 5 for 30s", []float64{180, 195.001, 210.002}, -1},
+		{"a dropped tick", 15 * sec, "ready >= 5 for 30s", []float64{180, 195.001, 225.000}, 225},
+		{"20s rounds up to two intervals", 15 * sec, "ready >= 5 for 20s", []float64{180, 195, 210.001, 225}, 225},
+		{"short interval", sec, "ready >= 5 for 2s", []float64{0, 1.001, 2.0, 3.0, 4.0}, 3},
+		{"a gap breaks it", 15 * sec, "ready >= 5 for 30s", []float64{180, 195, -210, 225, 240, 255}, 255},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tl := New(Config{Interval: c.interval, Series: series(platform.Ready)})
+			l, err := NewLive(mustParse(t, c.expr))
+			if err != nil {
+				t.Fatal(err)
+			}
+			liveAt := -1.0
+			for i, s := range c.at {
+				var v any = 5
+				switch {
+				case i == 0:
+					v = 4
+				case s < 0:
+					v, s = "gap", -s
+				}
+				tl.AddSample(sample(time.Duration(s*float64(sec)), v))
+				if l.Holds(tl) && liveAt < 0 {
+					liveAt = s
+				}
+			}
+			if liveAt != c.heldAt {
+				t.Errorf("until: held at %v, want %v", liveAt, c.heldAt)
+			}
+			o := mustParse(t, c.expr).Evaluate(tl.Report(time.Duration((c.at[len(c.at)-1]+1)*float64(sec)), Meta{}))
+			if o.OK != (c.heldAt >= 0) || o.OK && !strings.HasSuffix(o.Detail, " to "+Clock(c.heldAt)) {
+				t.Errorf("expectation: ok %v %q, want held at %v", o.OK, o.Detail, c.heldAt)
+			}
+		})
+	}
+}
+
 func mustParse(t *testing.T, s string) *Expectation {
 	t.Helper()
 	e, err := ParseExpectation(s, names)

@@ -176,6 +176,7 @@ h2 { font-size: 16px; margin: 28px 0 8px; }
 .verdict.pass { background: #dff3e4; color: #11632b; }
 .verdict.fail { background: #fbe1df; color: #a1160a; }
 .verdict.none { background: #eceff3; color: #3b4450; }
+.verdict.unrecorded { background: #fbe1df; color: #a1160a; }
 .partial { background: #fff4d6; color: #7a5200; padding: 6px 10px; border-radius: 4px; }
 pre { background: #f6f8fa; padding: 10px 12px; border-radius: 4px; overflow-x: auto; font-size: 12.5px; }
 table { border-collapse: collapse; font-size: 13px; }

@@ -41,6 +41,30 @@ type Report struct {
 	Server         *ServerCount   `json:"server,omitempty"`
 	ClientLimited  *ClientLimited `json:"client_limited,omitempty"`
 	Notes          []string       `json:"notes,omitempty"`
+	Baseline       *Baseline      `json:"baseline,omitempty"`
+	// RequestsJSONL is how many whole lines requests.jsonl holds (one per
+	// request; fewer than load.requests when writing it failed).
+	RequestsJSONL *int64 `json:"requests_jsonl_lines,omitempty"`
+}
+
+// Baseline is the fleet as the run found it, read just before the first
+// request. The KPIs measure changes from it, and an expectation that says
+// something comes about (no when, within, for, after load) does not count a
+// value that already met it then.
+type Baseline struct {
+	T      float64             `json:"t_s"`            // when it was read, from the epoch (negative: before the load)
+	Values map[string]*float64 `json:"values"`         // every series; null for a gap
+	Gaps   map[string]string   `json:"gaps,omitempty"` // series → why it had no value
+	// MinReplicas is the HPA's minimum when known, and MinFrom where it
+	// was read: "hpa" (kube-state-metrics), "scaledobject" or "sim".
+	MinReplicas *float64 `json:"min_replicas,omitempty"`
+	MinFrom     string   `json:"min_from,omitempty"`
+	// AtRest: nothing waiting or running, and desired, current and ready
+	// equal (and at the minimum when it is known), by the series observed.
+	// NotAtRest says what kept it from rest.
+	AtRest    bool     `json:"at_rest"`
+	NotAtRest []string `json:"not_at_rest,omitempty"`
+	WaitedS   float64  `json:"waited_s"` // how long the run waited for rest before the load
 }
 
 // ReportVersion is bumped when a field changes meaning or goes away.
@@ -163,6 +187,9 @@ const (
 	Pass Verdict = "pass" // every expectation held and nothing blocked a pass
 	Fail Verdict = "fail" // an expectation failed, or the client, or a strict guard
 	None Verdict = "none" // nothing was expected, and nothing failed
+	// Unrecorded: the run directory could not be written whole, whatever
+	// was measured (the command exits 3).
+	Unrecorded Verdict = "unrecorded"
 )
 
 // EndedBy says why a stage ended.
@@ -230,7 +257,7 @@ type KPIs struct {
 	ReadyIn      *float64           `json:"ready_in_s"`                // load stop → ready back to its starting value
 	IntentLag    *float64           `json:"intent_lag_s"`              // predicted desired first rose → observed desired first rose
 	FallsInLoad  int                `json:"desired_falls_during_load"` // times desired fell while the load still ran
-	Start        map[string]float64 `json:"start"`                     // the value each series started from
+	Start        map[string]float64 `json:"start"`                     // the value each series started from: the baseline's, else its first sample's
 	Peak         map[string]float64 `json:"peak"`
 	PeakAt       map[string]float64 `json:"peak_at_s"`
 	// Earliest holds, for a KPI first seen when its series came back from a

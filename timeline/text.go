@@ -52,10 +52,42 @@ func writeHeader(w *errWriter, r *Report) {
 	} else {
 		w.printf("observed: nothing (no prometheus or scrape given: load only)\n")
 	}
+	writeBaseline(w, r)
 	if r.Partial {
 		w.printf("PARTIAL RUN: %s — what was measured up to then is below\n", orDash(r.PartialReason))
 	}
 	w.printf("\n")
+}
+
+// writeBaseline says how the run found the fleet before the load.
+func writeBaseline(w *errWriter, r *Report) {
+	b := r.Baseline
+	if b == nil {
+		return
+	}
+	var vals []string
+	for _, name := range []string{platform.Waiting, platform.Running, platform.Desired, platform.Current, platform.Ready} {
+		if v, ok := b.Values[name]; ok {
+			if v == nil {
+				vals = append(vals, name+" ?")
+			} else {
+				vals = append(vals, name+" "+num(*v))
+			}
+		}
+	}
+	if b.MinReplicas != nil {
+		vals = append(vals, fmt.Sprintf("min %s (%s)", num(*b.MinReplicas), b.MinFrom))
+	}
+	waited := ""
+	if b.WaitedS >= 0.5 {
+		waited = fmt.Sprintf(", after waiting %s for it", span(b.WaitedS))
+	}
+	if b.AtRest {
+		w.printf("baseline: at rest%s: %s\n", waited, strings.Join(vals, " · "))
+		return
+	}
+	w.printf("baseline: NOT AT REST (%s)%s: %s\n", strings.Join(b.NotAtRest, "; "), waited, strings.Join(vals, " · "))
+	w.printf("          expectations that already held before the load do not count; the KPIs are changes from it\n")
 }
 
 // column is one column of the terminal table.
@@ -456,6 +488,8 @@ func writeVerdict(w *errWriter, r *Report) {
 		w.printf("\nverdict: PASS\n")
 	case "fail":
 		w.printf("\nverdict: FAIL\n")
+	case Unrecorded:
+		w.printf("\nverdict: NOT RECORDED (the run directory could not be written whole)\n")
 	default:
 		w.printf("\nverdict: none (no expectations given)\n")
 	}

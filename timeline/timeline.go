@@ -27,6 +27,10 @@ type Config struct {
 	// one before that is an event: one HPA sync plus one sample (0: 15 s
 	// plus the interval).
 	Grace time.Duration
+	// Baseline is the fleet before the load (nil: none was read): the
+	// series start from its values, and the waiting crossing from its
+	// queue.
+	Baseline *Baseline
 }
 
 // SLO are per-request objectives for goodput; zero fields are not checked.
@@ -151,7 +155,46 @@ func New(cfg Config) *Timeline {
 	for _, p := range cfg.Stages {
 		t.stages = append(t.stages, &stageState{plan: p, load: newLoad()})
 	}
+	if b := cfg.Baseline; b != nil {
+		for name, v := range b.Values {
+			if v != nil {
+				t.start[name] = *v
+			}
+		}
+		get := func(name string) (float64, bool) {
+			if v := b.Values[name]; v != nil {
+				return *v, true
+			}
+			return 0, false
+		}
+		if w, ok := get(platform.Waiting); ok {
+			limit, _ := t.queueLimit(get)
+			t.above = w > limit
+		}
+	}
 	return t
+}
+
+// queueLimit is where waiting crosses: threshold × replicas (current, else
+// ready, else 1).
+func (t *Timeline) queueLimit(get func(string) (float64, bool)) (limit, reps float64) {
+	reps = 1
+	if c, ok := get(platform.Current); ok && c > 0 {
+		reps = c
+	} else if r, ok := get(platform.Ready); ok && r > 0 {
+		reps = r
+	}
+	return t.cfg.Threshold * reps, reps
+}
+
+// before is the value a series had before the load, which an event-like
+// expectation must not count (see Expectation): the baseline's, else the
+// series' first value. applies is false when no baseline was read.
+func (t *Timeline) before(name string) (v float64, known, applies bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	v, known = t.start[name]
+	return v, known, t.cfg.Baseline != nil
 }
 
 func (t *Timeline) rowAt(at time.Duration) *row {
@@ -442,13 +485,7 @@ func (t *Timeline) sampleEvents(s measure.Sample) []Event {
 	}
 	// The waiting crossing: above threshold × replicas (current, else ready, else 1).
 	if w, ok := t.val(s.Values, platform.Waiting); ok {
-		reps := 1.0
-		if c, ok := t.val(s.Values, platform.Current); ok && c > 0 {
-			reps = c
-		} else if r, ok := t.val(s.Values, platform.Ready); ok && r > 0 {
-			reps = r
-		}
-		limit := t.cfg.Threshold * reps
+		limit, reps := t.queueLimit(func(name string) (float64, bool) { return t.val(s.Values, name) })
 		switch {
 		case w > limit && !t.above:
 			t.above = true
@@ -647,7 +684,7 @@ func (t *Timeline) Report(end time.Duration, m Meta) *Report {
 		Version: ReportVersion, Scenario: m.Scenario, File: m.File, Started: m.Started.UTC(),
 		DurationS: secs(end), Partial: m.Partial, PartialReason: m.PartialReason, Target: m.Target,
 		IntervalS: secs(t.cfg.Interval), Threshold: t.cfg.Threshold, Verdict: None,
-		Notes: m.Notes, Expectations: []Outcome{},
+		Notes: m.Notes, Expectations: []Outcome{}, Baseline: t.cfg.Baseline,
 	}
 	for _, s := range t.cfg.Series {
 		r.Series = append(r.Series, SeriesInfo{Name: s.Name, Query: s.Query})

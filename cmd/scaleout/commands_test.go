@@ -196,3 +196,33 @@ guard: repause
 		t.Errorf("guard %+v", r.Guard)
 	}
 }
+
+// A run whose results cannot all be written (here the vegeta results go to
+// /dev/full, a device that is always full) is not recorded: exit 3, a line
+// that says why, and no PASS although every expectation held.
+func TestUnwrittenRunIsNotAPass(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end run")
+	}
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full here")
+	}
+	target, _ := fakeVLLM(t)
+	dir := t.TempDir()
+	p := writeFile(t, dir, "w.yaml", "target: {url: "+target.URL+"}\nload: [{name: only, duration: 1s, rate: 10/s}]\nexpect: [requests >= 5]\n")
+	out := filepath.Join(dir, "run")
+	c := newCLI()
+	if code := c.run(t, "run", p, "--out", out, "--vegeta-results", "/dev/full"); code != exitCannotRun {
+		t.Fatalf("exit %d, want 3\n%s\n%s", code, c.stdout.String(), c.stderr.String())
+	}
+	if text := c.stdout.String(); strings.Contains(text, "PASS") || !strings.Contains(text, "ok    requests >= 5") || !strings.Contains(text, "verdict: NOT RECORDED") {
+		t.Errorf("stdout:\n%s", text)
+	}
+	if want := "could not be written whole, so the run is not recorded (exit 3): /dev/full: "; !strings.Contains(c.stderr.String(), want) {
+		t.Errorf("stderr lacks %q:\n%s", want, c.stderr.String())
+	}
+	r := readReportFile(t, out)
+	if r.Verdict != "unrecorded" || r.RequestsJSONL == nil || *r.RequestsJSONL != r.Load.Requests || countLines(t, filepath.Join(out, "requests.jsonl")) != int(r.Load.Requests) {
+		t.Errorf("report.json: verdict %s, requests.jsonl lines %v of %d", r.Verdict, r.RequestsJSONL, r.Load.Requests)
+	}
+}

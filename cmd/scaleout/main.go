@@ -23,7 +23,7 @@ const (
 	exitOK          = 0   // ran, and every expectation held
 	exitFailed      = 1   // an expectation failed (or the guard, with --strict-guard)
 	exitUsage       = 2   // bad usage or scenario file
-	exitCannotRun   = 3   // target or Prometheus unreachable, preflight failed
+	exitCannotRun   = 3   // target or Prometheus unreachable, preflight failed, fleet not at rest, run directory not written
 	exitInterrupted = 130 // interrupted; the report is still written, marked partial
 )
 
@@ -102,7 +102,8 @@ Usage:
   scaleout version
 
 Run "scaleout COMMAND --help" for a command's flags. Exit codes: 0 pass, 1 an expectation failed,
-2 bad usage or scenario, 3 could not run (target, Prometheus or preflight), 130 interrupted.
+2 bad usage or scenario, 3 could not run (target, Prometheus, preflight, a fleet not at rest) or could not
+write the run directory, 130 interrupted.
 `
 
 // runMain dispatches a command line and returns the exit code.

@@ -271,12 +271,13 @@ func TestPrometheusGoesAway(t *testing.T) {
 	prom := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		calls++
-		if calls == 4 { // the preflight and a few samples: then Prometheus goes away
+		if calls == 5 { // the preflight, the baseline and a few samples: then Prometheus goes away
 			close(enough)
 		}
 		mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprint(w, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"2"]}]}}`)
+		// Nothing waiting: the fleet is at rest before the load.
+		fmt.Fprint(w, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"0"]}]}}`)
 	}))
 	dir := t.TempDir()
 	p := writeFile(t, dir, "away.yaml", `

@@ -39,6 +39,9 @@ type progress struct {
 	bars       *mpb.Progress
 	bar        *mpb.Bar
 	final      *atomic.Pointer[string] // the running bar's text once it is complete
+
+	restWhy  string    // what the rest line last said the run waits for
+	restTold time.Time // and when (plain lines)
 }
 
 var _ run.Display = (*progress)(nil)
@@ -52,6 +55,42 @@ func newProgress(e env, quiet bool) *progress {
 func (p *progress) Preflight(findings []run.Finding, err error) {
 	if !p.quiet || err != nil {
 		printFindings(p.e.stderr, findings, false)
+	}
+}
+
+// Rest shows what the run waits for before the load: on a terminal one
+// line rewritten in place, otherwise a line when the reason changes (and
+// every half minute). --quiet shows nothing.
+func (p *progress) Rest(b *timeline.Baseline, limit time.Duration, done bool) {
+	if p.quiet {
+		return
+	}
+	waited := time.Duration(b.WaitedS * float64(time.Second))
+	why := strings.Join(b.NotAtRest, "; ")
+	var line string
+	switch {
+	case b.AtRest:
+		line = fmt.Sprintf("scaleout: the fleet is at rest after %s; starting the load", clockOf(waited))
+	case limit == 0:
+		line = fmt.Sprintf("scaleout: the fleet is not at rest (%s): running from where it is (--rest-wait 0); expectations that already held before the load do not count", why)
+	case done: // the run refuses, and says why
+		if p.e.stderrTTY {
+			fmt.Fprintln(p.e.stderr)
+		}
+		return
+	default:
+		line = fmt.Sprintf("scaleout: waiting for the fleet to be at rest: %s · %s of at most %s (--rest-wait sets it; 0 runs from where it is)", why, clockOf(waited), clockOf(limit))
+	}
+	if p.e.stderrTTY {
+		fmt.Fprintf(p.e.stderr, "\r\033[K%s", line)
+		if done {
+			fmt.Fprintln(p.e.stderr)
+		}
+		return
+	}
+	if done || why != p.restWhy || time.Since(p.restTold) >= 30*time.Second {
+		p.restWhy, p.restTold = why, time.Now()
+		fmt.Fprintln(p.e.stderr, line)
 	}
 }
 

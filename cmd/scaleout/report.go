@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
 	"github.com/spf13/pflag"
 
+	"github.com/scaleout/scaleout/internal/atomicfile"
 	"github.com/scaleout/scaleout/run"
 	"github.com/scaleout/scaleout/timeline"
 )
@@ -38,14 +40,9 @@ func cmdReport(_ context.Context, e env, args []string) error {
 	if err := timeline.WriteText(e.stdout, reports[0], timeline.TextOptions{MaxRows: *rows}); err != nil {
 		return err
 	}
-	f, err := os.Create(filepath.Join(dir, "report.html"))
-	if err != nil {
-		return withCode(exitCannotRun, err)
-	}
-	err = timeline.WriteHTML(f, reports[0], run.HTMLAssets())
-	if cerr := f.Close(); err == nil {
-		err = cerr // closing may be what fails to write the page
-	}
+	err := atomicfile.Write(atomicfile.OS, filepath.Join(dir, "report.html"), func(w io.Writer) error {
+		return timeline.WriteHTML(w, reports[0], run.HTMLAssets())
+	})
 	if err != nil {
 		return withCode(exitCannotRun, err)
 	}

@@ -15,11 +15,12 @@ import (
 
 // runOptions are the flags of scaleout run.
 type runOptions struct {
-	over    scenario.Overrides
-	after   time.Duration
-	quiet   bool
-	maxRows int
-	run     run.Options
+	over     scenario.Overrides
+	after    time.Duration
+	restWait time.Duration
+	quiet    bool
+	maxRows  int
+	run      run.Options
 }
 
 // bindSources binds the flags that say where the load goes and where the
@@ -36,6 +37,7 @@ func (o *runOptions) bind(fs *pflag.FlagSet) {
 	bindSources(fs, &o.over)
 	fs.DurationVar(&o.over.Interval, "interval", 0, "sampling and timeline interval (overrides observe.interval)")
 	fs.DurationVar(&o.after, "after", 0, "how long to keep watching once the load stops (overrides observe.after)")
+	fs.DurationVar(&o.restWait, "rest-wait", scenario.DefaultRestWait, "how long to wait before the load for the fleet to be at rest, then refuse (exit 3); 0 runs from where it is (overrides observe.rest_wait)")
 	fs.StringArrayVar(&o.over.Expect, "expect", nil, `an expectation, e.g. "desired >= 2 within 2m" (repeatable)`)
 	fs.StringVar(&o.run.Out, "out", "", "run directory (default runs/<scenario>-<UTC time>)")
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "no progress; print only the verdict and the run directory")
@@ -60,6 +62,9 @@ func cmdRun(ctx context.Context, e env, args []string) error {
 	if fs.Changed("after") {
 		o.over.After = &o.after
 	}
+	if fs.Changed("rest-wait") {
+		o.over.RestWait = &o.restWait
+	}
 	p, err := run.Prepare(ctx, fs.Arg(0), o.over)
 	if err != nil {
 		return err
@@ -76,9 +81,6 @@ func cmdRun(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	r := res.Report
-	if res.WriteErr != nil {
-		fmt.Fprintf(e.stderr, "scaleout: writing the run directory: %v\n", res.WriteErr)
-	}
 	if o.quiet {
 		fmt.Fprintf(e.stdout, "verdict: %s · %s\n", r.Verdict, res.Dir)
 	} else {
@@ -87,9 +89,14 @@ func cmdRun(ctx context.Context, e env, args []string) error {
 		}
 		fmt.Fprintf(e.stdout, "run directory: %s\n", res.Dir)
 	}
+	if res.WriteErr != nil {
+		fmt.Fprintf(e.stderr, "scaleout: the run directory %s could not be written whole, so the run is not recorded (exit 3): %v\n", res.Dir, res.WriteErr)
+	}
 	switch {
 	case err != nil:
 		return err
+	case res.WriteErr != nil:
+		return silent(exitCannotRun)
 	case r.Partial:
 		return silent(exitInterrupted)
 	case r.Verdict == timeline.Fail:
