@@ -1,18 +1,16 @@
 package keda
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
 	yaml "go.yaml.in/yaml/v4"
 
+	"github.com/scaleout/scaleout/internal/yamlread"
 	"github.com/scaleout/scaleout/platform"
 	"github.com/scaleout/scaleout/promql"
 )
@@ -168,26 +166,6 @@ func avgCeiling(c platform.Class, threshold float64) string {
 	return fmt.Sprintf(" (a KV fraction is at most 1, so it asks for at most %d replicas)", int(math.Ceil(1/threshold)))
 }
 
-// ManifestError is a problem in a ScaledObject manifest, with its place.
-type ManifestError struct {
-	File  string
-	Line  int
-	Col   int
-	Field string
-	Msg   string
-}
-
-func (e *ManifestError) Error() string {
-	pos := e.File
-	if e.Line > 0 {
-		pos += fmt.Sprintf(":%d:%d", e.Line, e.Col)
-	}
-	if e.Field != "" {
-		return pos + ": " + e.Field + ": " + e.Msg
-	}
-	return pos + ": " + e.Msg
-}
-
 // ReadScaledObjects reads every ScaledObject of a manifest file (several
 // YAML documents may stand in it; other kinds are skipped).
 func ReadScaledObjects(path string) ([]*ScaledObject, error) {
@@ -199,104 +177,56 @@ func ReadScaledObjects(path string) ([]*ScaledObject, error) {
 }
 
 // ParseScaledObjects reads the ScaledObjects of data; file names it in
-// errors. It is an error when there is none.
+// errors. It is an error when there is none. Problems are
+// yamlread.Errors, each at its line and column.
 func ParseScaledObjects(file string, data []byte) ([]*ScaledObject, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
+	docs, err := yamlread.Documents(file, data)
+	if err != nil {
+		return nil, err
+	}
+	r := &soReader{Reader: &yamlread.Reader{File: file}}
 	var out []*ScaledObject
-	var errs []error
-	for doc := 0; ; doc++ {
-		var n yaml.Node
-		err := dec.Decode(&n)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, &ManifestError{File: file, Msg: "not valid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
-		}
-		if len(n.Content) == 0 {
-			continue
-		}
-		r := &soReader{file: file}
-		so := r.read(n.Content[0])
-		errs = append(errs, r.errs...)
-		if so != nil {
+	for _, doc := range docs {
+		if so := r.read(doc); so != nil {
 			out = append(out, so)
 		}
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	if err := r.Err(); err != nil {
+		return nil, err
 	}
 	if len(out) == 0 {
-		return nil, &ManifestError{File: file, Msg: "no ScaledObject (kind: ScaledObject, apiVersion: keda.sh/v1alpha1) in the file"}
+		return nil, yamlread.Errors{{File: file, Msg: "no ScaledObject (kind: ScaledObject, apiVersion: keda.sh/v1alpha1) in the file"}}
 	}
 	return out, nil
 }
 
-type soReader struct {
-	file   string
-	errs   []error
-	failed map[*yaml.Node]bool // the nodes an error names already
-}
+// soReader reads a manifest leniently: the fields scaleout does not use
+// are Kubernetes' business, not errors.
+type soReader struct{ *yamlread.Reader }
 
-func (r *soReader) fail(n *yaml.Node, field, format string, args ...any) {
-	e := &ManifestError{File: r.file, Field: field, Msg: fmt.Sprintf(format, args...)}
-	if n != nil {
-		e.Line, e.Col = n.Line, n.Column
-		if r.failed == nil {
-			r.failed = map[*yaml.Node]bool{}
-		}
-		r.failed[n] = true
-	}
-	r.errs = append(r.errs, e)
-}
+// get is the value at keys under n, or nil.
+func get(n *yaml.Node, keys ...string) *yaml.Node { return yamlread.Get(n, keys...) }
 
-// get returns the value of key in a mapping node, or nil.
-func get(n *yaml.Node, key string) *yaml.Node {
-	if n == nil || n.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == key {
-			v := n.Content[i+1]
-			for v.Kind == yaml.AliasNode {
-				v = v.Alias
-			}
-			return v
-		}
-	}
-	return nil
-}
-
-func path(n *yaml.Node, keys ...string) *yaml.Node {
-	for _, k := range keys {
-		n = get(n, k)
-	}
-	return n
-}
-
-func (r *soReader) str(n *yaml.Node) string {
-	if n == nil || n.Kind != yaml.ScalarNode {
+// str reads a string; nil or null is "".
+func (r *soReader) str(n *yaml.Node, field string) string {
+	if n == nil || yamlread.IsNull(n) {
 		return ""
 	}
-	return n.Value
+	s, _ := r.Scalar(n, field)
+	return s
 }
 
 func (r *soReader) num(n *yaml.Node, field string, def float64) float64 {
-	if n == nil || n.Tag == "!!null" {
+	if n == nil || yamlread.IsNull(n) {
 		return def
 	}
-	v, err := strconv.ParseFloat(strings.TrimSpace(r.str(n)), 64)
-	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-		r.fail(n, field, "%q is not a number", n.Value)
-		return def
-	}
-	return v
+	return r.Float(n, field)
 }
 
 func (r *soReader) int32(n *yaml.Node, field string, def int32) int32 {
 	v := r.num(n, field, float64(def))
 	if v != math.Trunc(v) || v < 0 || v > math.MaxInt32 {
-		r.fail(n, field, "%q is not a whole number of replicas", n.Value)
+		r.Failf(n, field, "%q is not a whole number of replicas", n.Value)
 		return def
 	}
 	return int32(v)
@@ -305,37 +235,38 @@ func (r *soReader) int32(n *yaml.Node, field string, def int32) int32 {
 func (r *soReader) seconds(n *yaml.Node, field string, def time.Duration) time.Duration {
 	v := r.num(n, field, def.Seconds())
 	if v < 0 {
-		r.fail(n, field, "%g is negative", v)
+		r.Failf(n, field, "%g is negative", v)
 		return def
 	}
 	return time.Duration(v * float64(time.Second))
 }
 
+// boolean reads "true" or "false", as KEDA's annotations hold them.
 func (r *soReader) boolean(n *yaml.Node, field string, def bool) bool {
 	if n == nil {
 		return def
 	}
-	switch strings.ToLower(strings.TrimSpace(r.str(n))) {
+	switch strings.ToLower(strings.TrimSpace(r.str(n, field))) {
 	case "true":
 		return true
 	case "false":
 		return false
 	}
-	r.fail(n, field, "%q is not true or false", n.Value)
+	r.Failf(n, field, "%q is not true or false", n.Value)
 	return def
 }
 
 func (r *soReader) read(doc *yaml.Node) *ScaledObject {
-	if r.str(get(doc, "kind")) != "ScaledObject" {
+	if k := get(doc, "kind"); k == nil || k.Value != "ScaledObject" {
 		return nil
 	}
-	so := &ScaledObject{File: r.file, Line: doc.Line, Namespace: "default", TargetKind: "Deployment"}
+	so := &ScaledObject{File: r.File, Line: doc.Line, Namespace: "default", TargetKind: "Deployment"}
 	meta := get(doc, "metadata")
-	so.Name = r.str(get(meta, "name"))
-	if so.Name == "" {
-		r.fail(doc, "metadata.name", "missing")
+	so.Name = r.str(get(meta, "name"), "metadata.name")
+	if so.Name == "" && !r.Reported(get(meta, "name")) {
+		r.Failf(doc, "metadata.name", "missing")
 	}
-	if ns := r.str(get(meta, "namespace")); ns != "" {
+	if ns := r.str(get(meta, "namespace"), "metadata.namespace"); ns != "" {
 		so.Namespace = ns
 	}
 	ann := get(meta, "annotations")
@@ -349,24 +280,24 @@ func (r *soReader) read(doc *yaml.Node) *ScaledObject {
 	}
 	spec := get(doc, "spec")
 	if spec == nil {
-		r.fail(doc, "spec", "missing")
+		r.Failf(doc, "spec", "missing")
 		return so
 	}
 	ref := get(spec, "scaleTargetRef")
-	so.Target = r.str(get(ref, "name"))
-	if so.Target == "" {
-		r.fail(spec, "spec.scaleTargetRef.name", "missing (the Deployment the ScaledObject scales)")
+	so.Target = r.str(get(ref, "name"), "spec.scaleTargetRef.name")
+	if so.Target == "" && !r.Reported(get(ref, "name")) {
+		r.Failf(spec, "spec.scaleTargetRef.name", "missing (the Deployment the ScaledObject scales)")
 	}
-	if k := r.str(get(ref, "kind")); k != "" {
+	if k := r.str(get(ref, "kind"), "spec.scaleTargetRef.kind"); k != "" {
 		so.TargetKind = k
 	}
 	so.Min = r.int32(get(spec, "minReplicaCount"), "spec.minReplicaCount", 0)
 	so.Max = r.int32(get(spec, "maxReplicaCount"), "spec.maxReplicaCount", 100)
 	so.PollingInterval = r.seconds(get(spec, "pollingInterval"), "spec.pollingInterval", 30*time.Second)
 	so.CooldownPeriod = r.seconds(get(spec, "cooldownPeriod"), "spec.cooldownPeriod", 300*time.Second)
-	hpaCfg := path(spec, "advanced", "horizontalPodAutoscalerConfig")
+	hpaCfg := get(spec, "advanced", "horizontalPodAutoscalerConfig")
 	so.HPAName = "keda-hpa-" + so.Name
-	if n := r.str(get(hpaCfg, "name")); n != "" {
+	if n := r.str(get(hpaCfg, "name"), "spec.advanced.horizontalPodAutoscalerConfig.name"); n != "" {
 		so.HPAName = n
 	}
 	if b := get(hpaCfg, "behavior"); b != nil {
@@ -374,7 +305,7 @@ func (r *soReader) read(doc *yaml.Node) *ScaledObject {
 	}
 	trigs := get(spec, "triggers")
 	if trigs == nil || trigs.Kind != yaml.SequenceNode || len(trigs.Content) == 0 {
-		r.fail(spec, "spec.triggers", "missing: a ScaledObject needs at least one trigger")
+		r.Failf(spec, "spec.triggers", "missing: a ScaledObject needs at least one trigger")
 		return so
 	}
 	for i, tn := range trigs.Content {
@@ -385,27 +316,27 @@ func (r *soReader) read(doc *yaml.Node) *ScaledObject {
 
 func (r *soReader) trigger(i int, n *yaml.Node) Trigger {
 	field := fmt.Sprintf("spec.triggers[%d]", i)
-	t := Trigger{Index: i, Line: n.Line, Type: r.str(get(n, "type")), Name: r.str(get(n, "name")), MetricType: AverageValue, IgnoreNullValues: true}
-	switch mt := r.str(get(n, "metricType")); mt {
+	t := Trigger{Index: i, Line: n.Line, Type: r.str(get(n, "type"), field+".type"), Name: r.str(get(n, "name"), field+".name"), MetricType: AverageValue, IgnoreNullValues: true}
+	switch mt := r.str(get(n, "metricType"), field+".metricType"); mt {
 	case "", "AverageValue":
 	case "Value":
 		t.MetricType = Value
 	default:
-		r.fail(get(n, "metricType"), field+".metricType", "%q is not supported here (AverageValue or Value)", mt)
+		r.Failf(get(n, "metricType"), field+".metricType", "%q is not supported here (AverageValue or Value)", mt)
 	}
 	if t.Type != "prometheus" {
 		return t
 	}
 	md := get(n, "metadata")
-	t.ServerAddress = r.str(get(md, "serverAddress"))
-	t.Query = strings.TrimSpace(r.str(get(md, "query")))
-	if t.Query == "" {
-		r.fail(n, field+".metadata.query", "missing: a prometheus trigger needs a query")
+	t.ServerAddress = r.str(get(md, "serverAddress"), field+".metadata.serverAddress")
+	t.Query = strings.TrimSpace(r.str(get(md, "query"), field+".metadata.query"))
+	if t.Query == "" && !r.Reported(get(md, "query")) {
+		r.Failf(n, field+".metadata.query", "missing: a prometheus trigger needs a query")
 	}
 	if th := get(md, "threshold"); th != nil {
 		t.Threshold = r.num(th, field+".metadata.threshold", 0)
 	} else {
-		r.fail(n, field+".metadata.threshold", "missing: KEDA needs a threshold for a prometheus trigger")
+		r.Failf(n, field+".metadata.threshold", "missing: KEDA needs a threshold for a prometheus trigger")
 	}
 	t.ActivationThreshold = r.num(get(md, "activationThreshold"), field+".metadata.activationThreshold", 0)
 	t.IgnoreNullValues = r.boolean(get(md, "ignoreNullValues"), field+".metadata.ignoreNullValues", true)
@@ -425,14 +356,14 @@ func (r *soReader) behavior(n *yaml.Node) *Behavior {
 		if w := get(rn, "stabilizationWindowSeconds"); w != nil {
 			into.StabilizationWindow = r.seconds(w, field+".stabilizationWindowSeconds", into.StabilizationWindow)
 		}
-		if s := r.str(get(rn, "selectPolicy")); s != "" {
+		if s := r.str(get(rn, "selectPolicy"), field+".selectPolicy"); s != "" {
 			into.SelectPolicy = s
 		}
 		if ps := get(rn, "policies"); ps != nil && ps.Kind == yaml.SequenceNode {
 			into.Policies = nil
 			for j, pn := range ps.Content {
 				pf := fmt.Sprintf("%s.policies[%d]", field, j)
-				into.Policies = append(into.Policies, Policy{Type: r.str(get(pn, "type")), Value: r.int32(get(pn, "value"), pf+".value", 0),
+				into.Policies = append(into.Policies, Policy{Type: r.str(get(pn, "type"), pf+".type"), Value: r.int32(get(pn, "value"), pf+".value", 0),
 					Period: r.seconds(get(pn, "periodSeconds"), pf+".periodSeconds", 15*time.Second)})
 			}
 		}
@@ -458,14 +389,14 @@ func (r *soReader) validateBehavior(n *yaml.Node, b Behavior) {
 	for _, e := range errs {
 		var be *BehaviorError
 		if !errors.As(e, &be) {
-			r.fail(n, behaviorField, "%v", e)
+			r.Failf(n, behaviorField, "%v", e)
 			continue
 		}
 		at := behaviorNode(n, be)
-		if r.failed[at] {
+		if r.Reported(at) {
 			continue
 		}
-		r.fail(at, behaviorField+"."+be.Path(manifestNames), "%s", be.Msg)
+		r.Failf(at, behaviorField+"."+be.Path(manifestNames), "%s", be.Msg)
 	}
 }
 

@@ -222,13 +222,26 @@ func TestManifestErrors(t *testing.T) {
 		{"kind: ScaledObject\nmetadata: {name: x}\nspec:\n  scaleTargetRef: {name: x}\n  triggers: [{type: prometheus, metadata: {query: 'sum(x)'}}]\n",
 			"m.yaml:5:14: spec.triggers[0].metadata.threshold: missing"},
 		{"kind: ScaledObject\nmetadata: {name: x}\nspec: {scaleTargetRef: {name: x}}\n", "spec.triggers: missing"},
-		{"a: [\n", "m.yaml: not valid YAML"},
+		{"a: [\n", "m.yaml:2:1: not valid YAML: did not find expected node content"},
 	}
 	for _, c := range cases {
 		_, err := ParseScaledObjects("m.yaml", []byte(c.doc))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("err = %v, want %q", err, c.want)
 		}
+	}
+}
+
+// TestManifestNotAString: a name given as a list is reported as that, once,
+// not again as missing.
+func TestManifestNotAString(t *testing.T) {
+	doc := "kind: ScaledObject\nmetadata: {name: [x]}\nspec:\n  scaleTargetRef: {name: {a: b}}\n  triggers: [{type: prometheus, metadata: {query: [q], threshold: '5'}}]\n"
+	_, err := ParseScaledObjects("m.yaml", []byte(doc))
+	want := "m.yaml:2:18: metadata.name: want a single value, got a list\n" +
+		"m.yaml:4:26: spec.scaleTargetRef.name: want a single value, got a mapping\n" +
+		"m.yaml:5:51: spec.triggers[0].metadata.query: want a single value, got a list"
+	if err == nil || err.Error() != want {
+		t.Errorf("got\n%v\nwant\n%s", err, want)
 	}
 }
 

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -120,6 +121,33 @@ func BenchmarkBody(b *testing.B) {
 			b.Fatal("empty body")
 		}
 		seq++
+	}
+}
+
+// BenchmarkNewBodies renders a pool: 1024 synthetic prompts, and 1024 chat
+// messages arrays as a prompt file gives them (a system message first).
+func BenchmarkNewBodies(b *testing.B) {
+	msgs := make(listSource, 1024)
+	for i := range msgs {
+		msgs[i] = Prompt{Text: "x", Messages: json.RawMessage(fmt.Sprintf(
+			`[{"role":"system","content":"You are terse."},{"role":"user","content":[{"type":"text","text":"question %d: %s"}]}]`, i, strings.Repeat("why? ", 50)))}
+	}
+	for _, c := range []struct {
+		name string
+		spec RequestSpec
+	}{
+		{"completions-synthetic", RequestSpec{API: APICompletions, Prompts: Synthetic(measure.Fixed(128), 1)}},
+		{"chat-messages", RequestSpec{API: APIChat, Prompts: msgs}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			c.spec.Model, c.spec.MaxTokens, c.spec.Stream = "Qwen/Qwen2.5-1.5B-Instruct", measure.Fixed(64), true
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := NewBodies(c.spec); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

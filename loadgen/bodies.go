@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/scaleout/scaleout/measure"
 )
@@ -175,13 +176,17 @@ func NewBodies(spec RequestSpec) (*Bodies, error) {
 		var err error
 		if b.api == APICompletions {
 			err = enc.Encode(completionsBody{
-				Model: spec.Model, Prompt: p.Text, MaxTokens: mt, Stream: spec.Stream,
+				Model: spec.Model, Prompt: marker + p.Text, MaxTokens: mt, Stream: spec.Stream,
 				StreamOptions: opts, IgnoreEOS: spec.IgnoreEOS, Temperature: spec.Temperature,
 			})
 		} else {
-			var msgs any = []chatMessage{{Role: "user", Content: p.Text}}
-			if p.Messages != nil {
-				msgs = p.Messages
+			var msgs any
+			if p.Messages == nil {
+				msgs = []chatMessage{{Role: "user", Content: marker + p.Text}}
+			} else if m := markMessages(p.Messages); m != nil {
+				msgs = m
+			} else {
+				return nil, fmt.Errorf("loadgen: prompt %d (%s): no text to start with the request id", idx, spec.Prompts)
 			}
 			err = enc.Encode(chatBody{
 				Model: spec.Model, Messages: msgs, MaxTokens: mt, Stream: spec.Stream,
@@ -192,12 +197,11 @@ func NewBodies(spec RequestSpec) (*Bodies, error) {
 			return nil, fmt.Errorf("loadgen: rendering body %d: %w", k, err)
 		}
 		rendered := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-		at, ok := idOffset(rendered, b.api == APIChat)
-		if !ok {
-			return nil, fmt.Errorf("loadgen: prompt %d (%s): no text to start with the request id", idx, spec.Prompts)
+		at := bytes.Index(rendered, encodedMarker)
+		if bytes.Count(rendered, encodedMarker) != 1 {
+			return nil, fmt.Errorf("loadgen: prompt %d (%s) holds the text %q, which stands for the request id while bodies are built", idx, spec.Prompts, marker)
 		}
-		body := make([]byte, 0, len(rendered)+len(idTemplate))
-		body = append(append(append(body, rendered[:at]...), idTemplate...), rendered[at:]...)
+		body := slices.Concat(rendered[:at], []byte(idTemplate), rendered[at+len(encodedMarker):])
 		b.entries = append(b.entries, bodyEntry{body: body, idAt: at, maxTokens: mt})
 		if total += len(body); total >= maxPoolBytes && k+1 < n {
 			if l > 0 && k+1 < l {
@@ -262,124 +266,106 @@ func putID(id []byte, stage int, seq uint64) {
 	}
 }
 
-// idOffset finds where the request id goes in a rendered body: the first
-// byte of the "prompt" string (completions), or of the text of the first
-// user message that has text, else of the first message that has text
-// (chat: a string content, or the first non-empty "text" part of an array).
-func idOffset(body []byte, chat bool) (int, bool) {
-	s := scanner{b: body}
+// marker stands where the request id goes while a body is encoded; idAt is
+// where NewBodies finds it, exactly once, in the encoded body. It starts and
+// ends with a NUL, which JSON encodes as \u0000: a prompt that holds it
+// anyway is refused rather than given its id in the wrong place.
+const marker = "\x00scaleout-request-id\x00"
+
+var encodedMarker = []byte(`\u0000scaleout-request-id\u0000`)
+
+// markMessages returns a chat messages array with the marker at the start
+// of the text the request id goes in front of, or nil when it has no text.
+func markMessages(msgs json.RawMessage) json.RawMessage {
+	s := scanner{b: msgs}
+	at := s.idText()
+	if at < 0 || s.bad {
+		return nil
+	}
+	return slices.Concat(msgs[:at], encodedMarker, msgs[at:])
+}
+
+// idText is the index in a messages array of the text the request id goes
+// in front of: that of the first user message with text, else of the first
+// message with text (a string content, or the first non-empty "text" part
+// of an array); -1 when there is none.
+func (s *scanner) idText() int {
 	i := s.ws(0)
-	if i >= len(body) || body[i] != '{' {
-		return 0, false
-	}
-	i++
-	for first := true; ; first = false {
-		key, v, ok := s.member(i, first)
-		if !ok || s.bad {
-			return 0, false
-		}
-		switch {
-		case !chat && string(key) == "prompt":
-			if v < len(body) && body[v] == '"' {
-				return v + 1, true
-			}
-			return 0, false
-		case chat && string(key) == "messages":
-			return s.messagesText(v)
-		}
-		i = s.skip(v)
-	}
-}
-
-// messagesText is idOffset's search in the messages array at b[i].
-func (s *scanner) messagesText(i int) (int, bool) {
 	if i >= len(s.b) || s.b[i] != '[' {
-		return 0, false
-	}
-	anyText := -1
-	i++
-	for first := true; ; first = false {
-		var ok bool
-		if i, ok = s.elem(i, first); !ok || s.bad || s.b[i] != '{' {
-			break
-		}
-		role, text := noSpan, -1
-		j := i + 1
-		for firstM := true; ; firstM = false {
-			key, v, ok := s.member(j, firstM)
-			if !ok || s.bad {
-				j = v
-				break
-			}
-			switch string(key) {
-			case "role":
-				role, j = s.stringSpan(v)
-			case "content":
-				text, j = s.contentText(v)
-			default:
-				j = s.skip(v)
-			}
-		}
-		if s.bad {
-			break
-		}
-		if text >= 0 && role.start >= 0 && string(s.b[role.start:role.end]) == "user" {
-			return text, true
-		}
-		if text >= 0 && anyText < 0 {
-			anyText = text
-		}
-		i = j
-	}
-	return anyText, anyText >= 0
-}
-
-// contentText returns the index of the first byte of a message content's
-// text (-1 when it has none) and the index after the content.
-func (s *scanner) contentText(i int) (int, int) {
-	if i < len(s.b) && s.b[i] == '"' {
-		sp, j := s.str(i)
-		if !s.bad && sp.end > sp.start {
-			return sp.start, j
-		}
-		return -1, j
-	}
-	if i >= len(s.b) || s.b[i] != '[' {
-		return -1, s.skip(i)
+		return -1
 	}
 	text := -1
 	i++
 	for first := true; ; first = false {
 		var ok bool
 		if i, ok = s.elem(i, first); !ok || s.bad {
-			return text, i
+			return text
 		}
-		if s.b[i] != '{' || text >= 0 {
-			i = s.skip(i)
-			continue
-		}
-		typ, txt := noSpan, noSpan
-		j := i + 1
-		for firstM := true; ; firstM = false {
-			key, v, ok := s.member(j, firstM)
-			if !ok || s.bad {
-				j = v
-				break
-			}
-			switch string(key) {
-			case "type":
-				typ, j = s.stringSpan(v)
-			case "text":
-				txt, j = s.stringSpan(v)
-			default:
-				j = s.skip(v)
+		user := s.isString(s.value(i, "role"), "user")
+		if text < 0 || user {
+			if t := s.contentText(s.value(i, "content")); t >= 0 {
+				if text = t; user {
+					return text
+				}
 			}
 		}
-		if typ.start >= 0 && string(s.b[typ.start:typ.end]) == "text" && txt.end > txt.start {
-			text = txt.start
-		}
-		i = j
+		i = s.skip(i)
 	}
+}
+
+// contentText is the index of the text of the message content at b[i]
+// (i < 0: none), or -1.
+func (s *scanner) contentText(i int) int {
+	if s.nonEmpty(i) {
+		return i + 1
+	}
+	if i < 0 || s.b[i] != '[' {
+		return -1
+	}
+	i++
+	for first := true; ; first = false {
+		var ok bool
+		if i, ok = s.elem(i, first); !ok || s.bad {
+			return -1
+		}
+		if t := s.value(i, "text"); s.isString(s.value(i, "type"), "text") && s.nonEmpty(t) {
+			return t + 1
+		}
+		i = s.skip(i)
+	}
+}
+
+// value is the index of the value of key in the object at b[i] (the last
+// one, as encoding/json reads a key given twice), or -1.
+func (s *scanner) value(i int, key string) int {
+	if i >= len(s.b) || s.b[i] != '{' {
+		return -1
+	}
+	at := -1
+	i++
+	for first := true; ; first = false {
+		k, v, ok := s.member(i, first)
+		if !ok || s.bad {
+			return at
+		}
+		if string(k) == key {
+			at = v
+		}
+		i = s.skip(v)
+	}
+}
+
+// isString reports whether the value at b[i] (i < 0: none) is the string
+// want, as written.
+func (s *scanner) isString(i int, want string) bool {
+	end := i + 1 + len(want)
+	return i >= 0 && end < len(s.b) && s.b[i] == '"' && string(s.b[i+1:end]) == want && s.b[end] == '"'
+}
+
+// nonEmpty reports whether the value at b[i] (i < 0: none) is a string
+// other than "".
+func (s *scanner) nonEmpty(i int) bool {
+	return i >= 0 && i+1 < len(s.b) && s.b[i] == '"' && s.b[i+1] != '"'
 }
 
 // Path is "/v1/completions" or "/v1/chat/completions".

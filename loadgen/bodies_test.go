@@ -295,6 +295,10 @@ func TestNewBodiesErrors(t *testing.T) {
 		{"zero max_tokens", RequestSpec{Model: "m", Prompts: src}, "max_tokens: 0"},
 		{"bad uniform", RequestSpec{Model: "m", MaxTokens: measure.Lengths{Kind: "uniform", Min: 5, Max: 2}, Prompts: src}, "want 1 ≤ min ≤ max"},
 		{"bad kind", RequestSpec{Model: "m", MaxTokens: measure.Lengths{Kind: "zipf"}, Prompts: src}, `unknown kind "zipf"`},
+		{"marker in a prompt", RequestSpec{Model: "m", MaxTokens: measure.Fixed(1), Prompts: listSource{{Text: "a" + marker}}}, "stands for the request id"},
+		{"marker in chat messages", RequestSpec{API: APIChat, Model: "m", MaxTokens: measure.Fixed(1),
+			Prompts: listSource{{Text: "x", Messages: json.RawMessage(`[{"role":"user","content":"U ` + string(encodedMarker) + `"}]`)}}}, "stands for the request id"},
+		{"marker in the model", RequestSpec{API: APIChat, Model: "m" + marker, MaxTokens: measure.Fixed(1), Prompts: src}, "stands for the request id"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -512,6 +516,9 @@ func TestBodiesIDInMessages(t *testing.T) {
 		{"no user: the first message with text", `[{"role":"system","content":[]},{"role":"system","content":"S"}]`,
 			`[{"role":"system","content":[]},{"role":"system","content":"` + id + `S"}]`},
 		{"no text at all", `[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]`, ""},
+		{"spaces and a key given twice", `[ {"role" : "user", "content" : "A", "content" : "U"} ]`,
+			`[{"role":"user","content":"A","content":"` + id + `U"}]`},
+		{"escapes kept", `[{"role":"user","content":"\u00e9\n"}]`, `[{"role":"user","content":"` + id + `\u00e9\n"}]`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,6 +105,30 @@ func FuzzParseChunk(f *testing.F) {
 			if (ref.Usage != nil) != c.usage {
 				t.Fatalf("%q: usage %t, encoding/json says %t", line, c.usage, ref.Usage != nil)
 			}
+		}
+	})
+}
+
+// FuzzMarkMessages: the marker goes into a messages array a prompt file
+// accepts without changing anything else, and lands in a text.
+func FuzzMarkMessages(f *testing.F) {
+	f.Add(`[{"role":"system","content":"S"},{"role":"user","content":"U"}]`)
+	f.Add(`[{"content":[{"type":"image_url","image_url":{"url":"x"}},{"text":"T","type":"text"}],"role":"user"}]`)
+	f.Add(`[ {"role" : "assistant", "content" : "A\u00e9", "content":"B"}, {"role":"user","content":""} ]`)
+	f.Fuzz(func(t *testing.T, msgs string) {
+		p, reason := parseMessages(json.RawMessage(msgs))
+		if reason != "" || bytes.Contains(p.Messages, encodedMarker) {
+			return
+		}
+		m := markMessages(p.Messages)
+		if m == nil {
+			return // text only under keys spelled in another case, which encoding/json also reads
+		}
+		if got := bytes.Replace(m, encodedMarker, nil, 1); !bytes.Equal(got, p.Messages) {
+			t.Fatalf("marked %s\nwithout the marker %s\nwant %s", m, got, p.Messages)
+		}
+		if q, reason := parseMessages(m); reason != "" || strings.Count(q.Text, marker) != 1 {
+			t.Fatalf("marked %s: %s, text %q", m, reason, q.Text)
 		}
 	})
 }

@@ -42,14 +42,10 @@ func startUsage(capReached uint64) stageUsage {
 func (u stageUsage) end(capReached uint64) *timeline.ClientUse {
 	cpu, rss := procUsage()
 	wall := time.Since(u.wall).Seconds()
-	c := &timeline.ClientUse{CPUSeconds: round3((cpu - u.cpu).Seconds()), RSSMB: round3(float64(rss) / (1 << 20)),
+	c := &timeline.ClientUse{CPUSeconds: timeline.Round3((cpu - u.cpu).Seconds()), RSSMB: timeline.Round3(float64(rss) / (1 << 20)),
 		CapReached: int64(capReached - u.cap), Cores: runtime.GOMAXPROCS(0)}
 	if wall > 0 {
-		c.CPUCores = round3((cpu - u.cpu).Seconds() / wall)
+		c.CPUCores = timeline.Round3((cpu - u.cpu).Seconds() / wall)
 	}
 	return c
-}
-
-func round3(v float64) float64 {
-	return float64(int64(v*1000+0.5)) / 1000
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	yaml "go.yaml.in/yaml/v4"
+
+	"github.com/scaleout/scaleout/internal/yamlread"
 )
 
 var durationType = reflect.TypeFor[time.Duration]()
@@ -26,9 +28,9 @@ func (r *reader) decodeStruct(n *yaml.Node, path string, into any) {
 
 func (r *reader) decodeValue(n *yaml.Node, path string, v reflect.Value) {
 	if v.Kind() == reflect.Struct && v.Type() != durationType {
-		m := r.mapping(n, path)
+		m := r.Mapping(n, path)
 		r.decodeFields(m, path, v)
-		m.finish()
+		m.Finish()
 		return
 	}
 	switch {
@@ -37,19 +39,19 @@ func (r *reader) decodeValue(n *yaml.Node, path string, v reflect.Value) {
 	case v.Kind() == reflect.String:
 		v.SetString(r.str(n, path))
 	case v.Kind() == reflect.Bool:
-		v.SetBool(r.boolean(n, path))
+		v.SetBool(r.Bool(n, path))
 	case v.CanInt():
-		i := r.integer(n, path, 0)
+		i := r.Int(n, path, 0)
 		if v.OverflowInt(int64(i)) {
-			r.failf(n, path, "%d is too large", i)
+			r.Failf(n, path, "%d is too large", i)
 			return
 		}
 		v.SetInt(int64(i))
 	case v.CanUint():
-		i := r.integer(n, path, 0)
+		i := r.Int(n, path, 0)
 		v.SetUint(uint64(i))
 	case v.CanFloat():
-		v.SetFloat(r.number(n, path))
+		v.SetFloat(r.Float(n, path))
 	default:
 		panic(fmt.Sprintf("scenario: cannot decode into %s at %s", v.Type(), path))
 	}
@@ -57,7 +59,7 @@ func (r *reader) decodeValue(n *yaml.Node, path string, v reflect.Value) {
 
 // decodeFields reads each tagged field of the struct v from m; embedded
 // structs without a tag contribute their fields to the same mapping.
-func (r *reader) decodeFields(m *mapping, path string, v reflect.Value) {
+func (r *reader) decodeFields(m *yamlread.Mapping, path string, v reflect.Value) {
 	t := v.Type()
 	for i := range t.NumField() {
 		f := t.Field(i)
@@ -75,8 +77,8 @@ func (r *reader) decodeFields(m *mapping, path string, v reflect.Value) {
 		if tag == "" {
 			tag = strings.ToLower(f.Name)
 		}
-		if node := m.get(tag); node != nil {
-			r.decodeValue(node, join(path, tag), v.Field(i))
+		if node := m.Get(tag); node != nil {
+			r.decodeValue(node, yamlread.Join(path, tag), v.Field(i))
 		}
 	}
 }

@@ -5,7 +5,6 @@
 package scenario
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -16,6 +15,7 @@ import (
 	yaml "go.yaml.in/yaml/v4"
 
 	"github.com/scaleout/scaleout/internal/weburl"
+	"github.com/scaleout/scaleout/internal/yamlread"
 	"github.com/scaleout/scaleout/measure"
 	"github.com/scaleout/scaleout/platform"
 )
@@ -164,18 +164,21 @@ func Load(path string) (*Scenario, error) {
 // Parse reads a scenario from data; file names it in errors and anchors
 // relative paths. lookup is the environment for ${NAME} references.
 func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Scenario, error) {
-	r := &reader{file: file, lookup: lookup}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, Errors{syntaxError(file, err)}
+	docs, err := yamlread.Documents(file, data)
+	if err != nil {
+		return nil, err
 	}
-	if len(bytes.TrimSpace(data)) == 0 || doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+	switch {
+	case len(docs) == 0:
 		return nil, Errors{{File: file, Msg: "the file is empty (a scenario needs at least a load: list)"}}
+	case len(docs) > 1:
+		return nil, Errors{{File: file, Line: docs[1].Line, Col: docs[1].Column, Msg: "a second YAML document: a scenario file holds one"}}
 	}
+	r := &reader{Reader: &yamlread.Reader{File: file}, lookup: lookup}
 	s := &Scenario{File: file, pos: map[string]*yaml.Node{}, flags: map[string]string{}}
-	s.read(r, deref(doc.Content[0]), true)
-	if len(r.errs) > 0 {
-		return nil, r.errs.sorted()
+	s.read(r, docs[0], true)
+	if err := r.Err(); err != nil {
+		return nil, err
 	}
 	s.envSecrets = r.secrets
 	return s, nil
@@ -186,10 +189,10 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Scena
 // flags. It has no stages.
 func FromFlags(o Overrides) (*Scenario, error) {
 	s := &Scenario{File: "flags", pos: map[string]*yaml.Node{}, flags: map[string]string{}}
-	r := &reader{file: s.File, lookup: os.LookupEnv}
+	r := &reader{Reader: &yamlread.Reader{File: s.File}, lookup: os.LookupEnv}
 	s.read(r, &yaml.Node{Kind: yaml.MappingNode}, false)
-	if len(r.errs) > 0 {
-		return nil, r.errs.sorted()
+	if err := r.Err(); err != nil {
+		return nil, err
 	}
 	if err := s.Apply(o); err != nil {
 		return nil, err
@@ -197,168 +200,156 @@ func FromFlags(o Overrides) (*Scenario, error) {
 	return s, nil
 }
 
-func syntaxError(file string, err error) *Error {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	e := &Error{File: file, Msg: "not valid YAML: " + msg}
-	var line int
-	if n, _ := fmt.Sscanf(msg, "line %d:", &line); n == 1 {
-		e.Line = line
-		_, rest, _ := strings.Cut(msg, ":")
-		e.Msg = "not valid YAML:" + rest
-	}
-	return e
-}
-
 // read fills s from the document's root; needLoad says a missing load: is
 // an error.
 func (s *Scenario) read(r *reader, root *yaml.Node, needLoad bool) {
-	top := r.mapping(root, "")
-	if v := top.get("name"); v != nil {
+	top := r.Mapping(root, "")
+	if v := top.Get("name"); v != nil {
 		s.Name = r.str(v, "name")
 	}
-	if v := top.get("description"); v != nil {
+	if v := top.Get("description"); v != nil {
 		s.Description = r.str(v, "description")
 	}
-	s.readTarget(r, top.get("target"))
-	s.readRequest(r, top.get("request"))
-	if load := top.get("load"); load != nil || needLoad {
-		s.readLoad(r, load, top.keys["load"])
+	s.readTarget(r, top.Get("target"))
+	s.readRequest(r, top.Get("request"))
+	if load := top.Get("load"); load != nil || needLoad {
+		s.readLoad(r, load, top.Key("load"))
 	}
-	if v := top.get("max_in_flight"); v != nil {
-		s.MaxInFlight = r.integer(v, "max_in_flight", 1)
+	if v := top.Get("max_in_flight"); v != nil {
+		s.MaxInFlight = r.Int(v, "max_in_flight", 1)
 	}
-	if v := top.get("request_timeout"); v != nil {
+	if v := top.Get("request_timeout"); v != nil {
 		s.RequestTimeout = r.duration(v, "request_timeout")
 	}
 	s.Threshold = DefaultThreshold
-	if v := top.get("threshold"); v != nil {
-		s.Threshold = r.number(v, "threshold")
+	if v := top.Get("threshold"); v != nil {
+		s.Threshold = r.Float(v, "threshold")
 		if s.Threshold <= 0 {
-			r.failf(v, "threshold", "must be above 0 (queued requests per replica, e.g. 5)")
+			r.Failf(v, "threshold", "must be above 0 (queued requests per replica, e.g. 5)")
 		}
 	}
-	s.readObserve(r, top.get("observe"))
-	if v := top.get("expect"); v != nil {
+	s.readObserve(r, top.Get("observe"))
+	if v := top.Get("expect"); v != nil {
 		s.Expect = s.readExpects(r, v, "expect")
 	}
-	if v := top.get("guard"); v != nil {
+	if v := top.Get("guard"); v != nil {
 		s.Guard = r.str(v, "guard")
 		if s.Guard != "repause" && s.Guard != "none" {
-			r.failf(v, "guard", "%q is not a guard (try repause)", s.Guard)
+			r.Failf(v, "guard", "%q is not a guard (try repause)", s.Guard)
 		}
 		if s.Guard == "none" {
 			s.Guard = ""
 		}
 	}
-	if v := top.get("slo"); v != nil {
-		m := r.mapping(v, "slo")
-		if d := m.get("ttft"); d != nil {
+	if v := top.Get("slo"); v != nil {
+		m := r.Mapping(v, "slo")
+		if d := m.Get("ttft"); d != nil {
 			s.SLO.TTFT = r.duration(d, "slo.ttft")
 		}
-		if d := m.get("tpot"); d != nil {
+		if d := m.Get("tpot"); d != nil {
 			s.SLO.TPOT = r.duration(d, "slo.tpot")
 		}
-		if d := m.get("e2e"); d != nil {
+		if d := m.Get("e2e"); d != nil {
 			s.SLO.E2E = r.duration(d, "slo.e2e")
 		}
-		m.finish()
+		m.Finish()
 	}
-	if v := top.get("sim"); v != nil {
+	if v := top.Get("sim"); v != nil {
 		if v.Kind != yaml.MappingNode {
-			r.failf(v, "sim", "want a mapping of simulator settings, got %s", describe(v))
+			r.Failf(v, "sim", "want a mapping of simulator settings, got %s", yamlread.Describe(v))
 		}
 		s.sim = v
-	} else if top.vals["sim"] != nil {
+	} else if top.Given("sim") {
 		// "sim:" with nothing under it: the simulator with its defaults.
-		s.sim = &yaml.Node{Kind: yaml.MappingNode, Line: top.keys["sim"].Line, Column: top.keys["sim"].Column}
+		s.sim = &yaml.Node{Kind: yaml.MappingNode, Line: top.Key("sim").Line, Column: top.Key("sim").Column}
 	}
-	top.finish()
+	top.Finish()
 	if s.Name == "" {
 		s.Name = strings.TrimSuffix(filepath.Base(s.File), filepath.Ext(s.File))
 	}
 }
 
 func (s *Scenario) readTarget(r *reader, n *yaml.Node) {
-	m := r.mapping(n, "target")
+	m := r.Mapping(n, "target")
 	t := &s.Target
 	t.API, t.Stream = "completions", true
-	if v := m.get("url"); v != nil {
+	if v := m.Get("url"); v != nil {
 		t.URL = r.str(v, "target.url")
 		s.pos["target.url"] = v
 	}
-	if v := m.get("api"); v != nil {
+	if v := m.Get("api"); v != nil {
 		t.API = r.str(v, "target.api")
 		if t.API != "completions" && t.API != "chat" {
-			r.failf(v, "target.api", "%q is not an API (completions or chat)", t.API)
+			r.Failf(v, "target.api", "%q is not an API (completions or chat)", t.API)
 		}
 	}
-	if v := m.get("model"); v != nil {
+	if v := m.Get("model"); v != nil {
 		t.Model = r.str(v, "target.model")
 	}
-	if v := m.get("stream"); v != nil {
-		t.Stream = r.boolean(v, "target.stream")
+	if v := m.Get("stream"); v != nil {
+		t.Stream = r.Bool(v, "target.stream")
 	}
-	if v := m.get("headers"); v != nil {
-		hm := r.mapping(v, "target.headers")
-		for _, k := range hm.order {
+	if v := m.Get("headers"); v != nil {
+		hm := r.Mapping(v, "target.headers")
+		for _, k := range hm.Keys() {
 			field := "target.headers." + k
 			if strings.ContainsAny(k, " :\t") {
-				r.failf(hm.keys[k], field, "%q is not a header name", k)
+				r.Failf(hm.Key(k), field, "%q is not a header name", k)
 			}
-			v := hm.get(k)
+			v := hm.Get(k)
 			if v == nil {
-				r.failf(hm.keys[k], field, "no value (write the header's value, e.g. Bearer ${GATEWAY_TOKEN})")
+				r.Failf(hm.Key(k), field, "no value (write the header's value, e.g. Bearer ${GATEWAY_TOKEN})")
 				continue
 			}
 			t.Headers = append(t.Headers, Header{Name: k, Value: r.str(v, field)})
 		}
-		hm.finish()
+		hm.Finish()
 	}
-	m.finish()
+	m.Finish()
 }
 
 func (s *Scenario) readRequest(r *reader, n *yaml.Node) {
-	m := r.mapping(n, "request")
+	m := r.Mapping(n, "request")
 	q := &s.Request
 	q.PromptTokens, q.MaxTokens, q.IgnoreEOS, q.Seed = measure.Fixed(128), measure.Fixed(64), true, 1
-	if v := m.get("prompt_tokens"); v != nil {
+	if v := m.Get("prompt_tokens"); v != nil {
 		q.PromptTokens = r.lengths(v, "request.prompt_tokens")
 	}
-	if v := m.get("prompts"); v != nil {
+	if v := m.Get("prompts"); v != nil {
 		q.Prompts = r.str(v, "request.prompts")
 		if q.Prompts != "" && !filepath.IsAbs(q.Prompts) {
 			q.Prompts = filepath.Join(filepath.Dir(s.File), q.Prompts)
 		}
 		if _, err := os.Stat(q.Prompts); err != nil {
-			r.failf(v, "request.prompts", "cannot read %s: %v", q.Prompts, unwrapPathError(err))
+			r.Failf(v, "request.prompts", "cannot read %s: %v", q.Prompts, unwrapPathError(err))
 		}
-		if m.vals["prompt_tokens"] != nil {
-			r.failf(m.keys["prompt_tokens"], "request.prompt_tokens", "give prompt_tokens (synthetic prompts) or prompts (a file), not both")
+		if m.Given("prompt_tokens") {
+			r.Failf(m.Key("prompt_tokens"), "request.prompt_tokens", "give prompt_tokens (synthetic prompts) or prompts (a file), not both")
 		}
 	}
-	if v := m.get("prompts_sample"); v != nil {
-		q.Sample = r.integer(v, "request.prompts_sample", 1)
+	if v := m.Get("prompts_sample"); v != nil {
+		q.Sample = r.Int(v, "request.prompts_sample", 1)
 		if q.Prompts == "" {
-			r.failf(v, "request.prompts_sample", "samples a prompts file: give request.prompts too")
+			r.Failf(v, "request.prompts_sample", "samples a prompts file: give request.prompts too")
 		}
 	}
-	if v := m.get("max_tokens"); v != nil {
+	if v := m.Get("max_tokens"); v != nil {
 		q.MaxTokens = r.lengths(v, "request.max_tokens")
 	}
-	if v := m.get("ignore_eos"); v != nil {
-		q.IgnoreEOS = r.boolean(v, "request.ignore_eos")
+	if v := m.Get("ignore_eos"); v != nil {
+		q.IgnoreEOS = r.Bool(v, "request.ignore_eos")
 	}
-	if v := m.get("temperature"); v != nil {
-		t := r.number(v, "request.temperature")
+	if v := m.Get("temperature"); v != nil {
+		t := r.Float(v, "request.temperature")
 		if t < 0 {
-			r.failf(v, "request.temperature", "must be 0 or more")
+			r.Failf(v, "request.temperature", "must be 0 or more")
 		}
 		q.Temperature = &t
 	}
-	if v := m.get("seed"); v != nil {
-		q.Seed = uint64(r.integer(v, "request.seed", 0))
+	if v := m.Get("seed"); v != nil {
+		q.Seed = uint64(r.Int(v, "request.seed", 0))
 	}
-	m.finish()
+	m.Finish()
 }
 
 // minInterval is the shortest observation interval: below it the samples
@@ -375,77 +366,77 @@ func unwrapPathError(err error) error {
 
 func (s *Scenario) readLoad(r *reader, n, key *yaml.Node) {
 	if n == nil {
-		r.failf(key, "load", "a scenario needs at least one stage, e.g.\n  load:\n    - {name: ramp, duration: 2m, rate: 1/s..10/s}")
+		r.Failf(key, "load", "a scenario needs at least one stage, e.g.\n  load:\n    - {name: ramp, duration: 2m, rate: 1/s..10/s}")
 		return
 	}
 	if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
-		r.failf(n, "load", "want a list of stages, e.g. - {name: ramp, duration: 2m, rate: 1/s..10/s}")
+		r.Failf(n, "load", "want a list of stages, e.g. - {name: ramp, duration: 2m, rate: 1/s..10/s}")
 		return
 	}
 	for i, c := range n.Content {
 		field := fmt.Sprintf("load[%d]", i)
-		m := r.mapping(deref(c), field)
+		m := r.Mapping(yamlread.Deref(c), field)
 		st := Stage{Name: fmt.Sprintf("stage%d", i+1)}
-		if v := m.get("name"); v != nil {
+		if v := m.Get("name"); v != nil {
 			st.Name = r.str(v, field+".name")
 		}
-		if v := m.get("duration"); v != nil {
-			before := len(r.errs)
+		if v := m.Get("duration"); v != nil {
+			before := r.Len()
 			st.Duration = r.duration(v, field+".duration")
-			if st.Duration == 0 && len(r.errs) == before {
-				r.failf(v, field+".duration", "must be above 0")
+			if st.Duration == 0 && r.Len() == before {
+				r.Failf(v, field+".duration", "must be above 0")
 			}
 		} else {
-			r.failf(c, field+".duration", "missing (how long the stage lasts, e.g. duration: 2m)")
+			r.Failf(c, field+".duration", "missing (how long the stage lasts, e.g. duration: 2m)")
 		}
-		rate, conc := m.get("rate"), m.get("concurrency")
+		rate, conc := m.Get("rate"), m.Get("concurrency")
 		switch {
 		case rate != nil && conc != nil:
-			r.failf(conc, field+".concurrency", "give rate (open loop) or concurrency (closed loop), not both")
+			r.Failf(conc, field+".concurrency", "give rate (open loop) or concurrency (closed loop), not both")
 		case rate != nil:
-			raw, _ := r.scalar(rate, field+".rate")
+			raw, _ := r.Scalar(rate, field+".rate")
 			from, to, err := ParseRateRange(raw)
 			if err != nil {
-				r.failf(rate, field+".rate", "%v", err)
+				r.Failf(rate, field+".rate", "%v", err)
 			} else if from == 0 && to == 0 {
-				r.failf(rate, field+".rate", "a rate of 0 sends nothing (use a positive rate, or drop the stage)")
+				r.Failf(rate, field+".rate", "a rate of 0 sends nothing (use a positive rate, or drop the stage)")
 			}
 			st.RateFrom, st.RateTo = from, to
 		case conc != nil:
-			st.Concurrency = r.integer(conc, field+".concurrency", 1)
+			st.Concurrency = r.Int(conc, field+".concurrency", 1)
 		default:
-			r.failf(c, field, "give rate: (e.g. 10/s or 1/s..12/s) or concurrency: (e.g. 32)")
+			r.Failf(c, field, "give rate: (e.g. 10/s or 1/s..12/s) or concurrency: (e.g. 32)")
 		}
-		if v := m.get("arrivals"); v != nil {
+		if v := m.Get("arrivals"); v != nil {
 			switch a := r.str(v, field+".arrivals"); a {
 			case "uniform":
 			case "poisson":
 				st.Poisson = true
 			default:
-				r.failf(v, field+".arrivals", "%q is not an arrival process (uniform or poisson)", a)
+				r.Failf(v, field+".arrivals", "%q is not an arrival process (uniform or poisson)", a)
 			}
 			if conc != nil {
-				r.failf(v, field+".arrivals", "arrivals apply to a rate, not to concurrency")
+				r.Failf(v, field+".arrivals", "arrivals apply to a rate, not to concurrency")
 			}
 		}
-		if v := m.get("until"); v != nil {
+		if v := m.Get("until"); v != nil {
 			e := s.expectAt(r, v, field+".until")
 			st.Until = &e
 		}
-		m.finish()
+		m.Finish()
 		s.Load = append(s.Load, st)
 	}
 	seen := map[string]int{}
 	for i, st := range s.Load {
 		if j, dup := seen[st.Name]; dup {
-			r.failf(n.Content[i], fmt.Sprintf("load[%d].name", i), "%q is also the name of load[%d] (stage names must differ)", st.Name, j)
+			r.Failf(n.Content[i], fmt.Sprintf("load[%d].name", i), "%q is also the name of load[%d] (stage names must differ)", st.Name, j)
 		}
 		seen[st.Name] = i
 	}
 }
 
 func (s *Scenario) expectAt(r *reader, n *yaml.Node, field string) Expect {
-	text, _ := r.scalar(n, field)
+	text, _ := r.Scalar(n, field)
 	col := n.Column
 	if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 {
 		col++ // the text starts after the quote
@@ -458,94 +449,94 @@ func (s *Scenario) readExpects(r *reader, n *yaml.Node, field string) []Expect {
 		return []Expect{s.expectAt(r, n, field)}
 	}
 	if n.Kind != yaml.SequenceNode {
-		r.failf(n, field, "want a list of conditions, e.g. - desired >= 2 within 2m")
+		r.Failf(n, field, "want a list of conditions, e.g. - desired >= 2 within 2m")
 		return nil
 	}
 	var out []Expect
 	for i, c := range n.Content {
-		out = append(out, s.expectAt(r, deref(c), fmt.Sprintf("%s[%d]", field, i)))
+		out = append(out, s.expectAt(r, yamlread.Deref(c), fmt.Sprintf("%s[%d]", field, i)))
 	}
 	return out
 }
 
 func (s *Scenario) readObserve(r *reader, n *yaml.Node) {
-	m := r.mapping(n, "observe")
+	m := r.Mapping(n, "observe")
 	o := &s.Observe
 	o.Interval, o.RestWait = DefaultInterval, DefaultRestWait
-	if v := m.get("prometheus"); v != nil {
+	if v := m.Get("prometheus"); v != nil {
 		o.Prometheus = r.str(v, "observe.prometheus")
 		s.pos["observe.prometheus"] = v
 	}
-	if v := m.get("token"); v != nil {
+	if v := m.Get("token"); v != nil {
 		o.Token = r.str(v, "observe.token")
 	}
-	if v := m.get("scrape"); v != nil {
+	if v := m.Get("scrape"); v != nil {
 		o.Scrape = r.strList(v, "observe.scrape")
 		s.pos["observe.scrape"] = v
 	}
-	if v := m.get("interval"); v != nil {
+	if v := m.Get("interval"); v != nil {
 		o.Interval = r.duration(v, "observe.interval")
 		if o.Interval < minInterval {
-			r.failf(v, "observe.interval", "%s is too short (%s at least; Prometheus scrapes every 15s by default)", o.Interval, minInterval)
+			r.Failf(v, "observe.interval", "%s is too short (%s at least; Prometheus scrapes every 15s by default)", o.Interval, minInterval)
 		}
 	}
-	if v := m.get("after"); v != nil {
+	if v := m.Get("after"); v != nil {
 		o.After = r.duration(v, "observe.after")
 		s.afterSet = true
 	}
-	if v := m.get("rest_wait"); v != nil {
+	if v := m.Get("rest_wait"); v != nil {
 		o.RestWait = r.duration(v, "observe.rest_wait")
 	}
-	if v := m.get("vllm"); v != nil {
+	if v := m.Get("vllm"); v != nil {
 		o.VLLM = r.str(v, "observe.vllm")
 		if o.VLLM != "" && !(strings.HasPrefix(o.VLLM, "{") && strings.HasSuffix(o.VLLM, "}")) {
-			r.failf(v, "observe.vllm", "%q is not a label selector (try '{namespace=\"inference\"}')", o.VLLM)
+			r.Failf(v, "observe.vllm", "%q is not a label selector (try '{namespace=\"inference\"}')", o.VLLM)
 		}
 	}
-	if v := m.get("hpa"); v != nil {
+	if v := m.Get("hpa"); v != nil {
 		o.HPA = r.str(v, "observe.hpa")
 		checkNamespaced(r, v, "observe.hpa", o.HPA, "serving/keda-hpa-raw-vllm")
 	}
-	if v := m.get("deployment"); v != nil {
+	if v := m.Get("deployment"); v != nil {
 		o.Deployment = r.str(v, "observe.deployment")
 		checkNamespaced(r, v, "observe.deployment", o.Deployment, "serving/raw-vllm")
 	}
-	if v := m.get("scaledobject"); v != nil {
+	if v := m.Get("scaledobject"); v != nil {
 		o.ScaledObject = r.str(v, "observe.scaledobject")
 		if o.ScaledObject != "" && !filepath.IsAbs(o.ScaledObject) {
 			o.ScaledObject = filepath.Join(filepath.Dir(s.File), o.ScaledObject)
 		}
 		if _, err := os.Stat(o.ScaledObject); err != nil {
-			r.failf(v, "observe.scaledobject", "cannot read %s: %v", o.ScaledObject, unwrapPathError(err))
+			r.Failf(v, "observe.scaledobject", "cannot read %s: %v", o.ScaledObject, unwrapPathError(err))
 		}
 	}
-	if v := m.get("series"); v != nil {
-		sm := r.mapping(v, "observe.series")
-		for _, k := range sm.order {
+	if v := m.Get("series"); v != nil {
+		sm := r.Mapping(v, "observe.series")
+		for _, k := range sm.Keys() {
 			field := "observe.series." + k
 			if !validSeriesName(k) {
-				r.failf(sm.keys[k], field, "%q is not a usable series name (letters, digits and _; it is used in expectations)", k)
+				r.Failf(sm.Key(k), field, "%q is not a usable series name (letters, digits and _; it is used in expectations)", k)
 			}
-			v := sm.get(k)
+			v := sm.Get(k)
 			if v == nil {
-				r.failf(sm.keys[k], field, "no query (write the PromQL, e.g. %s)", platform.WaitingQuery(""))
+				r.Failf(sm.Key(k), field, "no query (write the PromQL, e.g. %s)", platform.WaitingQuery(""))
 				continue
 			}
 			q := r.str(v, field)
 			if strings.TrimSpace(q) == "" {
-				r.failf(sm.keys[k], field, "empty query")
+				r.Failf(sm.Key(k), field, "empty query")
 			}
 			o.Series = append(o.Series, measure.Series{Name: k, Query: q})
 		}
-		sm.finish()
+		sm.Finish()
 	}
-	m.finish()
+	m.Finish()
 }
 
 func checkNamespaced(r *reader, n *yaml.Node, field, v, example string) {
 	ns, name, ok := strings.Cut(v, "/")
 	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
-		r.failf(n, field, "%q is not NAMESPACE/NAME (e.g. %s)", v, example)
+		r.Failf(n, field, "%q is not NAMESPACE/NAME (e.g. %s)", v, example)
 	}
 }
 
@@ -572,12 +563,9 @@ func (s *Scenario) DecodeSim(into any) error {
 	if s.sim == nil {
 		return nil
 	}
-	r := &reader{file: s.File, lookup: os.LookupEnv}
+	r := &reader{Reader: &yamlread.Reader{File: s.File}, lookup: os.LookupEnv}
 	r.decodeStruct(s.sim, "sim", into)
-	if len(r.errs) > 0 {
-		return r.errs.sorted()
-	}
-	return nil
+	return r.Err()
 }
 
 // Pos is the place of a field in the file, for errors found after loading
@@ -847,17 +835,10 @@ func (s *Scenario) SimError(path, msg string) *Error {
 		e.Line, e.Col = n.Line, n.Column
 	}
 	for _, key := range strings.Split(path, ".") {
-		if n == nil || n.Kind != yaml.MappingNode {
+		if n = yamlread.Get(n, key); n == nil {
 			break
 		}
-		var next *yaml.Node
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == key {
-				next = deref(n.Content[i+1])
-				e.Line, e.Col = n.Content[i+1].Line, n.Content[i+1].Column
-			}
-		}
-		n = next
+		e.Line, e.Col = n.Line, n.Column
 	}
 	return e
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scaleout/scaleout/internal/yamlread"
+	"github.com/scaleout/scaleout/keda"
 	"github.com/scaleout/scaleout/measure"
 )
 
@@ -184,7 +186,8 @@ func TestErrors(t *testing.T) {
 			[]string{"s.yaml:2:1: load: given twice (the first is on line 1)"}},
 		{"dup stage names", "load:\n  - {name: a, duration: 1s, rate: 1/s}\n  - {name: a, duration: 1s, rate: 1/s}\n",
 			[]string{`load[1].name: "a" is also the name of load[0]`}},
-		{"syntax", "load: [\n", []string{"s.yaml:2: not valid YAML:"}},
+		{"syntax", "load: [\n", []string{"s.yaml:2:1: not valid YAML: did not find expected node content"}},
+		{"two documents", "load: [{duration: 1s, rate: 1/s}]\n---\nload: []\n", []string{"s.yaml:3:1: a second YAML document"}},
 		{"empty", "", []string{"s.yaml: the file is empty"}},
 		{"bad lengths", "request: {prompt_tokens: 300..100}\nload: [{duration: 1s, rate: 1/s}]\n",
 			[]string{`request.prompt_tokens: "300..100" is not a length range (try 64..256)`}},
@@ -438,5 +441,29 @@ func TestRestWait(t *testing.T) {
 	}
 	if _, err := Parse("s.yaml", []byte("load: [{duration: 1s, rate: 1/s}]\nobserve: {rest_wait: -1s}\n"), env(nil)); err == nil || !strings.Contains(err.Error(), "observe.rest_wait") {
 		t.Errorf("rest_wait -1s: %v", err)
+	}
+}
+
+// TestOneErrorType: a bad scenario and a bad ScaledObject manifest fail
+// with the same error type, each problem at its line and column, printed
+// the same way.
+func TestOneErrorType(t *testing.T) {
+	_, serr := Parse("s.yaml", []byte("load:\n  - {duration: 1s, rate: lots}\n"), env(nil))
+	_, kerr := keda.ParseScaledObjects("so.yaml", []byte("kind: ScaledObject\nmetadata: {name: x}\nspec:\n  scaleTargetRef: {name: x}\n  maxReplicaCount: lots\n  triggers: [{type: cpu}]\n"))
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{serr, `s.yaml:2:26: load[0].rate: "lots" is not a rate (try 10/s)`},
+		{kerr, `so.yaml:5:20: spec.maxReplicaCount: "lots" is not a number`},
+	} {
+		var es Errors
+		var ys yamlread.Errors
+		if !errors.As(c.err, &es) || !errors.As(c.err, &ys) || len(es) != 1 {
+			t.Fatalf("%T %v: want one yamlread.Errors", c.err, c.err)
+		}
+		if e := es[0]; e.Line == 0 || e.Col == 0 || e.Error() != c.want {
+			t.Errorf("%#v: %q, want %q", e, e.Error(), c.want)
+		}
 	}
 }

@@ -7,16 +7,15 @@ import (
 	"regexp"
 	"time"
 
-	"github.com/spf13/pflag"
-
 	"github.com/scaleout/scaleout/keda"
 	"github.com/scaleout/scaleout/platform"
 )
 
 // Config is every knob of the simulated fleet. Each field is a plain value
 // with a yaml tag: a scenario's `sim:` block decodes straight into it, and
-// BindFlags makes each one a flag whose name is the yaml path with "." and
-// "_" turned into "-" (replicas.max → --replicas-max).
+// `scaleout sim` makes each one a flag whose name is the yaml path with "."
+// and "_" turned into "-" (replicas.max → --replicas-max). DefaultConfig
+// holds the defaults of both.
 //
 // The fields tagged `yaml:"-"` at the end are not knobs: they have no flag
 // and a sim: block cannot set them. They carry what a ScaledObject manifest
@@ -270,31 +269,4 @@ func validMetricType(t keda.MetricType) bool {
 // milli-units, so anything under 0.001 becomes 0.
 func validThreshold(v float64) bool {
 	return v > 0 && v*1000 >= 1 && !math.IsInf(v, 0)
-}
-
-// BindFlags binds every knob to a flag of `scaleout sim`, with the Config's
-// current values as defaults.
-func (c *Config) BindFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&c.Model, "model", c.Model, "served model name")
-	fs.IntVar(&c.MaxModelLen, "max-model-len", c.MaxModelLen, "context length: prompt + max_tokens above it is a 400")
-	fs.IntVar(&c.MaxNumSeqs, "max-num-seqs", c.MaxNumSeqs, "running slots per replica (continuous batching)")
-	fs.IntVar(&c.MaxWaiting, "max-waiting", c.MaxWaiting, "waiting-queue bound per replica, 0 = unbounded; a full queue answers 429")
-	fs.DurationVar(&c.TTFT, "ttft", c.TTFT, "base prefill time (time to first token without queueing)")
-	fs.DurationVar(&c.PrefillPerToken, "prefill-per-token", c.PrefillPerToken, "extra prefill time per prompt token")
-	fs.DurationVar(&c.ITL, "itl", c.ITL, "inter-token latency with a batch of one")
-	fs.Float64Var(&c.BatchSlowdown, "batch-slowdown", c.BatchSlowdown, "ITL grows by this fraction per extra running request")
-	fs.IntVar(&c.KVCapacity, "kv-capacity-tokens", c.KVCapacity, "tokens of KV cache per replica")
-	fs.Int32Var(&c.Replicas.Min, "replicas-min", c.Replicas.Min, "ScaledObject minReplicaCount")
-	fs.Int32Var(&c.Replicas.Max, "replicas-max", c.Replicas.Max, "ScaledObject maxReplicaCount")
-	fs.Int32Var(&c.Replicas.Start, "replicas-start", c.Replicas.Start, "ready replicas when the fleet starts")
-	fs.DurationVar(&c.ColdStart, "cold-start", c.ColdStart, "pod start plus model load")
-	fs.IntVar(&c.GPUQuota, "gpu-quota", c.GPUQuota, "pods that can hold a GPU, 0 = unlimited; the rest stay Pending")
-	fs.Float64Var(&c.Threshold, "threshold", c.Threshold, "KEDA threshold on the fleet's total waiting requests (per replica under AverageValue, KEDA's default)")
-	fs.DurationVar(&c.HPASync, "hpa-sync", c.HPASync, "HPA controller sync period")
-	fs.DurationVar(&c.ScaleDownWindow, "scale-down-window", c.ScaleDownWindow, "HPA downscale stabilization window (spec.behavior unset)")
-	fs.StringVar(&c.Namespace, "namespace", c.Namespace, "namespace label of the series")
-	fs.StringVar(&c.Deployment, "deployment", c.Deployment, "Deployment name (pod name prefix)")
-	fs.StringVar(&c.ScaledObject, "scaled-object", c.ScaledObject, "ScaledObject name (the HPA is keda-hpa-<name>)")
-	fs.BoolVar(&c.Paused, "paused", c.Paused, "start with the ScaledObject paused")
-	fs.Uint64Var(&c.Seed, "seed", c.Seed, "seed of pod names, output lengths and ids")
 }

@@ -2,13 +2,10 @@ package sim
 
 import (
 	"errors"
-	"fmt"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/spf13/pflag"
 	yaml "go.yaml.in/yaml/v4"
 
 	"github.com/scaleout/scaleout/keda"
@@ -44,7 +41,7 @@ func TestScaledObjectFieldsValid(t *testing.T) {
 }
 
 // TestScaledObjectFieldsAreNotKnobs: a sim: block (YAML) cannot set
-// Behavior, MetricType or KVTrigger, and BindFlags makes no flag of them.
+// Behavior, MetricType or KVTrigger.
 func TestScaledObjectFieldsAreNotKnobs(t *testing.T) {
 	for _, doc := range []string{"metric_type: Value\n", "behavior: {}\n", "kv_trigger: {threshold: 1}\n", "kvtrigger: {}\n", "metrictype: Value\n"} {
 		c := DefaultConfig()
@@ -52,14 +49,6 @@ func TestScaledObjectFieldsAreNotKnobs(t *testing.T) {
 		dec.KnownFields(true)
 		if err := dec.Decode(&c); err == nil {
 			t.Errorf("%q decoded into Config: %+v", doc, c)
-		}
-	}
-	fs := pflag.NewFlagSet("sim", pflag.ContinueOnError)
-	c := DefaultConfig()
-	c.BindFlags(fs)
-	for _, name := range []string{"behavior", "metric-type", "kv-trigger", "kv-trigger-threshold"} {
-		if fs.Lookup(name) != nil {
-			t.Errorf("--%s exists", name)
 		}
 	}
 }
@@ -143,92 +132,6 @@ func TestValidateErrors(t *testing.T) {
 				t.Error("New accepted an invalid config")
 			}
 		})
-	}
-}
-
-// yamlPaths lists each Config field as its yaml path and a pointer to it;
-// the fields tagged yaml:"-" are not knobs and are left out.
-func yamlPaths(v reflect.Value, prefix string) map[string]reflect.Value {
-	out := map[string]reflect.Value{}
-	for i := range v.NumField() {
-		f := v.Type().Field(i)
-		tag := f.Tag.Get("yaml")
-		if tag == "" {
-			panic("no yaml tag on " + f.Name)
-		}
-		if tag == "-" {
-			continue
-		}
-		path := prefix + tag
-		switch f.Type.Kind() {
-		case reflect.Struct:
-			for k, x := range yamlPaths(v.Field(i), path+".") {
-				out[k] = x
-			}
-		case reflect.String, reflect.Bool, reflect.Int, reflect.Int32, reflect.Int64, reflect.Uint64, reflect.Float64:
-			out[path] = v.Field(i)
-		default:
-			panic(fmt.Sprintf("%s: %s is not a plain field", path, f.Type))
-		}
-	}
-	return out
-}
-
-func flagName(path string) string { return strings.NewReplacer(".", "-", "_", "-").Replace(path) }
-
-func TestBindFlagsCoversEveryKnob(t *testing.T) {
-	c := DefaultConfig()
-	fs := pflag.NewFlagSet("sim", pflag.ContinueOnError)
-	c.BindFlags(fs)
-	paths := yamlPaths(reflect.ValueOf(&c).Elem(), "")
-	if n := 0; true {
-		fs.VisitAll(func(*pflag.Flag) { n++ })
-		if n != len(paths) {
-			t.Errorf("%d flags for %d knobs", n, len(paths))
-		}
-	}
-	var args []string
-	for path, v := range paths {
-		fl := fs.Lookup(flagName(path))
-		if fl == nil {
-			t.Errorf("no flag --%s for %s", flagName(path), path)
-			continue
-		}
-		if def := fmt.Sprint(v.Interface()); fl.DefValue != def && !(v.Kind() == reflect.Float64 && fl.DefValue == fmt.Sprintf("%g", v.Float())) {
-			t.Errorf("--%s default %q, config %q", fl.Name, fl.DefValue, def)
-		}
-		// A value different from the default for each knob.
-		var set string
-		switch x := v.Interface().(type) {
-		case string:
-			set = x + "x"
-		case bool:
-			set = fmt.Sprint(!x)
-		case time.Duration:
-			set = (x + time.Second).String()
-		case float64:
-			set = fmt.Sprint(x + 0.25)
-		default:
-			set = fmt.Sprint(reflect.ValueOf(x).Convert(reflect.TypeFor[int64]()).Int() + 3)
-			if _, ok := x.(uint64); ok {
-				set = fmt.Sprint(v.Uint() + 3)
-			}
-		}
-		args = append(args, "--"+fl.Name+"="+set)
-	}
-	before := DefaultConfig()
-	if err := fs.Parse(args); err != nil {
-		t.Fatal(err)
-	}
-	after := yamlPaths(reflect.ValueOf(&c).Elem(), "")
-	orig := yamlPaths(reflect.ValueOf(&before).Elem(), "")
-	for path := range paths {
-		if reflect.DeepEqual(after[path].Interface(), orig[path].Interface()) {
-			t.Errorf("--%s did not change %s", flagName(path), path)
-		}
-	}
-	if c.Replicas.Max != before.Replicas.Max+3 || c.TTFT != before.TTFT+time.Second {
-		t.Errorf("flags set replicas.max %d ttft %v", c.Replicas.Max, c.TTFT)
 	}
 }
 

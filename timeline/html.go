@@ -74,9 +74,9 @@ func buildChartData(r *Report) chartData {
 		iv := x.Span
 		d.T = append(d.T, x.T)
 		d.Load.add("target rps", nilIfZero(x.TargetRPS, x.Stage == "after" || x.Stage == "-"))
-		d.Load.add("sent/s", fptr(round3(float64(x.Sent)/iv)))
-		d.Load.add("done/s", fptr(round3(float64(x.Done)/iv)))
-		d.Load.add("errors/s", fptr(round3(float64(x.Errors)/iv)))
+		d.Load.add("sent/s", fptr(Round3(float64(x.Sent)/iv)))
+		d.Load.add("done/s", fptr(Round3(float64(x.Done)/iv)))
+		d.Load.add("errors/s", fptr(Round3(float64(x.Errors)/iv)))
 		d.Load.add("in flight", fptr(float64(x.InFlight)))
 		d.Latency.add("ttft p50 (s)", msToS(x.TTFTP50))
 		d.Latency.add("ttft p95 (s)", msToS(x.TTFTP95))

@@ -538,9 +538,9 @@ func (t *Timeline) reached(key string, at float64, since map[string]float64, ser
 		if t.kpi.Earliest == nil {
 			t.kpi.Earliest = map[string]float64{}
 		}
-		t.kpi.Earliest[key] = round3(max(low-from, 0))
+		t.kpi.Earliest[key] = Round3(max(low-from, 0))
 	}
-	return fptr(round3(at - from))
+	return fptr(Round3(at - from))
 }
 
 // divergence follows the observed desired against the predicted one. A
@@ -728,7 +728,7 @@ func (t *Timeline) Report(end time.Duration, m Meta) *Report {
 		rowEnd := min(at+t.cfg.Interval, max(end, at+1))
 		row := Row{T: secs(at), Span: secs(rowEnd - at), Sent: rw.sent, Done: rw.done, Errors: rw.errs, TTFTP50: rw.ttftP50, TTFTP95: rw.ttftP95,
 			LagP50: rw.lagP50, LagP99: rw.lagP99, LagMax: rw.lagMax, Capped: rw.capped,
-			OutputTPS: round3(rw.tokens / (rowEnd - at).Seconds()), Series: map[string]*float64{}}
+			OutputTPS: Round3(rw.tokens / (rowEnd - at).Seconds()), Series: map[string]*float64{}}
 		inflight += rw.sent - rw.done
 		row.InFlight = inflight
 		if inflight > r.Load.MaxInFlight {
@@ -752,7 +752,7 @@ func (t *Timeline) Report(end time.Duration, m Meta) *Report {
 			if st.started && at >= from && at < stEnd {
 				row.Stage = st.plan.Name
 				mid := (max(at, st.start) + min(rowEnd, stEnd)) / 2
-				row.TargetRPS = round3(st.plan.RateAt(mid - st.start))
+				row.TargetRPS = Round3(st.plan.RateAt(mid - st.start))
 			}
 		}
 		var vals []measure.Value // a row without a sample has no values
@@ -791,7 +791,7 @@ func (t *Timeline) Report(end time.Duration, m Meta) *Report {
 	k.Start, k.Peak, k.PeakAt = maps.Clone(t.start), maps.Clone(t.peak), maps.Clone(t.peakAt)
 	k.Earliest = maps.Clone(k.Earliest)
 	if t.predictedAt != nil && k.TimeToIntent != nil {
-		k.IntentLag = fptr(round3(*k.TimeToIntent - *t.predictedAt))
+		k.IntentLag = fptr(Round3(*k.TimeToIntent - *t.predictedAt))
 	}
 	r.KPIs = k
 	if m.PeakInFlight > r.Load.MaxInFlight {
@@ -800,7 +800,9 @@ func (t *Timeline) Report(end time.Duration, m Meta) *Report {
 	return r
 }
 
-func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
+// Round3 rounds to three decimals, half away from zero: the precision of
+// report.json's rates, seconds and sizes.
+func Round3(v float64) float64 { return math.Round(v*1000) / 1000 }
 
 // load accumulates requests into the run's or a stage's summary.
 type load struct {
@@ -895,9 +897,9 @@ func (l *load) report(span time.Duration, planned float64, slo SLO) LoadReport {
 		lr.ErrorRate = round6(float64(n-l.ok) / float64(n))
 	}
 	if s := span.Seconds(); s > 0 {
-		lr.AchievedRPS = round3(float64(l.requests) / s)
-		lr.TargetRPS = round3(planned / s)
-		lr.OutputTPS = round3(float64(l.outTok) / s)
+		lr.AchievedRPS = Round3(float64(l.requests) / s)
+		lr.TargetRPS = Round3(planned / s)
+		lr.OutputTPS = Round3(float64(l.outTok) / s)
 	}
 	if slo.set() {
 		g := &Goodput{SLO: map[string]float64{}, Good: l.good}
@@ -910,7 +912,7 @@ func (l *load) report(span time.Duration, planned float64, slo SLO) LoadReport {
 			g.Share = round6(float64(l.good) / float64(l.requests))
 		}
 		if s := span.Seconds(); s > 0 {
-			g.RPS = round3(float64(l.good) / s)
+			g.RPS = Round3(float64(l.good) / s)
 		}
 		lr.Goodput = g
 	}

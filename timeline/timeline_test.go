@@ -495,3 +495,16 @@ func show(v *float64) string {
 	}
 	return fmt.Sprint(*v)
 }
+
+// TestRound3: half away from zero, negatives and large values included (the
+// client's figures were once rounded by int64(v*1000+0.5), which truncates
+// negatives toward zero and overflows above 9.2e12).
+func TestRound3(t *testing.T) {
+	for _, c := range []struct{ in, want float64 }{
+		{1.2345, 1.235}, {0.0005, 0.001}, {0.0004999, 0}, {-0.0016, -0.002}, {-1.2345, -1.235}, {1e13 + 0.25, 1e13 + 0.25}, {3, 3},
+	} {
+		if got := Round3(c.in); got != c.want {
+			t.Errorf("Round3(%v) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}

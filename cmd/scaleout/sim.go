@@ -18,7 +18,7 @@ func cmdSim(ctx context.Context, e env, args []string) error {
 	fs := pflag.NewFlagSet("scaleout sim", pflag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:8000", "address to serve the gateway, /metrics and /admin on")
 	soFile := fs.String("scaledobject", "", "behave as this ScaledObject manifest would (names, bounds, threshold, paused); flags given too win")
-	cfg.BindFlags(fs)
+	bindSimFlags(fs, &cfg)
 	if err := parseFlags(fs, args, e, "scaleout sim [flags]"); err != nil {
 		return err
 	}
@@ -34,7 +34,7 @@ func cmdSim(ctx context.Context, e env, args []string) error {
 		flagged := cfg
 		cfg = sim.DefaultConfig()
 		run.SimFromScaledObject(&cfg, so)
-		fs.Visit(func(f *pflag.Flag) { copyFlag(&cfg, &flagged, f.Name) })
+		copySimFlags(&cfg, &flagged, fs)
 		for _, l := range so.Lint() {
 			fmt.Fprintf(e.stderr, "warn  %s\n", l)
 		}
@@ -64,17 +64,4 @@ func cmdSim(ctx context.Context, e env, args []string) error {
 		return withCode(exitCannotRun, err)
 	}
 	return nil
-}
-
-// copyFlag copies the knob behind one flag of scaleout sim from src to dst.
-func copyFlag(dst, src *sim.Config, name string) {
-	fs := pflag.NewFlagSet("", pflag.ContinueOnError)
-	src.BindFlags(fs)
-	f := fs.Lookup(name)
-	if f == nil {
-		return
-	}
-	dfs := pflag.NewFlagSet("", pflag.ContinueOnError)
-	dst.BindFlags(dfs)
-	_ = dfs.Set(name, f.Value.String())
 }
