@@ -69,10 +69,10 @@ sim: build
 # CPU profiles of each client go to PERF_PROFILES.
 PERF_PROFILES ?= /tmp/scaleout-perf-profiles
 perf:
-	$(GO) run ./internal/perf -out docs/perf.md -profile $(PERF_PROFILES)
+	$(GO) run ./cmd/scaleout-perf -out docs/perf.md -profile $(PERF_PROFILES)
 
 perf-quick:
-	$(GO) run ./internal/perf -quick -out /tmp/scaleout-perf.md
+	$(GO) run ./cmd/scaleout-perf -quick -out /tmp/scaleout-perf.md
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 2m ./scenario/

@@ -202,7 +202,7 @@ func modRoot() (string, error) {
 	}
 	gomod := strings.TrimSpace(string(out))
 	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("run the perf suite from inside the scaleout module (go run ./internal/perf)")
+		return "", errors.New("run the perf suite from inside the scaleout module (go run ./cmd/scaleout-perf)")
 	}
 	return filepath.Dir(gomod), nil
 }

@@ -116,7 +116,7 @@ func (s *suite) markdown() string {
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	p("# scaleout load generator: performance\n\n")
-	p("Written by `%s` (`make perf` runs `go run ./internal/perf -out docs/perf.md -profile /tmp/scaleout-perf-profiles`). Do not edit by hand: run it again.\n\n", s.opt.commandLine)
+	p("Written by `%s` (`make perf` runs `go run ./cmd/scaleout-perf -out docs/perf.md -profile /tmp/scaleout-perf-profiles`). Do not edit by hand: run it again.\n\n", s.opt.commandLine)
 	p("The suite shows that scaleout's load generator is not the bottleneck of a run and compares it with vegeta's own\n")
 	p("CLI (`%s`, built with `go install`) against the same loopback server in the same run.\n\n", vegetaModule)
 
