@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command scaleout-perf is the load generator's benchmark suite (`make perf`). It
 // shows that scaleout's load generator is not the bottleneck of a run and
 // compares it with vegeta's own CLI, against the same loopback server in the

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // The loopback server: a minimal HTTP/1.1 server that answers like a vLLM
