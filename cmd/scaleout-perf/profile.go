@@ -100,12 +100,7 @@ func (s *suite) runProfiles(ctx context.Context) error {
 }
 
 func (s *suite) profileOne(ctx context.Context, name, kind string, srv *serverProc, l load) profileResult {
-	p := profileResult{Name: name, Kind: kind}
-	if l.Concurrency > 0 {
-		p.Load = fmt.Sprintf("%s streams held for %s", thousands(int64(l.Concurrency)), l.Duration)
-	} else {
-		p.Load = fmt.Sprintf("%s for %s, stream %t, max_tokens %d", fmtRate(l.Rate), l.Duration, l.Stream, l.MaxTokens)
-	}
+	p := profileResult{Name: name, Kind: kind, Load: l.label()}
 	b, err := bodies(l.Stream, l.MaxTokens)
 	if err != nil {
 		p.Err = err.Error()
@@ -163,9 +158,7 @@ func (s *suite) profileOne(ctx context.Context, name, kind string, srv *serverPr
 				var ms runtime.MemStats
 				runtime.ReadMemStats(&ms)
 				rss, _ := sysres.RSS()
-				p.Mem = fmt.Sprintf("at %s into the hold: %s goroutines, %s requests in flight; heap in use %.0f MB, goroutine stacks %.0f MB, runtime total from the OS (Sys) %.0f MB; process RSS %.0f MB (heap spans count whole, RSS only the pages touched: a 32 KiB read buffer that holds a few hundred bytes costs one page)",
-					l.Duration*8/10, thousands(int64(runtime.NumGoroutine())), thousands(gen.Live().InFlight),
-					float64(ms.HeapInuse)/1e6, float64(ms.StackInuse)/1e6, float64(ms.Sys)/1e6, float64(rss)/1e6)
+				p.Mem = heapNote(l.Duration*8/10, int64(runtime.NumGoroutine()), gen.Live().InFlight, &ms, rss)
 				heapDone <- pprof.Lookup("heap").WriteTo(f, 0)
 			}
 		}()
@@ -204,6 +197,20 @@ func (s *suite) profileOne(ctx context.Context, name, kind string, srv *serverPr
 	_ = os.WriteFile(p.TopFile, out, 0o644)
 	p.Top = topLines(string(out), 22)
 	return p
+}
+
+// label is a profiled load, as its heading shows it.
+func (l load) label() string {
+	if l.Concurrency > 0 {
+		return fmt.Sprintf("%s streams held for %s", thousands(int64(l.Concurrency)), l.Duration)
+	}
+	return fmt.Sprintf("%s for %s, stream %t, max_tokens %d", fmtRate(l.Rate), l.Duration, l.Stream, l.MaxTokens)
+}
+
+// heapNote is the runtime's memory figures when the heap profile is taken.
+func heapNote(at time.Duration, goroutines, inFlight int64, ms *runtime.MemStats, rss int64) string {
+	return fmt.Sprintf("at %s into the hold: %s goroutines, %s requests in flight; heap in use %.0f MB, goroutine stacks %.0f MB, runtime total from the OS (Sys) %.0f MB; process RSS %.0f MB (heap spans count whole, RSS only the pages touched: a 32 KiB read buffer that holds a few hundred bytes costs one page)",
+		at, thousands(goroutines), thousands(inFlight), float64(ms.HeapInuse)/1e6, float64(ms.StackInuse)/1e6, float64(ms.Sys)/1e6, float64(rss)/1e6)
 }
 
 // topLines keeps pprof -top's header and its first n rows.
