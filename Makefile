@@ -14,17 +14,17 @@ RUN_FLAGS  ?=
 
 target_flags = $(if $(GATEWAY),--target $(GATEWAY)) $(if $(TARGET),--target $(TARGET)) $(if $(MODEL),--model $(MODEL)) $(if $(PROMETHEUS),--prometheus $(PROMETHEUS))
 
-.PHONY: all build test test-short vet fmt-check run demo bench validate-gpu sim-proof sim perf perf-quick fuzz setup clean
+.PHONY: all build test test-short vet lint fmt-check run demo bench validate-gpu sim-proof sim perf perf-quick fuzz setup clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/scaleout
 
-# The whole suite: formatting, vet, every test with the race detector, and a
-# short fuzzing pass over the parsers. The end-to-end tests need the Debian
+# The whole suite: formatting, vet, staticcheck, every test with the race
+# detector, and a short fuzzing pass over the parsers. The end-to-end tests need the Debian
 # prometheus package (and chromium for the report page): `make setup`.
-test: fmt-check vet
+test: fmt-check vet lint
 	$(GO) test -race -count=1 -timeout 12m ./...
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 10s -fuzzminimizetime 5s ./scenario/
 	$(GO) test -run '^$$' -fuzz FuzzExpectation -fuzztime 10s -fuzzminimizetime 5s ./timeline/
@@ -36,6 +36,12 @@ test-short:
 
 vet:
 	$(GO) vet ./...
+
+# staticcheck at a pinned version, built by go run from the module proxy: no
+# global install, and nothing added to go.mod. ./... stops at nested modules.
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+lint:
+	$(GO) run $(STATICCHECK) ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -70,10 +76,10 @@ sim: build
 # CPU profiles of each client go to PERF_PROFILES.
 PERF_PROFILES ?= /tmp/scaleout-perf-profiles
 perf:
-	$(GO) run ./internal/perf -out docs/perf.md -profile $(PERF_PROFILES)
+	$(GO) run ./cmd/scaleout-perf -out docs/perf.md -profile $(PERF_PROFILES)
 
 perf-quick:
-	$(GO) run ./internal/perf -quick -out /tmp/scaleout-perf.md
+	$(GO) run ./cmd/scaleout-perf -quick -out /tmp/scaleout-perf.md
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 2m ./scenario/

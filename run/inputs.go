@@ -2,8 +2,8 @@ package run
 
 import (
 	"net/http"
-	"syscall"
 
+	"github.com/scaleout/scaleout/internal/sysres"
 	"github.com/scaleout/scaleout/loadgen"
 	"github.com/scaleout/scaleout/scenario"
 )
@@ -48,11 +48,15 @@ func headers(s *scenario.Scenario) http.Header {
 
 // defaultMaxInFlight derives max_in_flight from the machine: the file
 // descriptors this process may open (Go raises the soft limit to the hard
-// one at start), less a reserve for everything else, and at most 10,000.
+// one at start), less a reserve for everything else, and at most 10,000
+// (also where there is no such limit: Windows).
 func defaultMaxInFlight() int {
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur < 512 {
+	soft, _, ok := sysres.OpenFiles()
+	if !ok {
+		return 10000
+	}
+	if soft < 512 {
 		return 256
 	}
-	return int(min(rl.Cur-256, 10000))
+	return int(min(soft-256, 10000))
 }

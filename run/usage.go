@@ -1,31 +1,12 @@
 package run
 
 import (
-	"os"
 	"runtime"
-	"strconv"
-	"strings"
-	"syscall"
 	"time"
 
+	"github.com/scaleout/scaleout/internal/sysres"
 	"github.com/scaleout/scaleout/timeline"
 )
-
-// procUsage is this process's CPU time so far and its resident memory now.
-func procUsage() (cpu time.Duration, rss int64) {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
-	if b, err := os.ReadFile("/proc/self/statm"); err == nil {
-		if f := strings.Fields(string(b)); len(f) > 1 {
-			if pages, err := strconv.ParseInt(f[1], 10, 64); err == nil {
-				rss = pages * int64(os.Getpagesize())
-			}
-		}
-	}
-	return cpu, rss
-}
 
 // stageUsage measures what one stage cost the client.
 type stageUsage struct {
@@ -35,12 +16,12 @@ type stageUsage struct {
 }
 
 func startUsage(capReached uint64) stageUsage {
-	cpu, _ := procUsage()
-	return stageUsage{wall: time.Now(), cpu: cpu, cap: capReached}
+	return stageUsage{wall: time.Now(), cpu: sysres.CPU(), cap: capReached}
 }
 
 func (u stageUsage) end(capReached uint64) *timeline.ClientUse {
-	cpu, rss := procUsage()
+	cpu := sysres.CPU()
+	rss, _ := sysres.RSS() // 0 where unknown: the text report then leaves it out
 	wall := time.Since(u.wall).Seconds()
 	c := &timeline.ClientUse{CPUSeconds: timeline.Round3((cpu - u.cpu).Seconds()), RSSMB: timeline.Round3(float64(rss) / (1 << 20)),
 		CapReached: int64(capReached - u.cap), Cores: runtime.GOMAXPROCS(0)}

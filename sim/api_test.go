@@ -288,7 +288,7 @@ func TestErrors(t *testing.T) {
 	second := h.async("/v1/completions", `{"prompt":"x","max_tokens":1}`)
 	waitFor(t, h.f, "one running, one waiting", func(s State) bool { return s.Running == 1 && s.Waiting == 1 })
 	status, _, body = postBody(t, h, "/v1/completions", `{"prompt":"x","max_tokens":1,"stream":true}`)
-	msg, typ, code = errorBody(t, body, captured429)
+	_, typ, code = errorBody(t, body, captured429)
 	if status != 429 || body != strings.TrimSpace(captured429)+"\n" || typ != "RateLimitError" || code != 429 {
 		t.Errorf("429: %d %s", status, body)
 	}

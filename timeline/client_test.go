@@ -52,3 +52,18 @@ func TestCheckClient(t *testing.T) {
 }
 
 func summary(p99 *float64) measure.Summary { return measure.Summary{P99: p99, N: 1} }
+
+// The client's memory is printed only where the platform reported it.
+func TestStageCostLeavesOutUnknownMemory(t *testing.T) {
+	r := &Report{Stages: []StageReport{
+		{Name: "a", Client: &ClientUse{CPUCores: 0.5, Cores: 2, RSSMB: 41}},
+		{Name: "b", Client: &ClientUse{CPUCores: 0.25, Cores: 2}},
+	}}
+	var b strings.Builder
+	if err := WriteText(&b, r, TextOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "client:  a 0.50 of 2 cores, 41 MB · b 0.25 of 2 cores\n"; !strings.Contains(b.String(), want) {
+		t.Errorf("want %q in:\n%s", want, b.String())
+	}
+}

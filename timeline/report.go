@@ -137,7 +137,7 @@ type ClientUse struct {
 	CPUSeconds float64 `json:"cpu_s"`
 	CPUCores   float64 `json:"cpu_cores"` // CPU seconds per second of the stage
 	Cores      int     `json:"cores"`     // the cores the process may use (GOMAXPROCS)
-	RSSMB      float64 `json:"rss_mb"`    // resident memory at the stage's end
+	RSSMB      float64 `json:"rss_mb"`    // resident memory at the stage's end (0: not known, off Linux)
 	CapReached int64   `json:"cap_reached"`
 }
 

@@ -342,7 +342,11 @@ func writeStages(w *errWriter, r *Report) {
 	var costs []string
 	for _, s := range r.Stages {
 		if c := s.Client; c != nil {
-			costs = append(costs, fmt.Sprintf("%s %.2f of %d cores, %.0f MB", s.Name, c.CPUCores, c.Cores, c.RSSMB))
+			cost := fmt.Sprintf("%s %.2f of %d cores", s.Name, c.CPUCores, c.Cores)
+			if c.RSSMB > 0 { // 0: the platform does not tell (only Linux does)
+				cost += fmt.Sprintf(", %.0f MB", c.RSSMB)
+			}
+			costs = append(costs, cost)
 		}
 	}
 	if len(costs) > 0 {

@@ -1,4 +1,6 @@
-// Command perf is the load generator's benchmark suite (`make perf`). It
+//go:build linux
+
+// Command scaleout-perf is the load generator's benchmark suite (`make perf`). It
 // shows that scaleout's load generator is not the bottleneck of a run and
 // compares it with vegeta's own CLI, against the same loopback server in the
 // same run:
@@ -19,7 +21,7 @@
 //
 // Usage:
 //
-//	go run ./internal/perf [-only rate,cpu,rss] [-quick] [-out docs/perf.md] [-profile DIR]
+//	go run ./cmd/scaleout-perf [-only rate,cpu,rss] [-quick] [-out docs/perf.md] [-profile DIR]
 package main
 
 import (
@@ -99,7 +101,7 @@ func main() {
 
 func parseOptions(args []string) (options, error) {
 	var o options
-	fs := flag.NewFlagSet("perf", flag.ContinueOnError)
+	fs := flag.NewFlagSet("scaleout-perf", flag.ContinueOnError)
 	fs.StringVar(&o.out, "out", "", "write the results as Markdown to this file (make perf: docs/perf.md)")
 	fs.StringVar(&o.only, "only", "rate,cpu,rss", "sections to run, comma-separated: rate, cpu, rss")
 	fs.BoolVar(&o.quick, "quick", false, "a quick check: 3 s loads, a 10% rate search, one CPU run each, streams held 10 s")
@@ -171,7 +173,7 @@ func parseOptions(args []string) (options, error) {
 	case o.timeout < 0:
 		return o, fmt.Errorf("-timeout %s: want 0 (none) or more", o.timeout)
 	}
-	o.commandLine = "go run ./internal/perf"
+	o.commandLine = "go run ./cmd/scaleout-perf"
 	if len(args) > 0 {
 		o.commandLine += " " + strings.Join(args, " ")
 	}

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -41,7 +43,7 @@ const (
 func scenarioYAML(l load) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "name: %s\n", l.Name)
-	fmt.Fprintf(&b, "description: scaleout perf suite (internal/perf)\n")
+	fmt.Fprintf(&b, "description: scaleout perf suite (cmd/scaleout-perf)\n")
 	fmt.Fprintf(&b, "target:\n  url: %s\n  api: completions\n  model: %s\n  stream: %t\n", l.URL, serveModel, l.Stream)
 	fmt.Fprintf(&b, "request:\n  prompt_tokens: %d\n  max_tokens: %d\n  ignore_eos: true\n  seed: %d\n", promptTokens, l.MaxTokens, bodySeed)
 	if l.Concurrency > 0 {

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -116,7 +118,8 @@ func (s *suite) markdown() string {
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	p("# scaleout load generator: performance\n\n")
-	p("Written by `%s` (`make perf` runs `go run ./internal/perf -out docs/perf.md -profile /tmp/scaleout-perf-profiles`). Do not edit by hand: run it again.\n\n", s.opt.commandLine)
+	p("Written by the perf command (cmd/scaleout-perf; its command line is in the table below). Do not edit by hand:\n")
+	p("`make perf` writes it again.\n\n")
 	p("The suite shows that scaleout's load generator is not the bottleneck of a run and compares it with vegeta's own\n")
 	p("CLI (`%s`, built with `go install`) against the same loopback server in the same run.\n\n", vegetaModule)
 

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -9,12 +11,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/scaleout/scaleout/internal/record"
+	"github.com/scaleout/scaleout/internal/sysres"
 	"github.com/scaleout/scaleout/loadgen"
 	"github.com/scaleout/scaleout/timeline"
 )
@@ -32,14 +33,6 @@ type profileResult struct {
 	CPU      time.Duration // this process's CPU over the load (getrusage)
 	Mem      string        // heap: the runtime's memory figures when the profile was taken
 	Err      string
-}
-
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // runProfiles runs, for every section of this run, the same load scaleout
@@ -107,12 +100,7 @@ func (s *suite) runProfiles(ctx context.Context) error {
 }
 
 func (s *suite) profileOne(ctx context.Context, name, kind string, srv *serverProc, l load) profileResult {
-	p := profileResult{Name: name, Kind: kind}
-	if l.Concurrency > 0 {
-		p.Load = fmt.Sprintf("%s streams held for %s", thousands(int64(l.Concurrency)), l.Duration)
-	} else {
-		p.Load = fmt.Sprintf("%s for %s, stream %t, max_tokens %d", fmtRate(l.Rate), l.Duration, l.Stream, l.MaxTokens)
-	}
+	p := profileResult{Name: name, Kind: kind, Load: l.label()}
 	b, err := bodies(l.Stream, l.MaxTokens)
 	if err != nil {
 		p.Err = err.Error()
@@ -150,7 +138,7 @@ func (s *suite) profileOne(ctx context.Context, name, kind string, srv *serverPr
 	}
 	defer f.Close()
 	runtime.GC()
-	cpu0 := selfCPU()
+	cpu0 := sysres.CPU()
 	heapDone := make(chan error, 1)
 	if kind == "cpu" {
 		if err := pprof.StartCPUProfile(f); err != nil {
@@ -169,9 +157,8 @@ func (s *suite) profileOne(ctx context.Context, name, kind string, srv *serverPr
 				runtime.GC()
 				var ms runtime.MemStats
 				runtime.ReadMemStats(&ms)
-				p.Mem = fmt.Sprintf("at %s into the hold: %s goroutines, %s requests in flight; heap in use %.0f MB, goroutine stacks %.0f MB, runtime total from the OS (Sys) %.0f MB; process RSS %s (heap spans count whole, RSS only the pages touched: a 32 KiB read buffer that holds a few hundred bytes costs one page)",
-					l.Duration*8/10, thousands(int64(runtime.NumGoroutine())), thousands(gen.Live().InFlight),
-					float64(ms.HeapInuse)/1e6, float64(ms.StackInuse)/1e6, float64(ms.Sys)/1e6, selfRSS())
+				rss, _ := sysres.RSS()
+				p.Mem = heapNote(l.Duration*8/10, int64(runtime.NumGoroutine()), gen.Live().InFlight, &ms, rss)
 				heapDone <- pprof.Lookup("heap").WriteTo(f, 0)
 			}
 		}()
@@ -188,7 +175,7 @@ func (s *suite) profileOne(ctx context.Context, name, kind string, srv *serverPr
 	} else if err := <-heapDone; err != nil && runErr == nil {
 		runErr = err
 	}
-	p.CPU = selfCPU() - cpu0
+	p.CPU = sysres.CPU() - cpu0
 	_ = rec.Close(jw.Flush)
 	live := gen.Live()
 	p.Requests, p.Errors = live.Done, live.Errors
@@ -210,6 +197,20 @@ func (s *suite) profileOne(ctx context.Context, name, kind string, srv *serverPr
 	_ = os.WriteFile(p.TopFile, out, 0o644)
 	p.Top = topLines(string(out), 22)
 	return p
+}
+
+// label is a profiled load, as its heading shows it.
+func (l load) label() string {
+	if l.Concurrency > 0 {
+		return fmt.Sprintf("%s streams held for %s", thousands(int64(l.Concurrency)), l.Duration)
+	}
+	return fmt.Sprintf("%s for %s, stream %t, max_tokens %d", fmtRate(l.Rate), l.Duration, l.Stream, l.MaxTokens)
+}
+
+// heapNote is the runtime's memory figures when the heap profile is taken.
+func heapNote(at time.Duration, goroutines, inFlight int64, ms *runtime.MemStats, rss int64) string {
+	return fmt.Sprintf("at %s into the hold: %s goroutines, %s requests in flight; heap in use %.0f MB, goroutine stacks %.0f MB, runtime total from the OS (Sys) %.0f MB; process RSS %.0f MB (heap spans count whole, RSS only the pages touched: a 32 KiB read buffer that holds a few hundred bytes costs one page)",
+		at, thousands(goroutines), thousands(inFlight), float64(ms.HeapInuse)/1e6, float64(ms.StackInuse)/1e6, float64(ms.Sys)/1e6, float64(rss)/1e6)
 }
 
 // topLines keeps pprof -top's header and its first n rows.
@@ -235,21 +236,4 @@ func topLines(s string, n int) string {
 		}
 	}
 	return strings.Join(out, "\n")
-}
-
-// selfRSS is this process's resident set now (VmRSS), e.g. "512 MB".
-func selfRSS() string {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return "?"
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err == nil {
-				return fmt.Sprintf("%.0f MB", mb(kb))
-			}
-		}
-	}
-	return "?"
 }

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -8,8 +10,9 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/scaleout/scaleout/internal/sysres"
 )
 
 // machine is what the figures were measured on.
@@ -66,10 +69,7 @@ func readMachine() machine {
 	if out, err := exec.Command("sh", "-c", "ulimit -n").Output(); err == nil {
 		m.NoFileSoft = strings.TrimSpace(string(out))
 	}
-	var rl syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) == nil {
-		m.NoFileHard = rl.Max
-	}
+	_, m.NoFileHard, _ = sysres.OpenFiles()
 	return m
 }
 

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // The loopback server: a minimal HTTP/1.1 server that answers like a vLLM
@@ -115,7 +117,7 @@ type server struct {
 // serveMain is the -serve mode: listen, print "listening ADDR" on stdout,
 // serve until stdin reaches EOF (the parent closed it or died).
 func serveMain(args []string) error {
-	fs := flag.NewFlagSet("perf -serve", flag.ContinueOnError)
+	fs := flag.NewFlagSet("scaleout-perf -serve", flag.ContinueOnError)
 	var cfg serveConfig
 	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:0", "listen address")
 	fs.IntVar(&cfg.Tokens, "tokens", 64, "content events per stream")

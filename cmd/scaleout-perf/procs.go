@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -14,15 +16,16 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/scaleout/scaleout/internal/sysres"
 )
 
 // procResult is one child process's run: its CPU and peak RSS come from
 // the kernel's accounting at exit (wait4's rusage through os.ProcessState).
 type procResult struct {
 	CPU      time.Duration // utime + stime
-	MaxRSSKB int64         // ru_maxrss: KiB on Linux
+	MaxRSSKB int64         // ru_maxrss, in KiB
 	Wall     time.Duration
 	Err      error  // start failure, non-zero exit or kill
 	Stderr   string // the last lines of stderr
@@ -68,10 +71,9 @@ func runChild(ctx context.Context, limit time.Duration, name string, args ...str
 	}
 	res.Err = err
 	if st := cmd.ProcessState; st != nil {
-		if ru, ok := st.SysUsage().(*syscall.Rusage); ok {
-			res.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-			res.MaxRSSKB = ru.Maxrss
-		}
+		var peak int64
+		res.CPU, peak = sysres.Exited(st)
+		res.MaxRSSKB = peak / 1024
 	}
 	return res
 }
@@ -202,7 +204,7 @@ func modRoot() (string, error) {
 	}
 	gomod := strings.TrimSpace(string(out))
 	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("run the perf suite from inside the scaleout module (go run ./internal/perf)")
+		return "", errors.New("run the perf suite from inside the scaleout module (go run ./cmd/scaleout-perf)")
 	}
 	return filepath.Dir(gomod), nil
 }

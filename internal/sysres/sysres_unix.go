@@ -1,0 +1,69 @@
+//go:build unix
+
+// Package sysres reads what this process, or a child of it that has exited,
+// uses of the machine: the open-file limit, CPU time and resident memory,
+// each as far as the platform tells it. The scaleout command and the perf
+// command both measure through it.
+package sysres
+
+import (
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// OpenFiles is RLIMIT_NOFILE, the soft and hard limits on open file
+// descriptors (Go raises its own soft limit to the hard one at start). ok is
+// false when the platform has no such limit or it cannot be read.
+func OpenFiles() (soft, hard uint64, ok bool) {
+	var rl syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) != nil {
+		return 0, 0, false
+	}
+	return uint64(rl.Cur), uint64(rl.Max), true
+}
+
+// CPU is this process's user + system CPU time so far (0 when unknown).
+func CPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// RSS is this process's resident memory now, in bytes. It is read from
+// /proc/self/statm, so ok is false where there is no /proc (macOS).
+func RSS() (bytes int64, ok bool) {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0, false
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0, false
+	}
+	pages, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return pages * int64(os.Getpagesize()), true
+}
+
+// Exited is an exited child's user + system CPU time and peak resident
+// memory in bytes, from the kernel's accounting at its exit (0 when
+// unknown).
+func Exited(ps *os.ProcessState) (cpu time.Duration, peakRSS int64) {
+	ru, ok := ps.SysUsage().(*syscall.Rusage)
+	if !ok || ru == nil {
+		return 0, 0
+	}
+	peakRSS = int64(ru.Maxrss) // bytes on Apple systems, KiB elsewhere
+	if runtime.GOOS != "darwin" && runtime.GOOS != "ios" {
+		peakRSS *= 1024
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), peakRSS
+}
