@@ -1,7 +1,9 @@
 package run
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"strings"
 
@@ -22,8 +24,12 @@ type Triggers struct {
 // ScaledObject (a run, or a simulator, is about one).
 func ReadScaledObject(path string) (*keda.ScaledObject, error) {
 	sos, err := keda.ReadScaledObjects(path)
-	if err != nil {
-		return nil, usagef("%v", err)
+	var pe *fs.PathError
+	switch {
+	case errors.As(err, &pe):
+		return nil, usagef("cannot read the ScaledObject manifest %s: %v", path, pe.Err)
+	case err != nil:
+		return nil, err // positioned errors, each at its line and column (exit 2)
 	}
 	if len(sos) > 1 {
 		names := make([]string, len(sos))
