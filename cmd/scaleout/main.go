@@ -123,7 +123,7 @@ func runMain(ctx context.Context, e env, args []string) int {
 	case "report":
 		err = cmdReport(ctx, e, rest)
 	case "version", "--version":
-		fmt.Fprintln(e.stdout, "scaleout", version())
+		fmt.Fprintln(e.stdout, "scaleout", versionString())
 	case "help", "-h", "--help":
 		fmt.Fprint(e.stdout, usage)
 	default:
