@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	batchv1 "k8s.io/api/batch/v1"
+	sigsyaml "sigs.k8s.io/yaml"
+
+	"github.com/scaleout/scaleout/job"
+)
+
+// scaleout job prints the manifests; the Job's pods run the scenario from
+// the ConfigMap as shards on the common start.
+func TestJobRenders(t *testing.T) {
+	dir := t.TempDir()
+	p := writeFile(t, dir, "s.yaml", "name: render\ntarget: {url: http://gw.inference:8000}\nload: [{name: a, rate: 2/s, duration: 10s}]\n")
+	c := newCLI()
+	if code := c.run(t, "job", p, "--image", "reg/scaleout:1", "--parallelism", "3", "--start-at", "2026-12-03T08:00:00Z",
+		"-n", "load", "--cpu", "500m", "--", "--rest-wait", "0"); code != 0 {
+		t.Fatalf("exit %d: %s", code, c.stderr.String())
+	}
+	docs := strings.Split(c.stdout.String(), "\n---\n")
+	var j batchv1.Job
+	if err := sigsyaml.UnmarshalStrict([]byte(docs[len(docs)-1]), &j); err != nil {
+		t.Fatal(err)
+	}
+	args := strings.Join(j.Spec.Template.Spec.Containers[0].Args, " ")
+	if j.Name != "scaleout-render-20261203-080000" || j.Namespace != "load" || *j.Spec.Parallelism != 3 ||
+		args != "job pod --dir /work/run -- run /config/scenario.yaml --shard $(JOB_COMPLETION_INDEX)/3 --start-at 2026-12-03T08:00:00Z --rest-wait 0" {
+		t.Errorf("job %s/%s parallelism %d args %q", j.Namespace, j.Name, *j.Spec.Parallelism, args)
+	}
+	for name, bad := range map[string][]string{
+		"no image":   {"job", p},
+		"two files":  {"job", p, p, "--image", "i"},
+		"bad start":  {"job", p, "--image", "i", "--start-at", "tomorrow"},
+		"dry no app": {"job", p, "--image", "i", "--dry-run"},
+		"no file":    {"job", filepath.Join(dir, "nope.yaml"), "--image", "i"},
+		"own flag":   {"job", p, "--image", "i", "--", "--out", "x"},
+	} {
+		if code := newCLI().run(t, bad...); code != exitUsage {
+			t.Errorf("%s: exit %d, want 2", name, code)
+		}
+	}
+}
+
+// A Job pod runs the shard, then prints its run directory to the log,
+// whole; a shard whose expectations failed still exits 0 (the merged run
+// decides), one that could not run keeps its code and sends nothing.
+func TestJobPodSendsTheRunBack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end run")
+	}
+	target, _ := fakeVLLM(t)
+	dir := t.TempDir()
+	p := writeFile(t, dir, "s.yaml", "target: {url: "+target.URL+"}\nload: [{name: a, duration: 1s, rate: 10/s}]\nexpect: [requests > 1000000]\n")
+	runDir := filepath.Join(dir, "run")
+	c := newCLI()
+	if code := c.run(t, "job", "pod", "--dir", runDir, "--", "run", p, "--quiet"); code != 0 {
+		t.Fatalf("exit %d: %s", code, c.stderr.String())
+	}
+	if !strings.Contains(c.stderr.String(), "expectations failed (exit 1)") {
+		t.Errorf("stderr does not say the shard's own verdict:\n%s", c.stderr.String())
+	}
+	a, err := job.ReadArchive(strings.NewReader(c.stdout.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := filepath.Join(dir, "back")
+	if err := job.Extract(a, back); err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(runDir)
+	if len(ents) < 3 {
+		t.Fatalf("run directory has %d files", len(ents))
+	}
+	for _, e := range ents {
+		if e.IsDir() {
+			continue
+		}
+		want, _ := os.ReadFile(filepath.Join(runDir, e.Name()))
+		have, err := os.ReadFile(filepath.Join(back, e.Name()))
+		if err != nil || !bytes.Equal(want, have) {
+			t.Errorf("%s did not come back whole (%v)", e.Name(), err)
+		}
+	}
+	if r := readReportFile(t, back); r.Load.Requests < 5 {
+		t.Errorf("the report that came back counts %d requests", r.Load.Requests)
+	}
+
+	bad := writeFile(t, dir, "bad.yaml", "load: [{name: a, rat: 1/s}]\n")
+	c = newCLI()
+	if code := c.run(t, "job", "pod", "--dir", filepath.Join(dir, "run2"), "--", "run", bad); code != exitUsage {
+		t.Errorf("bad scenario: exit %d, want 2", code)
+	}
+	if strings.Contains(c.stdout.String(), "scaleout-archive-begin") {
+		t.Error("a shard that did not run sent an archive")
+	}
+}
