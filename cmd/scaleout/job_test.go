@@ -2,8 +2,12 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -98,5 +102,53 @@ func TestJobPodSendsTheRunBack(t *testing.T) {
 	}
 	if strings.Contains(c.stdout.String(), "scaleout-archive-begin") {
 		t.Error("a shard that did not run sent an archive")
+	}
+}
+
+// collect hands the shards, in shard order, to the merge; without the
+// merge in the build it keeps them and says so (exit 0), and a merge
+// that fails is exit 3.
+func TestCollectHandsShardsToTheMerge(t *testing.T) {
+	var logs = map[string]string{}
+	st := job.Status{Name: "j", Namespace: "ns", Shards: 2, Done: true}
+	for k := range 2 {
+		dir := t.TempDir()
+		writeFile(t, dir, "report.json", "{}")
+		a, err := job.Archive(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		job.WriteArchive(&b, a)
+		pod := "j-" + string(rune('0'+k))
+		logs[pod] = b.String()
+		// listed out of order: collect goes by completion index
+		st.Pods = append([]job.PodStatus{{Index: k, Name: pod, Phase: "Succeeded"}}, st.Pods...)
+	}
+	from := func(_ context.Context, _, pod string) (io.ReadCloser, error) {
+		return io.NopCloser(strings.NewReader(logs[pod])), nil
+	}
+	out := t.TempDir()
+	c := newCLI()
+	e := env{stdout: &c.stdout, stderr: &c.stderr}
+	if err := collectAndMerge(context.Background(), e, st, from, out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(c.stderr.String(), filepath.Join(out, "shards")) {
+		t.Errorf("collect does not say where the shards are: %s", c.stderr.String())
+	}
+	var got []string
+	saved := mergeShards
+	t.Cleanup(func() { mergeShards = saved })
+	mergeShards = func(shards []string, o string) error {
+		got = append(shards, o)
+		return errors.New("shards disagree")
+	}
+	err := collectAndMerge(context.Background(), e, st, from, out)
+	if want := []string{job.ShardDir(out, 0), job.ShardDir(out, 1), out}; !slices.Equal(got, want) {
+		t.Errorf("merge got %q, want %q", got, want)
+	}
+	if code(err) != exitCannotRun {
+		t.Errorf("a failed merge: %v (exit %d), want exit 3", err, code(err))
 	}
 }
