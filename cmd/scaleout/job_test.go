@@ -152,3 +152,14 @@ func TestCollectHandsShardsToTheMerge(t *testing.T) {
 		t.Errorf("a failed merge: %v (exit %d), want exit 3", err, code(err))
 	}
 }
+
+// scaleout version shows the commit make image stamps (-X main.commit).
+func TestVersionShowsTheStampedCommit(t *testing.T) {
+	saved := commit
+	t.Cleanup(func() { commit = saved })
+	commit = "0123456789abcdef-dirty"
+	c := newCLI()
+	if code := c.run(t, "version"); code != 0 || !strings.Contains(c.stdout.String(), "(commit 0123456789abcdef-dirty)") {
+		t.Errorf("exit %d: %q", code, c.stdout.String())
+	}
+}
