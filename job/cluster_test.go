@@ -182,14 +182,7 @@ func TestStatusAndCollect(t *testing.T) {
 // Apply sends each object once, in order, as a server-side apply by
 // scaleout, dry-run when asked.
 func TestApplyIsServerSideApply(t *testing.T) {
-	b, err := LoadBundle(testScenario(t), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	objs, err := Manifests(b, testOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
+	objs := testManifests(t)
 	dyn := dynfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{})
 	var seen []string
 	dyn.PrependReactor("patch", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {

@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/validation"
 	sigsyaml "sigs.k8s.io/yaml"
 
@@ -247,6 +248,20 @@ func TestDefaultName(t *testing.T) {
 	}
 }
 
+// testManifests renders the test scenario with the test options.
+func testManifests(t *testing.T) []*unstructured.Unstructured {
+	t.Helper()
+	b, err := LoadBundle(testScenario(t), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := Manifests(b, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
+
 func TestOptionsCheck(t *testing.T) {
 	for name, mut := range map[string]func(*Options){
 		"no image":      func(o *Options) { o.Image = "" },
@@ -288,14 +303,7 @@ func TestLauncherRoleCoversTheTool(t *testing.T) {
 		}
 		return false
 	}
-	b, err := LoadBundle(testScenario(t), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	objs, err := Manifests(b, testOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
+	objs := testManifests(t)
 	for _, u := range objs {
 		gvr, err := GVR(u)
 		if err != nil {

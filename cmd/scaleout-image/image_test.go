@@ -33,7 +33,9 @@ func fakeSpec(t *testing.T) Spec {
 	return Spec{Binaries: bins, CACerts: []byte("-----BEGIN CERTIFICATE-----\nfake\n"), Commit: "c0ffee", Created: time.Unix(0, 0).UTC()}
 }
 
-func TestLayoutReadsBack(t *testing.T) {
+// writeFake writes the fake spec's layout and returns it.
+func writeFake(t *testing.T) (Spec, v1.ImageIndex, string) {
+	t.Helper()
 	s := fakeSpec(t)
 	idx, err := Assemble(s)
 	if err != nil {
@@ -43,6 +45,11 @@ func TestLayoutReadsBack(t *testing.T) {
 	if err := WriteLayout(out, idx); err != nil {
 		t.Fatal(err)
 	}
+	return s, idx, out
+}
+
+func TestLayoutReadsBack(t *testing.T) {
+	s, idx, out := writeFake(t)
 	c, err := Verify(out, s)
 	if err != nil {
 		t.Fatal(err)
@@ -78,15 +85,7 @@ func TestLayoutReadsBack(t *testing.T) {
 
 // Verify fails on a layout that does not hold what was built.
 func TestVerifyCatchesADifferentBuild(t *testing.T) {
-	s := fakeSpec(t)
-	idx, err := Assemble(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(t.TempDir(), "oci")
-	if err := WriteLayout(out, idx); err != nil {
-		t.Fatal(err)
-	}
+	s, _, out := writeFake(t)
 	if err := os.WriteFile(s.Binaries[1].Path, []byte("rebuilt since"), 0o755); err != nil {
 		t.Fatal(err)
 	}
