@@ -294,6 +294,18 @@ func Manifests(b Bundle, o Options) ([]*unstructured.Unstructured, error) {
 	for _, u := range rbac {
 		u.SetNamespace(o.Namespace)
 		u.SetLabels(map[string]string{labelName: "scaleout", labelManagedBy: "scaleout"})
+		if u.GetKind() == "RoleBinding" {
+			// The ServiceAccount is the one in the Job's namespace.
+			subjects, _, _ := unstructured.NestedSlice(u.Object, "subjects")
+			for _, s := range subjects {
+				if m, ok := s.(map[string]any); ok && m["kind"] == "ServiceAccount" {
+					m["namespace"] = o.Namespace
+				}
+			}
+			if err := unstructured.SetNestedSlice(u.Object, subjects, "subjects"); err != nil {
+				return nil, err
+			}
+		}
 		out = append(out, u)
 	}
 	var sa string

@@ -119,7 +119,7 @@ func TestManifestsParseBack(t *testing.T) {
 	if sa.Kind != "ServiceAccount" || role.Kind != "Role" || rb.Kind != "RoleBinding" || cm.Kind != "ConfigMap" || j.Kind != "Job" {
 		t.Fatalf("kinds %s %s %s %s %s", sa.Kind, role.Kind, rb.Kind, cm.Kind, j.Kind)
 	}
-	if rb.RoleRef.Name != role.Name || len(rb.Subjects) != 1 || rb.Subjects[0].Name != sa.Name || rb.Subjects[0].Kind != "ServiceAccount" {
+	if rb.RoleRef.Name != role.Name || len(rb.Subjects) != 1 || rb.Subjects[0].Name != sa.Name || rb.Subjects[0].Kind != "ServiceAccount" || rb.Subjects[0].Namespace != "load" {
 		t.Errorf("the RoleBinding binds %+v to %+v, want ServiceAccount %s to Role %s", rb.Subjects, rb.RoleRef, sa.Name, role.Name)
 	}
 
