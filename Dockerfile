@@ -12,7 +12,7 @@ ARG GO_VERSION=1.26
 FROM --platform=$BUILDPLATFORM golang:${GO_VERSION} AS build
 ARG TARGETOS
 ARG TARGETARCH
-ARG COMMIT=unknown
+ARG COMMIT=
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
@@ -26,7 +26,7 @@ RUN mkdir -p /rootfs/etc/ssl/certs /rootfs/tmp /rootfs/work \
  && printf 'root:x:0:\nnonroot:x:65532:\n' > /rootfs/etc/group
 
 FROM scratch
-ARG COMMIT=unknown
+ARG COMMIT=
 COPY --from=build /rootfs/ /
 LABEL org.opencontainers.image.revision=$COMMIT \
       org.opencontainers.image.source=https://github.com/scaleout/scaleout \
