@@ -134,8 +134,14 @@ func TestMakeImage(t *testing.T) {
 	}
 	dir := t.TempDir()
 	out := filepath.Join(dir, "oci")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
+	// Two cross-compilations: bounded by the test's own deadline (go test
+	// -timeout), less a margin to report in, not by a guess of its own.
+	ctx := context.Background()
+	if d, ok := t.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, d.Add(-30*time.Second))
+		defer cancel()
+	}
 	if err := run(ctx, []string{"-out", out, "-commit", "testcommit123", "-go", goCmd}); err != nil {
 		t.Fatal(err)
 	}
