@@ -96,6 +96,10 @@ func (k *kubeFlags) core() (kubernetes.Interface, error) {
 	return kubernetes.NewForConfig(rc)
 }
 
+// minStartLead is the least time --apply leaves between now and the
+// common start: scheduling, pulling a small image, starting a container.
+const minStartLead = 15 * time.Second
+
 // jobOptions are scaleout job's flags.
 type jobOptions struct {
 	kube       kubeFlags
@@ -172,6 +176,10 @@ func cmdJobRender(ctx context.Context, e env, args []string) error {
 		}
 		_, err = e.stdout.Write(y)
 		return err
+	}
+	if lead := time.Until(jo.o.StartAt); !jo.dryRun && lead < minStartLead {
+		return usagef("--start-at %s is %s away: the pods could not all be running by then, and a shard that starts late refuses to run (give a later --start-at, or none: now + --start-delay)",
+			jo.o.StartAt.Format(time.RFC3339), lead.Round(time.Second))
 	}
 	rc, err := jo.kube.rest()
 	if err != nil {

@@ -44,6 +44,7 @@ func TestJobRenders(t *testing.T) {
 		"dry no app": {"job", p, "--image", "i", "--dry-run"},
 		"no file":    {"job", filepath.Join(dir, "nope.yaml"), "--image", "i"},
 		"own flag":   {"job", p, "--image", "i", "--", "--out", "x"},
+		"past start": {"job", p, "--image", "i", "--start-at", "2020-01-01T00:00:00Z", "--apply"},
 	} {
 		if code := newCLI().run(t, bad...); code != exitUsage {
 			t.Errorf("%s: exit %d, want 2", name, code)
