@@ -280,8 +280,8 @@ func PodArgs(o Options) []string {
 }
 
 // Manifests renders everything `scaleout job` applies, in the order it is
-// applied: the pods' ServiceAccount, Role and RoleBinding, the ConfigMap,
-// the Job. The same bundle and options give the same objects.
+// applied: the pods' ServiceAccount, Roles and RoleBindings (rbac.yaml, in
+// the Job's namespace), the ConfigMap, the Job. The same bundle and options give the same objects.
 func Manifests(b Bundle, o Options) ([]*unstructured.Unstructured, error) {
 	if err := o.Check(); err != nil {
 		return nil, err
@@ -292,6 +292,9 @@ func Manifests(b Bundle, o Options) ([]*unstructured.Unstructured, error) {
 	}
 	var out []*unstructured.Unstructured
 	for _, u := range rbac {
+		if _, ok := kinds[u.GetKind()]; !ok {
+			continue // cluster-scoped (a ClusterRole): not the Job's to create
+		}
 		u.SetNamespace(o.Namespace)
 		u.SetLabels(map[string]string{labelName: "scaleout", labelManagedBy: "scaleout"})
 		if u.GetKind() == "RoleBinding" {
@@ -454,8 +457,7 @@ func toUnstructured(obj runtime.Object) (*unstructured.Unstructured, error) {
 	return u, nil
 }
 
-// RBAC is the pods' ServiceAccount, Role and RoleBinding (rbac.yaml),
-// without a namespace.
+// RBAC is the pods' ServiceAccount, Roles and RoleBindings (rbac.yaml).
 func RBAC() ([]*unstructured.Unstructured, error) {
 	return decodeAll(rbacYAML)
 }

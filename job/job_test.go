@@ -74,20 +74,48 @@ func testOptions() Options {
 	}
 }
 
-// docs splits a rendered stream and decodes each document strictly into
-// its typed object: a field the API types do not have is an error.
-func docs(t *testing.T, y []byte) (sa corev1.ServiceAccount, role rbacv1.Role, rb rbacv1.RoleBinding, cm corev1.ConfigMap, j batchv1.Job) {
+// rendered is a rendered stream decoded strictly into the API's types: a
+// field the types do not have is an error.
+type rendered struct {
+	sa    corev1.ServiceAccount
+	roles []rbacv1.Role
+	rbs   []rbacv1.RoleBinding
+	cm    corev1.ConfigMap
+	job   batchv1.Job
+	kinds []string // in stream order
+}
+
+func decode(t *testing.T, y []byte) rendered {
 	t.Helper()
-	parts := strings.Split(string(y), "\n---\n")
-	if len(parts) != 5 {
-		t.Fatalf("%d documents, want 5:\n%s", len(parts), y)
-	}
-	for i, into := range []any{&sa, &role, &rb, &cm, &j} {
-		if err := sigsyaml.UnmarshalStrict([]byte(parts[i]), into); err != nil {
-			t.Fatalf("document %d: %v\n%s", i, err, parts[i])
+	var r rendered
+	for i, doc := range strings.Split(string(y), "\n---\n") {
+		var meta struct{ Kind string }
+		if err := sigsyaml.Unmarshal([]byte(doc), &meta); err != nil {
+			t.Fatal(err)
+		}
+		r.kinds = append(r.kinds, meta.Kind)
+		var into any
+		switch meta.Kind {
+		case "ServiceAccount":
+			into = &r.sa
+		case "Role":
+			r.roles = append(r.roles, rbacv1.Role{})
+			into = &r.roles[len(r.roles)-1]
+		case "RoleBinding":
+			r.rbs = append(r.rbs, rbacv1.RoleBinding{})
+			into = &r.rbs[len(r.rbs)-1]
+		case "ConfigMap":
+			into = &r.cm
+		case "Job":
+			into = &r.job
+		default:
+			t.Fatalf("document %d: kind %q", i, meta.Kind)
+		}
+		if err := sigsyaml.UnmarshalStrict([]byte(doc), into); err != nil {
+			t.Fatalf("document %d: %v\n%s", i, err, doc)
 		}
 	}
-	return
+	return r
 }
 
 func TestManifestsParseBack(t *testing.T) {
@@ -109,18 +137,30 @@ func TestManifestsParseBack(t *testing.T) {
 	if y2, _ := YAML(objs2); !bytes.Equal(y, y2) {
 		t.Fatal("two renderings differ")
 	}
-	sa, role, rb, cm, j := docs(t, y)
-
-	for _, m := range []string{sa.Namespace, role.Namespace, rb.Namespace, cm.Namespace, j.Namespace} {
+	r := decode(t, y)
+	sa, cm, j := r.sa, r.cm, r.job
+	if want := "ServiceAccount Role RoleBinding Role RoleBinding ConfigMap Job"; strings.Join(r.kinds, " ") != want {
+		t.Fatalf("kinds %v, want %s (the pods' identity first, the Job last)", r.kinds, want)
+	}
+	ns := []string{sa.Namespace, cm.Namespace, j.Namespace}
+	for _, x := range r.roles {
+		ns = append(ns, x.Namespace)
+	}
+	for _, x := range r.rbs {
+		ns = append(ns, x.Namespace)
+	}
+	for _, m := range ns {
 		if m != "load" {
 			t.Errorf("namespace %q, want load", m)
 		}
 	}
-	if sa.Kind != "ServiceAccount" || role.Kind != "Role" || rb.Kind != "RoleBinding" || cm.Kind != "ConfigMap" || j.Kind != "Job" {
-		t.Fatalf("kinds %s %s %s %s %s", sa.Kind, role.Kind, rb.Kind, cm.Kind, j.Kind)
-	}
-	if rb.RoleRef.Name != role.Name || len(rb.Subjects) != 1 || rb.Subjects[0].Name != sa.Name || rb.Subjects[0].Kind != "ServiceAccount" || rb.Subjects[0].Namespace != "load" {
-		t.Errorf("the RoleBinding binds %+v to %+v, want ServiceAccount %s to Role %s", rb.Subjects, rb.RoleRef, sa.Name, role.Name)
+	// Each binding binds the pods' ServiceAccount, in the Job's namespace,
+	// to a Role rendered beside it.
+	for _, rb := range r.rbs {
+		if !slices.ContainsFunc(r.roles, func(x rbacv1.Role) bool { return x.Name == rb.RoleRef.Name }) || len(rb.Subjects) != 1 ||
+			rb.Subjects[0].Name != sa.Name || rb.Subjects[0].Kind != "ServiceAccount" || rb.Subjects[0].Namespace != "load" {
+			t.Errorf("RoleBinding %s binds %+v to %+v", rb.Name, rb.Subjects, rb.RoleRef)
+		}
 	}
 
 	// The Job: Indexed, N shards at once, no retry, the pods' identity.
