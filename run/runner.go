@@ -225,8 +225,17 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		}
 		tl.StageStarted(i, time.Since(epoch))
 		r.o.Display.Stage(i)
+		before := gen.Live()
 		by, err := r.stage(loadCtx, i, gen, tl, samples, usage)
 		tl.StageEnded(i, time.Since(epoch), by)
+		// The stage's max_in_flight: in flight at its start and end, and
+		// the client's peak when it rose during the stage (the timeline
+		// adds its rows' ends).
+		after := gen.Live()
+		tl.StageInFlight(i, max(before.InFlight, after.InFlight))
+		if after.PeakInFlight > before.PeakInFlight {
+			tl.StageInFlight(i, after.PeakInFlight)
+		}
 		if err != nil {
 			failure = cannotRun(fmt.Errorf("stage %s: %w", st.Name, err))
 			break

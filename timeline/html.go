@@ -71,12 +71,11 @@ func buildChartData(r *Report) chartData {
 		}
 	}
 	for _, x := range r.Timeline {
-		iv := x.Span
 		d.T = append(d.T, x.T)
 		d.Load.add("target rps", nilIfZero(x.TargetRPS, x.Stage == "after" || x.Stage == "-"))
-		d.Load.add("sent/s", fptr(Round3(float64(x.Sent)/iv)))
-		d.Load.add("done/s", fptr(Round3(float64(x.Done)/iv)))
-		d.Load.add("errors/s", fptr(Round3(float64(x.Errors)/iv)))
+		d.Load.add("sent/s", perSecond(r, x, x.Sent))
+		d.Load.add("done/s", perSecond(r, x, x.Done))
+		d.Load.add("errors/s", perSecond(r, x, x.Errors))
 		d.Load.add("in flight", fptr(float64(x.InFlight)))
 		d.Latency.add("ttft p50 (s)", msToS(x.TTFTP50))
 		d.Latency.add("ttft p95 (s)", msToS(x.TTFTP95))
@@ -103,6 +102,17 @@ func buildChartData(r *Report) chartData {
 		d.Dists[name] = map[string]any{"ttft": l.TTFT, "tpot": l.TPOT, "itl": l.ITL, "e2e": l.E2E}
 	}
 	return d
+}
+
+// perSecond is n per second of row x; nil for a row shorter than a
+// quarter of the interval (the run's last row can last a few
+// milliseconds: what ended in it is no rate, and would dwarf the curve).
+// timeline.csv keeps its counts.
+func perSecond(r *Report, x Row, n int64) *float64 {
+	if x.Span <= 0 || x.Span < r.IntervalS/4 {
+		return nil
+	}
+	return fptr(Round3(float64(n) / x.Span))
 }
 
 func nilIfZero(v float64, none bool) *float64 {

@@ -89,6 +89,7 @@ type SeriesInfo struct {
 type LoadReport struct {
 	Requests     int64             `json:"requests"`
 	OK           int64             `json:"ok"`
+	Aborted      int64             `json:"aborted"` // ended by the user (a second Ctrl-C): neither ok nor errors
 	Errors       map[string]int64  `json:"errors"`
 	ErrorRate    float64           `json:"error_rate"`              // failed / requests, 0..1
 	ErrorSamples map[string]string `json:"error_samples,omitempty"` // class → one message seen
@@ -103,7 +104,7 @@ type LoadReport struct {
 	TargetRPS    float64           `json:"target_rps"`    // what the schedule asked for (0 under concurrency)
 	OutputTPS    float64           `json:"output_tps"`    // output tokens per second of load
 	LoadS        float64           `json:"load_s"`        // seconds the load ran
-	MaxInFlight  int64             `json:"max_in_flight"` // the most requests in flight at once (row ends)
+	MaxInFlight  *int64            `json:"max_in_flight"` // the most requests in flight at once (row ends, a stage's ends, the client's peak); null: not measured
 	CapReached   int64             `json:"cap_reached"`   // sends held back by max_in_flight
 	Goodput      *Goodput          `json:"goodput,omitempty"`
 }
@@ -169,6 +170,7 @@ type Row struct {
 	Done      int64               `json:"done"`
 	InFlight  int64               `json:"in_flight"`
 	Errors    int64               `json:"errors"`
+	Aborted   int64               `json:"aborted"` // ended by the user (second Ctrl-C) within the row: not in done nor errors
 	TTFTP50   *float64            `json:"ttft_p50_ms"`
 	TTFTP95   *float64            `json:"ttft_p95_ms"`
 	OutputTPS float64             `json:"output_tps"`
