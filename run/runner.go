@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/scaleout/scaleout/internal/atomicfile"
@@ -185,7 +186,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		interruptedAt.Store(int64(time.Since(epoch)))
 		stopLoad()
 		gen.Stop()
-		fmt.Fprintln(r.o.Log, "\nscaleout: stopping the load; waiting for requests in flight (Ctrl-C again to abort them)")
+		fmt.Fprintf(r.o.Log, "\nscaleout: %s: stopping the load; waiting for requests in flight (%s again to abort them)\n", r.sig.name(), r.sig.name())
 	}, gen.Abort)
 
 	// The watcher samples every interval from now until the end; the cap
@@ -259,7 +260,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	r.sig.set(func() {
 		interruptedAt.Store(int64(time.Since(epoch)))
 		endAfter()
-		fmt.Fprintln(r.o.Log, "\nscaleout: ending the observation; waiting for requests in flight (Ctrl-C again to abort them)")
+		fmt.Fprintf(r.o.Log, "\nscaleout: %s: ending the observation; waiting for requests in flight (%s again to abort them)\n", r.sig.name(), r.sig.name())
 	}, gen.Abort)
 	drained := make(chan struct{})
 	go func() {
@@ -291,7 +292,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	switch at := time.Duration(interruptedAt.Load()); {
 	case at >= 0:
 		meta.Partial = true
-		meta.PartialReason = fmt.Sprintf("interrupted (Ctrl-C) at %s", scenario.FormatDuration(at))
+		meta.PartialReason = fmt.Sprintf("interrupted (%s) at %s", r.sig.name(), scenario.FormatDuration(at))
 	case failure != nil:
 		meta.Partial = true
 		meta.PartialReason = failure.Error()
@@ -519,6 +520,7 @@ func (b *broadcast) notify() {
 type interrupts struct {
 	mu            sync.Mutex
 	n             int
+	sig           os.Signal // the first interrupt
 	first, second func()
 }
 
@@ -532,9 +534,12 @@ func watchInterrupts(ctx context.Context, signals <-chan os.Signal) *interrupts 
 			select {
 			case <-ctx.Done():
 				return
-			case <-signals:
+			case sig := <-signals:
 				in.mu.Lock()
 				in.n++
+				if in.n == 1 {
+					in.sig = sig
+				}
 				h := in.second
 				if in.n == 1 {
 					h = in.first
@@ -553,6 +558,26 @@ func (in *interrupts) set(first, second func()) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.first, in.second = first, second
+}
+
+// name is how the first interrupt is told to the user: Ctrl-C for an
+// interrupt, SIGTERM for a termination (kubectl delete, a CI timeout).
+func (in *interrupts) name() string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return signalName(in.sig)
+}
+
+func signalName(sig os.Signal) string {
+	switch sig {
+	case nil, os.Interrupt:
+		return "Ctrl-C"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGHUP:
+		return "SIGHUP"
+	}
+	return sig.String()
 }
 
 func (in *interrupts) count() int {

@@ -14,6 +14,7 @@ import (
 
 	yaml "go.yaml.in/yaml/v4"
 
+	"github.com/scaleout/scaleout/internal/spell"
 	"github.com/scaleout/scaleout/internal/weburl"
 	"github.com/scaleout/scaleout/internal/yamlread"
 	"github.com/scaleout/scaleout/measure"
@@ -212,7 +213,7 @@ func (s *Scenario) read(r *reader, root *yaml.Node, needLoad bool) {
 	}
 	s.readTarget(r, top.Get("target"))
 	s.readRequest(r, top.Get("request"))
-	if load := top.Get("load"); load != nil || needLoad {
+	if load := top.Get("load"); load != nil || (needLoad && !misspelt(top, "load")) {
 		s.readLoad(r, load, top.Key("load"))
 	}
 	if v := top.Get("max_in_flight"); v != nil {
@@ -350,6 +351,18 @@ func (s *Scenario) readRequest(r *reader, n *yaml.Node) {
 		q.Seed = uint64(r.Int(v, "request.seed", 0))
 	}
 	m.Finish()
+}
+
+// misspelt tells whether m holds a key that is a misspelling of key: its
+// unknown-field error (with the did-you-mean) says all there is to say,
+// and before "key is missing".
+func misspelt(m *yamlread.Mapping, key string) bool {
+	for _, k := range m.Keys() {
+		if k != key && spell.Closest(k, []string{key}) == key {
+			return true
+		}
+	}
+	return false
 }
 
 // minInterval is the shortest observation interval: below it the samples

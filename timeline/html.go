@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"math"
 	"sort"
 	"strings"
 
@@ -278,11 +279,34 @@ chart("chart-latency", "Time to first token per interval", D.latency, { y: "seco
 </html>
 `))
 
+// percentChange is b against a in percent, to one decimal; a change that
+// rounds to nothing is 0.0%, never -0.0%.
+func percentChange(a, b float64) string {
+	d := math.Round(1000*(b-a)/a) / 10
+	if d == 0 {
+		return "0.0%"
+	}
+	return fmt.Sprintf("%+.1f%%", d)
+}
+
 // WriteComparison prints two runs side by side: KPIs, load figures and
 // percentiles, and the verdicts.
 func WriteComparison(w io.Writer, a, b *Report, nameA, nameB string) error {
 	ew := &errWriter{w: w}
-	ew.printf("comparing %s (A: %s, %s) with %s (B: %s, %s)\n\n", nameA, a.Scenario, a.Started.Format("2006-01-02 15:04"), nameB, b.Scenario, b.Started.Format("2006-01-02 15:04"))
+	ew.printf("comparing %s (A: %s, %s) with %s (B: %s, %s)\n", nameA, a.Scenario, a.Started.Format("2006-01-02 15:04"), nameB, b.Scenario, b.Started.Format("2006-01-02 15:04"))
+	for _, x := range []struct {
+		tag string
+		r   *Report
+	}{{"A", a}, {"B", b}} {
+		if x.r.Partial {
+			why := x.r.PartialReason
+			if why == "" {
+				why = "it did not run to its end"
+			}
+			ew.printf("warning: %s is a PARTIAL run (%s): its figures cover only part of its plan, so the two are not like for like\n", x.tag, why)
+		}
+	}
+	ew.printf("\n")
 	var rows [][]string
 	add := func(name string, va, vb *float64, show func(float64) string) {
 		sa, sb, delta := "-", "-", ""
@@ -293,7 +317,7 @@ func WriteComparison(w io.Writer, a, b *Report, nameA, nameB string) error {
 			sb = show(*vb)
 		}
 		if va != nil && vb != nil && *va != 0 {
-			delta = fmt.Sprintf("%+.1f%%", 100*(*vb-*va) / *va)
+			delta = percentChange(*va, *vb)
 		}
 		rows = append(rows, []string{name, sa, sb, delta})
 	}
@@ -358,7 +382,13 @@ func WriteComparison(w io.Writer, a, b *Report, nameA, nameB string) error {
 		}
 		add("goodput", g(la), g(lb), func(v float64) string { return fmt.Sprintf("%.1f%%", v) })
 	}
-	rows = append(rows, []string{"verdict", string(a.Verdict), string(b.Verdict), ""})
+	verdict := func(r *Report) string {
+		if r.Partial {
+			return string(r.Verdict) + " (partial)"
+		}
+		return string(r.Verdict)
+	}
+	rows = append(rows, []string{"verdict", verdict(a), verdict(b), ""})
 	table(ew, []string{"", "A", "B", "B vs A"}, rows, 1)
 	return ew.err
 }
