@@ -41,6 +41,22 @@ func (f *Fleet) routes() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, f.State())
 	})
+	// The admin actions change the fleet: POST only, and a GET says so
+	// with the command that works (the mux alone would answer a bare 405).
+	mux.HandleFunc("/admin/{action}", func(w http.ResponseWriter, r *http.Request) {
+		switch a := r.PathValue("action"); a {
+		case "pause", "unpause", "scale":
+			w.Header().Set("Allow", http.MethodPost)
+			example := "/admin/" + a
+			if a == "scale" {
+				example += "?replicas=N"
+			}
+			writeError(w, &apiError{http.StatusMethodNotAllowed, "MethodNotAllowed",
+				fmt.Sprintf("/admin/%s changes the fleet: POST only (curl -X POST 'http://%s%s')", a, r.Host, example)})
+		default:
+			writeError(w, &apiError{http.StatusNotFound, "NotFoundError", "no /admin/" + a + " (there are GET /admin/state and POST /admin/pause, /admin/unpause, /admin/scale?replicas=N)"})
+		}
+	})
 	return mux
 }
 

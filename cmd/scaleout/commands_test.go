@@ -148,7 +148,7 @@ func TestSimCommand(t *testing.T) {
 }
 
 // guard: repause waits at the end for the ScaledObject to be re-paused,
-// as the runbook's flow has it (make keda-demo-down while the run waits),
+// as the runbook's flow has it (the re-pause while the run waits),
 // and with --strict-guard fails the run when nobody does.
 func TestGuardWaitsForRepause(t *testing.T) {
 	if testing.Short() {
@@ -175,6 +175,13 @@ guard: repause
 	}
 	if !strings.Contains(c.stderr.String(), "!!! GUARD: inference/vllm-sim is still UN-PAUSED") {
 		t.Errorf("no loud warning:\n%s", c.stderr.String())
+	}
+	// The way to re-pause is a command this repository's user has: kubectl,
+	// with the platform team's make target named as theirs.
+	for _, want := range []string{"kubectl -n inference annotate scaledobject vllm-sim autoscaling.keda.sh/paused=true --overwrite", "the platform team's"} {
+		if !strings.Contains(c.stderr.String(), want) {
+			t.Errorf("the guard does not say %q:\n%s", want, c.stderr.String())
+		}
 	}
 
 	// Re-paused while the run waits: the guard holds, exit 0.
