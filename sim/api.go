@@ -402,6 +402,8 @@ func (f *Fleet) generate(ctx context.Context, w http.ResponseWriter, j *job, rq 
 	tokHead := append(append([]byte(nil), head...), tokPre...)
 	rc := http.NewResponseController(w)
 	var werr error
+	emitted, batch := 0, 0
+	var firstOut time.Time // when the first token was flushed (streams)
 	write := func(flush bool) {
 		if werr != nil {
 			return
@@ -412,6 +414,9 @@ func (f *Fleet) generate(ctx context.Context, w http.ResponseWriter, j *job, rq 
 		}
 		if flush && werr == nil {
 			werr = rc.Flush()
+			if emitted > 0 && firstOut.IsZero() {
+				firstOut = f.clk.Now()
+			}
 		}
 	}
 
@@ -422,7 +427,6 @@ func (f *Fleet) generate(ctx context.Context, w http.ResponseWriter, j *job, rq 
 		}
 	}()
 	deadline := j.admittedAt.Add(f.prefill(j.prompt))
-	emitted, batch := 0, 0
 	aborted := false
 	for emitted < j.out {
 		if deadline.After(f.clk.Now()) {
@@ -477,6 +481,9 @@ func (f *Fleet) generate(ctx context.Context, w http.ResponseWriter, j *job, rq 
 		if werr != nil { // the client went away before the end
 			aborted, reason = true, reasonAbort
 		}
+	}
+	if f.onServed != nil && rq.stream && !aborted {
+		f.onServed(served{arrived: j.arrived, first: firstOut, last: f.clk.Now()})
 	}
 	p.m.done(reason, end.Sub(j.arrived))
 	f.finish(j, end, aborted)
