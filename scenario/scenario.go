@@ -40,6 +40,7 @@ type Scenario struct {
 	Expect         []Expect // conditions that decide the verdict
 	Guard          string   // "" or "repause": the ScaledObject must be paused when the run ends
 	SLO            SLO
+	ClientCheck    ClientCheck // how the load generator's self-check judges a stage
 
 	sim        *yaml.Node            // the raw sim: block, decoded by DecodeSim
 	pos        map[string]*yaml.Node // where fields checked after loading stand in the file
@@ -47,6 +48,23 @@ type Scenario struct {
 	afterSet   bool                  // observe.after was given (file or flag)
 	envSecrets []string              // what ${NAME} put into secret fields
 }
+
+// ClientCheck are the limits of the load generator's self-check: a stage
+// whose sends went out later than MaxSendLag at the 99th percentile, or
+// that sent more than MaxShortfall (a fraction) fewer requests than its
+// schedule had due, was limited by the client and the run cannot pass.
+type ClientCheck struct {
+	MaxSendLag   time.Duration
+	MaxShortfall float64
+}
+
+// The self-check's default limits: a send 50 ms late is far below what a
+// scale-out timeline resolves, yet it is what a load generator that keeps
+// its schedule stays under on an idle machine.
+const (
+	DefaultMaxSendLag   = 50 * time.Millisecond
+	DefaultMaxShortfall = 0.05
+)
 
 // Target is where the load goes.
 type Target struct {
@@ -241,6 +259,20 @@ func (s *Scenario) read(r *reader, root *yaml.Node, needLoad bool) {
 		if s.Guard == "none" {
 			s.Guard = ""
 		}
+	}
+	s.ClientCheck = ClientCheck{MaxSendLag: DefaultMaxSendLag, MaxShortfall: DefaultMaxShortfall}
+	if v := top.Get("client_check"); v != nil {
+		m := r.Mapping(v, "client_check")
+		if d := m.Get("max_send_lag"); d != nil {
+			s.ClientCheck.MaxSendLag = r.duration(d, "client_check.max_send_lag")
+			if s.ClientCheck.MaxSendLag <= 0 {
+				r.Failf(d, "client_check.max_send_lag", "must be above 0 (e.g. 250ms)")
+			}
+		}
+		if f := m.Get("max_shortfall"); f != nil {
+			s.ClientCheck.MaxShortfall = r.fraction(f, "client_check.max_shortfall")
+		}
+		m.Finish()
 	}
 	if v := top.Get("slo"); v != nil {
 		m := r.Mapping(v, "slo")

@@ -40,6 +40,7 @@ type Report struct {
 	Guard          *GuardResult   `json:"guard,omitempty"`
 	Server         *ServerCount   `json:"server,omitempty"`
 	ClientLimited  *ClientLimited `json:"client_limited,omitempty"`
+	ClientCheck    *ClientCheck   `json:"client_check,omitempty"` // the self-check's limits (the scenario's client_check, else the defaults)
 	Notes          []string       `json:"notes,omitempty"`
 	Baseline       *Baseline      `json:"baseline,omitempty"`
 	// RequestsJSONL is how many whole lines requests.jsonl holds (one per
@@ -140,6 +141,10 @@ type ClientUse struct {
 	Cores      int     `json:"cores"`     // the cores the process may use (GOMAXPROCS)
 	RSSMB      float64 `json:"rss_mb"`    // resident memory at the stage's end (0: not known, off Linux)
 	CapReached int64   `json:"cap_reached"`
+	// CPUWaitS is how long the client's threads waited, runnable, for a
+	// CPU during the stage (Linux's schedstat); null where not known. Large
+	// against CPUSeconds: other processes kept the machine busy.
+	CPUWaitS *float64 `json:"cpu_wait_s"`
 }
 
 // ClientLimited says which stages the load generator could not deliver as
@@ -155,6 +160,9 @@ type LimitedStage struct {
 	AchievedRPS float64  `json:"achieved_rps"`
 	TargetRPS   float64  `json:"target_rps"`
 	LagP99MS    *float64 `json:"send_lag_p99_ms"`
+	Short       bool     `json:"short"` // it sent fewer than client_check.max_shortfall allows
+	Late        bool     `json:"late"`  // its send lag p99 passed client_check.max_send_lag
+	Busy        bool     `json:"busy"`  // the client waited for a CPU: other processes kept the machine busy
 	Reasons     []string `json:"reasons"`
 }
 

@@ -351,6 +351,9 @@ func writeStages(w *errWriter, r *Report) {
 			if c.RSSMB > 0 { // 0: the platform does not tell (only Linux does)
 				cost += fmt.Sprintf(", %.0f MB", c.RSSMB)
 			}
+			if c.CPUWaitS != nil && c.CPUSeconds > 0 && *c.CPUWaitS >= busyWait*c.CPUSeconds {
+				cost += fmt.Sprintf(", waited %s for a CPU (a busy machine)", span(*c.CPUWaitS))
+			}
 			costs = append(costs, cost)
 		}
 	}

@@ -24,7 +24,7 @@ func TestReportAndVegetaResults(t *testing.T) {
 	}
 	target, _ := fakeVLLM(t)
 	dir := t.TempDir()
-	p := writeFile(t, dir, "r.yaml", "target: {url: "+target.URL+"}\nload: [{name: only, duration: 2s, rate: 25/s}]\n")
+	p := writeFile(t, dir, "r.yaml", "target: {url: "+target.URL+"}\nload: [{name: only, duration: 2s, rate: 25/s}]\nclient_check: {max_send_lag: 2s}\n")
 	runA, runB := filepath.Join(dir, "a"), filepath.Join(dir, "b")
 	vr := filepath.Join(dir, "results.bin")
 	c := newCLI()
@@ -160,6 +160,7 @@ func TestGuardWaitsForRepause(t *testing.T) {
 	dir := t.TempDir()
 	p := writeFile(t, dir, "g.yaml", `sim: {}
 load: [{duration: 1s, rate: 2/s}]
+client_check: {max_send_lag: 2s}
 observe: {interval: 250ms, after: 0s}
 guard: repause
 `)
@@ -216,7 +217,7 @@ func TestUnwrittenRunIsNotAPass(t *testing.T) {
 	}
 	target, _ := fakeVLLM(t)
 	dir := t.TempDir()
-	p := writeFile(t, dir, "w.yaml", "target: {url: "+target.URL+"}\nload: [{name: only, duration: 1s, rate: 10/s}]\nexpect: [requests >= 5]\n")
+	p := writeFile(t, dir, "w.yaml", "target: {url: "+target.URL+"}\nload: [{name: only, duration: 1s, rate: 10/s}]\nclient_check: {max_send_lag: 2s}\nexpect: [requests >= 5]\n")
 	out := filepath.Join(dir, "run")
 	c := newCLI()
 	if code := c.run(t, "run", p, "--out", out, "--vegeta-results", "/dev/full"); code != exitCannotRun {

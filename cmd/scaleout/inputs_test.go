@@ -214,6 +214,11 @@ func TestVersionFromBuildInfo(t *testing.T) {
 	if got, want := versionOf(bi), "devel commit cfc2acad4bf4 (modified) 2026-12-03T06:32:00Z"; got != want {
 		t.Errorf("version %q, want %q", got, want)
 	}
+	// Go stamps a pseudo-version from the commit: it is not named twice.
+	bi.Main.Version = "v0.0.0-20261203063200-cfc2acad4bf4"
+	if got, want := versionOf(bi), "v0.0.0-20261203063200-cfc2acad4bf4 (modified) 2026-12-03T06:32:00Z"; got != want {
+		t.Errorf("version %q, want %q", got, want)
+	}
 	if got := versionOf(&debug.BuildInfo{Main: debug.Module{Version: "v1.2.0"}}); got != "v1.2.0" {
 		t.Errorf("a module version: %q", got)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"runtime/debug"
+	"strings"
 
 	"golang.org/x/term"
 )
@@ -47,7 +48,9 @@ func versionOf(bi *debug.BuildInfo) string {
 	if len(rev) > 12 {
 		rev = rev[:12]
 	}
-	v += " commit " + rev
+	if !strings.Contains(v, rev) { // a pseudo-version names the commit already
+		v += " commit " + rev
+	}
 	if vcs["vcs.modified"] == "true" {
 		v += " (modified)"
 	}
