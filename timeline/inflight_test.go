@@ -3,7 +3,6 @@ package timeline
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -40,16 +39,16 @@ func TestStageMaxInFlight(t *testing.T) {
 
 	get := func(i int) *int64 { return r.Stages[i].MaxInFlight }
 	if v := get(0); v == nil || *v != 0 {
-		t.Errorf("stage one: max_in_flight %v, want 0 (nothing in flight at its row ends)", show64(v))
+		t.Errorf("stage one: max_in_flight %v, want 0 (nothing in flight at its row ends)", show(v))
 	}
 	if v := get(1); v == nil || *v != 13 {
-		t.Errorf("stage two: max_in_flight %v, want 13 (the peak the run told)", show64(v))
+		t.Errorf("stage two: max_in_flight %v, want 13 (the peak the run told)", show(v))
 	}
 	if v := get(2); v != nil {
 		t.Errorf("stage three never started: max_in_flight %d, want null", *v)
 	}
 	if r.Load.MaxInFlight == nil || *r.Load.MaxInFlight != 13 {
-		t.Errorf("run: max_in_flight %v, want 13", show64(r.Load.MaxInFlight))
+		t.Errorf("run: max_in_flight %v, want 13", show(r.Load.MaxInFlight))
 	}
 	var buf bytes.Buffer
 	if err := WriteJSON(&buf, r); err != nil {
@@ -67,13 +66,6 @@ func TestStageMaxInFlight(t *testing.T) {
 	if v := raw.Stages[1]["max_in_flight"]; v != 13.0 {
 		t.Errorf("report.json: stage two max_in_flight %v, want 13", v)
 	}
-}
-
-func show64(v *int64) string {
-	if v == nil {
-		return "null"
-	}
-	return fmt.Sprint(*v)
 }
 
 // Requests the user aborted with a second Ctrl-C are counted apart:

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -78,32 +77,6 @@ func TestOutHoldingARunIsRefused(t *testing.T) {
 	}
 }
 
-// A SIGTERM (kubectl delete, a CI timeout) is reported as SIGTERM.
-func TestSIGTERMIsNamed(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end run")
-	}
-	target, first := fakeVLLM(t)
-	dir := t.TempDir()
-	p := writeFile(t, dir, "long.yaml", "target: {url: "+target.URL+"}\nload: [{duration: 2m, rate: 20/s}]\nobserve: {interval: 200ms}\n")
-	out := filepath.Join(dir, "run")
-	c := newCLI()
-	go func() {
-		<-first
-		c.signals <- syscall.SIGTERM
-	}()
-	if code := c.run(t, "run", p, "--out", out); code != exitInterrupted {
-		t.Fatalf("exit %d, want 130\n%s", code, c.stderr.String())
-	}
-	r := readReportFile(t, out)
-	if !strings.Contains(r.PartialReason, "SIGTERM") || strings.Contains(r.PartialReason, "Ctrl-C") {
-		t.Errorf("partial reason %q, want SIGTERM named", r.PartialReason)
-	}
-	if msg := c.stderr.String(); !strings.Contains(msg, "SIGTERM: stopping the load") || strings.Contains(msg, "Ctrl-C") {
-		t.Errorf("stderr does not name SIGTERM:\n%s", msg)
-	}
-}
-
 func TestURLHintFollowsTheInput(t *testing.T) {
 	dir := t.TempDir()
 	p := writeFile(t, dir, "s.yaml", "target: {url: http://127.0.0.1:1, model: m}\nload: [{duration: 1s, rate: 1/s}]\n")
@@ -116,32 +89,35 @@ func TestURLHintFollowsTheInput(t *testing.T) {
 	}
 }
 
-func TestMisspeltLoadSaysDidYouMeanFirst(t *testing.T) {
-	dir := t.TempDir()
-	p := writeFile(t, dir, "s.yaml", "target: {url: http://127.0.0.1:1, model: m}\nlaod: [{duration: 1s, rate: 1/s}]\n")
-	c := newCLI()
-	if code := c.run(t, "run", p); code != exitUsage {
-		t.Fatalf("exit %d, want 2", code)
-	}
-	msg := c.stderr.String()
-	i := strings.Index(msg, "did you mean load?")
-	if i < 0 {
-		t.Fatalf("no did-you-mean: %s", msg)
-	}
-	if j := strings.Index(msg, "at least one stage"); j >= 0 && j < i {
-		t.Errorf("the missing load comes before the did-you-mean:\n%s", msg)
-	}
-}
-
-func TestUnobservedSeriesSaysWhy(t *testing.T) {
-	dir := t.TempDir()
-	p := writeFile(t, dir, "s.yaml", "target: {url: http://127.0.0.1:1, model: m}\nload: [{duration: 1s, rate: 1/s}]\nexpect: [\"desired >= 2 within 1m\"]\n")
-	c := newCLI()
-	if code := c.run(t, "run", p); code != exitUsage {
-		t.Fatalf("exit %d, want 2", code)
-	}
-	if msg := c.stderr.String(); !strings.Contains(msg, `"desired" is not observed`) || !strings.Contains(msg, "observes nothing") {
-		t.Errorf("no why: %s", msg)
+// A misspelt load: gets its did-you-mean alone (not first "a scenario
+// needs at least one stage"); an expectation on a series the scenario does
+// not observe says why it is unknown.
+func TestScenarioMistakesSayWhy(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		want       []string
+		not        string
+	}{
+		{"misspelt load", "laod: [{duration: 1s, rate: 1/s}]\n", []string{"did you mean load?"}, "at least one stage"},
+		{"unobserved", "load: [{duration: 1s, rate: 1/s}]\nexpect: [\"desired >= 2 within 1m\"]\n",
+			[]string{`"desired" is not observed`, "observes nothing"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeFile(t, t.TempDir(), "s.yaml", "target: {url: http://127.0.0.1:1, model: m}\n"+tc.yaml)
+			c := newCLI()
+			if code := c.run(t, "run", p); code != exitUsage {
+				t.Fatalf("exit %d, want 2", code)
+			}
+			msg := c.stderr.String()
+			for _, w := range tc.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("no %q in: %s", w, msg)
+				}
+			}
+			if tc.not != "" && strings.Contains(msg, tc.not) {
+				t.Errorf("%q said as well: %s", tc.not, msg)
+			}
+		})
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -323,37 +324,48 @@ observe:
 }
 
 // The first Ctrl-C stops the load and still writes everything, marked
-// partial, with exit 130.
+// partial, with exit 130; a SIGTERM (kubectl delete, a CI timeout) does the
+// same and is named as SIGTERM, not as a Ctrl-C.
 func TestInterruptWritesPartialReport(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end run")
 	}
-	target, first := fakeVLLM(t)
-	dir := t.TempDir()
-	p := writeFile(t, dir, "long.yaml", "target: {url: "+target.URL+"}\nload: [{duration: 2m, rate: 20/s}]\nobserve: {interval: 200ms}\n")
-	out := filepath.Join(dir, "run")
-	c := newCLI()
-	go func() {
-		<-first // interrupt once the load is under way
-		c.signals <- os.Interrupt
-	}()
-	start := time.Now()
-	code := c.run(t, "run", p, "--out", out)
-	if code != exitInterrupted {
-		t.Fatalf("exit %d, want 130\n%s", code, c.stderr.String())
-	}
-	if time.Since(start) > time.Minute {
-		t.Errorf("the interrupted run took %s", time.Since(start))
-	}
-	r := readReportFile(t, out)
-	if !r.Partial || !strings.Contains(r.PartialReason, "interrupted") || r.Load.Requests == 0 {
-		t.Errorf("partial %v (%s), %d requests", r.Partial, r.PartialReason, r.Load.Requests)
-	}
-	if n := countLines(t, filepath.Join(out, "requests.jsonl")); int64(n) != r.Load.Requests {
-		t.Errorf("requests.jsonl has %d lines, the report %d", n, r.Load.Requests)
-	}
-	if r.Stages[0].EndedBy != "interrupt" {
-		t.Errorf("stage ended by %q", r.Stages[0].EndedBy)
+	for _, tc := range []struct {
+		sig  os.Signal
+		name string
+	}{{os.Interrupt, "Ctrl-C"}, {syscall.SIGTERM, "SIGTERM"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			target, first := fakeVLLM(t)
+			dir := t.TempDir()
+			p := writeFile(t, dir, "long.yaml", "target: {url: "+target.URL+"}\nload: [{duration: 2m, rate: 20/s}]\nobserve: {interval: 200ms}\n")
+			out := filepath.Join(dir, "run")
+			c := newCLI()
+			go func() {
+				<-first // interrupt once the load is under way
+				c.signals <- tc.sig
+			}()
+			start := time.Now()
+			code := c.run(t, "run", p, "--out", out)
+			if code != exitInterrupted {
+				t.Fatalf("exit %d, want 130\n%s", code, c.stderr.String())
+			}
+			if time.Since(start) > time.Minute {
+				t.Errorf("the interrupted run took %s", time.Since(start))
+			}
+			r := readReportFile(t, out)
+			if !r.Partial || !strings.Contains(r.PartialReason, "interrupted ("+tc.name+")") || r.Load.Requests == 0 {
+				t.Errorf("partial %v (%s), %d requests", r.Partial, r.PartialReason, r.Load.Requests)
+			}
+			if msg := c.stderr.String(); !strings.Contains(msg, tc.name+": stopping the load") || (tc.name == "SIGTERM" && strings.Contains(msg, "Ctrl-C")) {
+				t.Errorf("stderr does not name %s:\n%s", tc.name, msg)
+			}
+			if n := countLines(t, filepath.Join(out, "requests.jsonl")); int64(n) != r.Load.Requests {
+				t.Errorf("requests.jsonl has %d lines, the report %d", n, r.Load.Requests)
+			}
+			if r.Stages[0].EndedBy != "interrupt" {
+				t.Errorf("stage ended by %q", r.Stages[0].EndedBy)
+			}
+		})
 	}
 }
 
