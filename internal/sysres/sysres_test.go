@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -132,19 +133,14 @@ func TestCPUWait(t *testing.T) {
 	// Spin on every P until the wait has grown (bounded: the hogs end
 	// after 3 s).
 	deadline := time.Now().Add(3 * time.Second)
-	done := make(chan struct{})
+	var done atomic.Bool
 	for range runtime.GOMAXPROCS(0) {
 		go func() {
-			for {
-				select {
-				case <-done:
-					return
-				default:
-				}
+			for !done.Load() {
 			}
 		}()
 	}
-	defer close(done)
+	defer done.Store(true)
 	for time.Now().Before(deadline) {
 		if now, _ := CPUWait(); now-before >= 10*time.Millisecond {
 			return
