@@ -60,6 +60,11 @@ type Stage struct {
 	// due before Run began go out at once, late). Zero: the stage starts
 	// when Run is called.
 	Start time.Time
+
+	// global maps a shard's hit to its index in the whole stage (Split
+	// sets it): the record's Seq and the request id, so that shards never
+	// send the same id and a shard's hit has the whole run's body.
+	global func(uint64) uint64
 }
 
 // Validate checks that the stage is runnable.
@@ -239,7 +244,7 @@ func (g *Generator) Run(ctx context.Context, idx int, st Stage) error {
 		return errors.New("loadgen: Run called while another stage runs")
 	}
 	g.running = true
-	s := &stage{g: g, idx: idx, sched: st.Schedule, du: st.Duration, stop: make(chan struct{})}
+	s := &stage{g: g, idx: idx, sched: st.Schedule, global: st.global, du: st.Duration, stop: make(chan struct{})}
 	g.cur = s
 	g.mu.Unlock()
 

@@ -47,6 +47,7 @@ func (sh Shard) Split(st Stage) Stage {
 	if sh.Whole() {
 		return st
 	}
+	st.global = sh.interleave
 	if st.Concurrency > 0 {
 		c := sh.Concurrency(st.Concurrency)
 		st.Concurrency = c
@@ -56,8 +57,16 @@ func (sh Shard) Split(st Stage) Stage {
 		return st
 	}
 	st.Schedule = sh.Schedule(st.Schedule)
+	if t, ok := st.Schedule.(*thinned); ok {
+		st.global = t.global
+	}
 	return st
 }
+
+// interleave is hit m's index in the whole stage when the shards take
+// turns: m·N + K (a closed loop's too, which has no schedule: the ids are
+// then unique, not the single process's).
+func (sh Shard) interleave(m uint64) uint64 { return m*uint64(sh.N) + uint64(sh.K) }
 
 // Concurrency is shard sh's share of a closed loop of c: c/N, plus one for
 // the first c mod N shards.
@@ -216,6 +225,15 @@ func (t *thinned) index(m uint64) (uint64, bool) {
 		t.block = b
 	}
 	return b*thinBlock + uint64(t.kept[m-t.cum[b]]), true
+}
+
+// global is the index of this shard's arrival m in the whole stage.
+func (t *thinned) global(m uint64) uint64 {
+	j, ok := t.index(m)
+	if !ok {
+		return t.sh.interleave(m) // past the end: never sent, any unique id will do
+	}
+	return j
 }
 
 // At returns the base's At of this shard's arrival m.

@@ -1,11 +1,13 @@
 package loadgen
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"math"
 	"net/http"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -219,5 +221,44 @@ func TestStageStartInTheFuture(t *testing.T) {
 		if at := g.cfg.Epoch.Add(r.Sent); at.Before(start.Add(-time.Millisecond)) {
 			t.Errorf("hit %d went out %s before the stage's start", r.Seq, start.Sub(at))
 		}
+	}
+}
+
+// A shard's records carry the hit's index in the whole stage (the single
+// process's sequence number), and so do the request ids in the bodies:
+// two shards never send the same id.
+func TestShardRecordsTheWholeStagesSeq(t *testing.T) {
+	var mu sync.Mutex
+	var ids []string
+	ts := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if i := bytes.Index(b, []byte("[r")); i >= 0 {
+			mu.Lock()
+			ids = append(ids, string(b[i:i+14]))
+			mu.Unlock()
+		}
+		io.WriteString(w, tinyStream)
+	}))
+	g, c := newGen(t, ts.URL, testBodies(t, "completions", true, 5), nil)
+	du := 300 * time.Millisecond
+	for k := range 2 {
+		st := Shard{K: k, N: 2}.Split(Stage{Name: "s", Duration: du, Schedule: Constant(20, du)})
+		if err := g.Run(context.Background(), 0, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitIdle(t, g, 5*time.Second)
+	recs := c.rest()
+	var seqs []uint64
+	for _, r := range recs {
+		seqs = append(seqs, r.Seq)
+	}
+	slices.Sort(seqs)
+	if !slices.Equal(seqs, []uint64{0, 1, 2, 3, 4, 5}) {
+		t.Errorf("the two shards recorded seqs %v, want 0…5 once each", seqs)
+	}
+	slices.Sort(ids)
+	if len(ids) != 6 || len(slices.Compact(ids)) != 6 {
+		t.Errorf("request ids %v: want 6 distinct", ids)
 	}
 }
