@@ -71,7 +71,7 @@ func buildChartData(r *Report) chartData {
 		}
 	}
 	for _, x := range r.Timeline {
-		iv := x.Span
+		iv := max(x.Span, 0.001) // a last row under half a millisecond long has span 0 at report.json's precision
 		d.T = append(d.T, x.T)
 		d.Load.add("target rps", nilIfZero(x.TargetRPS, x.Stage == "after" || x.Stage == "-"))
 		d.Load.add("sent/s", fptr(Round3(float64(x.Sent)/iv)))
