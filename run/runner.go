@@ -158,7 +158,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	// The clock starts: epoch is the first stage's start (a shard's: the
 	// common start, which it waits for).
 	tcfg := r.p.timelineConfig()
-	epoch, err := r.awaitStart(ctx)
+	epoch, err := r.epoch()
 	if err != nil {
 		return nil, err
 	}
@@ -178,6 +178,9 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	}, rec.Add)
 	if err != nil {
 		return nil, &Error{Class: Usage, Err: err}
+	}
+	if err := r.awaitStart(ctx, epoch); err != nil {
+		return nil, err
 	}
 
 	// Interrupts: the first stops the load and keeps everything measured;

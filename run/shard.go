@@ -130,41 +130,49 @@ func (r *runner) restLimit() time.Duration {
 // guards reports whether this run does the guard (a whole run, or shard 0).
 func (p *Plan) guards() bool { return p.shard.Index == 0 }
 
-// awaitStart waits for the common start and returns the epoch: StartAt on
-// the monotonic clock for a shard, now for a whole run. A shard reaching
-// it more than lateStart late (its preflight or shard 0's rest wait took
-// longer) cannot join the common start and refuses (exit 3); an interrupt
-// in the wait sends nothing.
-func (r *runner) awaitStart(ctx context.Context) (time.Time, error) {
+// epoch is the run's epoch: StartAt on the monotonic clock for a shard
+// (still ahead: awaitStart waits for it once the run is set up), now for a
+// whole run. A shard already more than lateStart past StartAt (its
+// preflight or shard 0's rest wait took longer) cannot join the common
+// start and refuses (exit 3).
+func (r *runner) epoch() (time.Time, error) {
+	now := time.Now()
 	sh := r.p.shard
 	if !sh.Sharded() {
-		return time.Now(), nil
+		return now, nil
 	}
-	if wait := time.Until(sh.StartAt); wait > 0 {
-		fmt.Fprintf(r.o.Log, "scaleout: shard %s waits %s for the common start %s\n", sh, scenario.FormatDuration(wait.Round(time.Millisecond)), sh.StartAt.UTC().Format(time.RFC3339Nano))
-		wctx, stop := context.WithCancel(ctx)
-		defer stop()
-		r.sig.set(stop, stop)
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-wctx.Done():
-		}
-		t.Stop()
-		if r.sig.count() > 0 {
-			return time.Time{}, ErrInterrupted
-		}
-		if err := ctx.Err(); err != nil {
-			return time.Time{}, cannotRun(err)
-		}
-	}
-	now := time.Now()
 	late := now.Round(0).Sub(sh.StartAt) // wall clock against wall clock
 	if late > lateStart {
 		return time.Time{}, cannotRun(fmt.Errorf("shard %s reached the common start %s %s late (the preflight or the rest wait took longer): give every shard a later --start-at",
 			sh, sh.StartAt.UTC().Format(time.RFC3339), scenario.FormatDuration(late.Round(time.Millisecond))))
 	}
-	return now.Add(-late), nil // StartAt, on the monotonic clock
+	return now.Add(-late), nil
+}
+
+// awaitStart waits for a shard's epoch, the common start; an interrupt
+// in the wait sends nothing (ErrInterrupted).
+func (r *runner) awaitStart(ctx context.Context, epoch time.Time) error {
+	wait := time.Until(epoch)
+	if wait <= 0 {
+		return nil
+	}
+	fmt.Fprintf(r.o.Log, "scaleout: shard %s waits %s for the common start %s\n", r.p.shard, scenario.FormatDuration(wait.Round(time.Millisecond)), r.p.shard.StartAt.UTC().Format(time.RFC3339Nano))
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	r.sig.set(stop, stop)
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-wctx.Done():
+	}
+	if r.sig.count() > 0 {
+		return ErrInterrupted
+	}
+	if err := ctx.Err(); err != nil {
+		return cannotRun(err)
+	}
+	return nil
 }
 
 // stageClock places a sharded run's stages on the common clock.
