@@ -292,3 +292,58 @@ func TestShardFlagMistakesExit2(t *testing.T) {
 		}
 	}
 }
+
+// An until ends the stage on every shard within one interval, and the
+// next stage starts on the common clock: at the sample the until held at.
+func TestShardsEndAStageByUntilTogether(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: three processes")
+	}
+	dir := t.TempDir()
+	url := simURL(t, "--replicas-start", "2", "--replicas-min", "2", "--replicas-max", "2", "--ttft", "300ms")
+	path := writeFile(t, dir, "until.yaml", `name: until
+sim: {replicas: {min: 2, max: 2, start: 2}}
+request: {prompt_tokens: 16, max_tokens: 6, ignore_eos: true}
+load:
+  - {name: a, duration: 30s, rate: 10/s, until: "running >= 1"}
+  - {name: b, duration: 1s, rate: 6/s}
+observe: {interval: 500ms, after: 0s, scrape: ["`+url+`/metrics"]}
+`)
+	const n = 2
+	start := time.Now().Add(6 * time.Second).UTC().Format(time.RFC3339Nano)
+	var dirs []string
+	var procs []*proc
+	for k := range n {
+		d := filepath.Join(dir, fmt.Sprintf("shard%d", k))
+		dirs = append(dirs, d)
+		procs = append(procs, startCLI(t, "run", path, "--target", url, "--out", d, "-q", "--shard", fmt.Sprintf("%d/%d", k, n), "--start-at", start))
+	}
+	var reps []*timeline.Report
+	for k, p := range procs {
+		if code := p.wait(t, 2*time.Minute); code != 0 && code != 1 {
+			t.Fatalf("shard %d: exit %d\n%s", k, code, p.stderr.String())
+		}
+		reps = append(reps, readReportFile(t, dirs[k]))
+	}
+	for k, r := range reps {
+		if a := r.Stages[0]; a.EndedBy != timeline.ByUntil || a.EndS > 20 {
+			t.Errorf("shard %d: stage a ended by %s at %gs, want by its until", k, a.EndedBy, a.EndS)
+		}
+	}
+	a0, a1 := reps[0].Stages[0], reps[1].Stages[0]
+	b0, b1 := reps[0].Stages[1], reps[1].Stages[1]
+	if math.Abs(a0.EndS-a1.EndS) > reps[0].IntervalS || math.Abs(b0.StartS-b1.StartS) > reps[0].IntervalS {
+		t.Errorf("the shards ended stage a at %gs and %gs and started b at %gs and %gs: want within one interval (%gs)", a0.EndS, a1.EndS, b0.StartS, b1.StartS, reps[0].IntervalS)
+	}
+	if b0.Requests+b1.Requests != 6 {
+		t.Errorf("stage b sent %d + %d requests, want 6 (6/s for 1s, split)", b0.Requests, b1.Requests)
+	}
+	merged := filepath.Join(dir, "merged")
+	c := newCLI()
+	if code := c.run(t, append(append([]string{"report", "merge"}, dirs...), "--out", merged, "-q")...); code != 0 && code != 1 {
+		t.Fatalf("merge: exit %d\n%s", code, c.stderr.String())
+	}
+	if m := readReportFile(t, merged); m.Stages[0].EndedBy != timeline.ByUntil || m.Stages[1].Requests != 6 {
+		t.Errorf("merged stages %+v", m.Stages)
+	}
+}
