@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -92,6 +93,39 @@ func simURL(t *testing.T, args ...string) string {
 	return ""
 }
 
+// runShards runs n shards of one run as n processes (args and the shard
+// flags), started together lead from now, and returns their run
+// directories under dir. A shard may exit 1: its own self-check found its
+// sends late (a busy machine); its records are whole all the same.
+func runShards(t *testing.T, dir string, n int, lead time.Duration, args ...string) []string {
+	t.Helper()
+	start := time.Now().Add(lead).UTC().Format(time.RFC3339Nano)
+	var dirs []string
+	var procs []*proc
+	for k := range n {
+		d := filepath.Join(dir, fmt.Sprintf("shard%d", k))
+		dirs = append(dirs, d)
+		procs = append(procs, startCLI(t, append(slices.Clone(args), "--out", d, "-q", "--shard", fmt.Sprintf("%d/%d", k, n), "--start-at", start)...))
+	}
+	for k, p := range procs {
+		if code := p.wait(t, 2*time.Minute); code != 0 && code != 1 {
+			t.Fatalf("shard %d: exit %d\n%s", k, code, p.stderr.String())
+		}
+	}
+	return dirs
+}
+
+// mergeShards merges the shards' run directories into dir/merged.
+func mergeShards(t *testing.T, dir string, dirs []string) string {
+	t.Helper()
+	merged := filepath.Join(dir, "merged")
+	c := newCLI()
+	if code := c.run(t, append(append([]string{"report", "merge"}, dirs...), "--out", merged, "-q")...); code != 0 && code != 1 {
+		t.Fatalf("merge: exit %d\n%s", code, c.stderr.String())
+	}
+	return merged
+}
+
 // line is what the proof reads of a requests.jsonl line.
 type line struct {
 	Stage  string   `json:"stage"`
@@ -165,29 +199,10 @@ func TestShardsMergeToTheSingleRun(t *testing.T) {
 		t.Fatalf("the single run: exit %d\n%s", code, p.stderr.String())
 	}
 
-	const n = 4
 	// Far enough ahead for four processes to start and preflight on a
 	// busy machine.
-	start := time.Now().Add(8 * time.Second).UTC().Format(time.RFC3339Nano)
-	var dirs []string
-	var procs []*proc
-	for k := range n {
-		d := filepath.Join(dir, fmt.Sprintf("shard%d", k))
-		dirs = append(dirs, d)
-		procs = append(procs, startCLI(t, "run", path, "--target", url, "--out", d, "-q", "--shard", fmt.Sprintf("%d/%d", k, n), "--start-at", start))
-	}
-	for k, p := range procs {
-		// 1: the shard's own self-check found its sends late (a busy
-		// machine); its records are whole all the same.
-		if code := p.wait(t, 2*time.Minute); code != 0 && code != 1 {
-			t.Fatalf("shard %d: exit %d\n%s", k, code, p.stderr.String())
-		}
-	}
-	merged := filepath.Join(dir, "merged")
-	c := newCLI()
-	if code := c.run(t, append(append([]string{"report", "merge"}, dirs...), "--out", merged, "-q")...); code != 0 && code != 1 {
-		t.Fatalf("merge: exit %d\n%s", code, c.stderr.String())
-	}
+	dirs := runShards(t, dir, 4, 8*time.Second, "run", path, "--target", url)
+	merged := mergeShards(t, dir, dirs)
 
 	s, m := readReportFile(t, single), readReportFile(t, merged)
 	if m.Load.Requests == 0 || m.Load.Requests != s.Load.Requests || m.Load.OK != s.Load.OK {
@@ -309,21 +324,10 @@ load:
   - {name: b, duration: 1s, rate: 6/s}
 observe: {interval: 500ms, after: 0s, scrape: ["`+url+`/metrics"]}
 `)
-	const n = 2
-	start := time.Now().Add(6 * time.Second).UTC().Format(time.RFC3339Nano)
-	var dirs []string
-	var procs []*proc
-	for k := range n {
-		d := filepath.Join(dir, fmt.Sprintf("shard%d", k))
-		dirs = append(dirs, d)
-		procs = append(procs, startCLI(t, "run", path, "--target", url, "--out", d, "-q", "--shard", fmt.Sprintf("%d/%d", k, n), "--start-at", start))
-	}
+	dirs := runShards(t, dir, 2, 6*time.Second, "run", path, "--target", url)
 	var reps []*timeline.Report
-	for k, p := range procs {
-		if code := p.wait(t, 2*time.Minute); code != 0 && code != 1 {
-			t.Fatalf("shard %d: exit %d\n%s", k, code, p.stderr.String())
-		}
-		reps = append(reps, readReportFile(t, dirs[k]))
+	for _, d := range dirs {
+		reps = append(reps, readReportFile(t, d))
 	}
 	for k, r := range reps {
 		if a := r.Stages[0]; a.EndedBy != timeline.ByUntil || a.EndS > 20 {
@@ -338,11 +342,7 @@ observe: {interval: 500ms, after: 0s, scrape: ["`+url+`/metrics"]}
 	if b0.Requests+b1.Requests != 6 {
 		t.Errorf("stage b sent %d + %d requests, want 6 (6/s for 1s, split)", b0.Requests, b1.Requests)
 	}
-	merged := filepath.Join(dir, "merged")
-	c := newCLI()
-	if code := c.run(t, append(append([]string{"report", "merge"}, dirs...), "--out", merged, "-q")...); code != 0 && code != 1 {
-		t.Fatalf("merge: exit %d\n%s", code, c.stderr.String())
-	}
+	merged := mergeShards(t, dir, dirs)
 	if m := readReportFile(t, merged); m.Stages[0].EndedBy != timeline.ByUntil || m.Stages[1].Requests != 6 {
 		t.Errorf("merged stages %+v", m.Stages)
 	}
