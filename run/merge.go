@@ -89,7 +89,9 @@ func Merge(dirs []string, out string) (*timeline.Report, error) {
 	sort.Slice(shards, func(i, j int) bool { return shards[i].hist.Shard.Index < shards[j].hist.Shard.Index })
 	parts := make([]timeline.Part, len(shards))
 	for i, s := range shards {
-		parts[i] = timeline.Part{Report: s.report, Histograms: s.hist}
+		r := *s.report
+		r.Notes = slices.DeleteFunc(slices.Clone(r.Notes), func(n string) bool { return strings.HasPrefix(n, shardNote) })
+		parts[i] = timeline.Part{Report: &r, Histograms: s.hist, Label: fmt.Sprintf("shard %d/%d", s.hist.Shard.Index, s.hist.Shard.Count)}
 	}
 	rep, hist, err := timeline.Merge(parts)
 	if err != nil {

@@ -303,6 +303,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		}
 	}
 	rep := tl.Report(end, meta)
+	r.noteShard(rep)
 	rep.RequestsJSONL = &lines
 	if lines < rep.Load.Requests {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("requests.jsonl holds %d of the %d requests: %v", lines, rep.Load.Requests, res.WriteErr))

@@ -200,6 +200,17 @@ func (r *runner) stageEnded(i int, started time.Duration, by timeline.EndedBy) {
 	r.clock.next = started + r.p.Scenario.Load[i].Duration
 }
 
+// shardNote starts the note a shard's report carries (the merge drops it).
+const shardNote = "shard "
+
+// noteShard says in a shard's report what it holds.
+func (r *runner) noteShard(rep *timeline.Report) {
+	if sh := r.p.shard; sh.Sharded() {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%s%s of a sharded run started at %s: this report holds the shard's share of the load; scaleout report merge joins the shards",
+			shardNote, sh, sh.StartAt.UTC().Format(time.RFC3339Nano)))
+	}
+}
+
 // histograms is the run's histograms.json: the timeline's, with the shard
 // and the expectations as written.
 func (r *runner) histograms(tl *timeline.Timeline, end time.Duration) *timeline.Histograms {

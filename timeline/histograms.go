@@ -165,10 +165,19 @@ func ReadHistograms(rd io.Reader) (*Histograms, error) {
 	return &h, nil
 }
 
-// Part is one of the runs Merge joins: its report and histograms.
+// Part is one of the runs Merge joins: its report and histograms, and
+// what the merged report calls it ("shard 1/4"; "" for "part I").
 type Part struct {
 	Report     *Report
 	Histograms *Histograms
+	Label      string
+}
+
+func (p Part) label(i int) string {
+	if p.Label != "" {
+		return p.Label
+	}
+	return fmt.Sprintf("part %d", i)
 }
 
 // Merge joins the shards of one run, all on one clock (their common start),
@@ -223,7 +232,7 @@ func Merge(parts []Part) (*Report, *Histograms, error) {
 		}
 		if r.Partial {
 			m.Partial = true
-			reasons = append(reasons, fmt.Sprintf("part %d: %s", i, r.PartialReason))
+			reasons = append(reasons, p.label(i)+": "+r.PartialReason)
 		}
 		m.MaxInFlightCap += r.MaxInFlightCap
 		if r.RequestsJSONL != nil {
@@ -233,11 +242,11 @@ func Merge(parts []Part) (*Report, *Histograms, error) {
 		}
 		if i > 0 {
 			for _, n := range r.Notes {
-				m.Notes = append(m.Notes, fmt.Sprintf("part %d: %s", i, n))
+				m.Notes = append(m.Notes, p.label(i)+": "+n)
 			}
 			for _, e := range r.Events {
 				if e.Kind == CapReached { // the one event a part's own load brings
-					e.Text = fmt.Sprintf("part %d: %s", i, e.Text)
+					e.Text = p.label(i) + ": " + e.Text
 					m.Events = append(m.Events, e)
 				}
 			}
