@@ -75,6 +75,11 @@ func Merge(dirs []string, out string) (*timeline.Report, error) {
 	if len(dirs) == 0 {
 		return nil, usagef("merge needs the run directories of the shards")
 	}
+	for _, d := range dirs {
+		if filepath.Clean(d) == filepath.Clean(out) {
+			return nil, usagef("--out %s is one of the shards' run directories: give the merged run a directory of its own", out)
+		}
+	}
 	var shards []*shardRun
 	for _, d := range dirs {
 		s, err := readShard(d)

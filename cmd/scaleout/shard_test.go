@@ -274,9 +274,13 @@ func TestShardsMergeToTheSingleRun(t *testing.T) {
 		{[]string{dirs[0], dirs[1], dirs[2], dirs[3], dirs[1]}, "both shard 1/4"},
 		{append([]string{single}, dirs...), "not a shard"},
 		{[]string{dir}, "no report.json"},
+		{[]string{dirs[0], dirs[1], dirs[2], dirs[3], "--out", dirs[2]}, "a directory of its own"},
 	} {
+		if !slices.Contains(tc.dirs, "--out") {
+			tc.dirs = append(tc.dirs, "--out", filepath.Join(dir, "bad"))
+		}
 		c := newCLI()
-		if code := c.run(t, append(append([]string{"report", "merge"}, tc.dirs...), "--out", filepath.Join(dir, "bad"))...); code != 2 || !strings.Contains(c.stderr.String(), tc.want) {
+		if code := c.run(t, append([]string{"report", "merge"}, tc.dirs...)...); code != 2 || !strings.Contains(c.stderr.String(), tc.want) {
 			t.Errorf("merge %v: exit %d, stderr %q; want 2 and %q", tc.dirs, code, c.stderr.String(), tc.want)
 		}
 	}
