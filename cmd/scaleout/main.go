@@ -100,6 +100,8 @@ Usage:
                                      the same without a scenario (--scrape URL instead of --prometheus)
   scaleout sim [flags]               serve the simulated vLLM fleet (gateway, /metrics, HPA) on 127.0.0.1:8000
   scaleout report RUN_DIR [RUN_DIR]  print a stored run again (and rebuild report.html), or compare two runs
+  scaleout report merge DIR... --out DIR
+                                     join the run directories of a sharded run (run --shard K/N) into one
   scaleout version
 
 Run "scaleout COMMAND --help" for a command's flags. Exit codes: 0 pass, 1 an expectation failed,
