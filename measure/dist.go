@@ -1,6 +1,7 @@
 package measure
 
 import (
+	"fmt"
 	"math"
 	"time"
 
@@ -97,3 +98,26 @@ func (d *Dist) Summary() Summary {
 
 // Reset empties the distribution so its memory can be used again.
 func (d *Dist) Reset() { d.h.Reset() }
+
+// Encode is the distribution in HdrHistogram's V2 compressed encoding,
+// base64 (the form HdrHistogram's tools in every language read), of
+// microseconds: what histograms.json holds, so that runs are merged from
+// their distributions and never from their percentiles.
+func (d *Dist) Encode() (string, error) {
+	b, err := d.h.Encode(hdrhistogram.V2CompressedEncodingCookieBase)
+	return string(b), err
+}
+
+// DecodeDist reads a distribution Encode wrote. One of another range or
+// precision is taken as it is (Merge then keeps every value within
+// 1 µs..1 h); "" is an empty distribution of 3 digits.
+func DecodeDist(s string) (*Dist, error) {
+	if s == "" {
+		return NewDist(3), nil
+	}
+	h, err := hdrhistogram.Decode([]byte(s))
+	if err != nil {
+		return nil, fmt.Errorf("not an HdrHistogram V2 encoding: %w", err)
+	}
+	return &Dist{h: h}, nil
+}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/scaleout/scaleout/internal/atomicfile"
@@ -70,9 +71,10 @@ type Result struct {
 
 // runner is one execution of a plan.
 type runner struct {
-	p   *Plan
-	o   Options
-	sig *interrupts
+	p     *Plan
+	o     Options
+	sig   *interrupts
+	clock stageClock // a shard's stages on the common clock
 }
 
 // Run executes the plan: the preflight, the stages in order while the
@@ -150,13 +152,17 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	// The vLLM counters before the load, to check at the end that nothing
 	// was lost (the embedded simulator is checked directly instead).
 	var counters *counterCheck
-	if !r.p.Sim.Embedded() {
+	if !r.p.Sim.Embedded() && !r.p.shard.Sharded() {
 		counters = newCounterCheck(ctx, s, r.p.Source)
 	}
 
-	// The clock starts: epoch is the first stage's start.
+	// The clock starts: epoch is the first stage's start (a shard's: the
+	// common start, which it waits for).
 	tcfg := r.p.timelineConfig()
-	epoch := time.Now()
+	epoch, err := r.epoch()
+	if err != nil {
+		return nil, err
+	}
 	if base != nil {
 		base.T = -math.Round(epoch.Sub(baseAt).Seconds()*1000) / 1000
 	}
@@ -174,6 +180,9 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, &Error{Class: Usage, Err: err}
 	}
+	if err := r.awaitStart(ctx, epoch); err != nil {
+		return nil, err
+	}
 
 	// Interrupts: the first stops the load and keeps everything measured;
 	// the second aborts the requests still in flight.
@@ -185,7 +194,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		interruptedAt.Store(int64(time.Since(epoch)))
 		stopLoad()
 		gen.Stop()
-		fmt.Fprintln(r.o.Log, "\nscaleout: stopping the load; waiting for requests in flight (Ctrl-C again to abort them)")
+		fmt.Fprintf(r.o.Log, "\nscaleout: %s: stopping the load; waiting for requests in flight (%s again to abort them)\n", r.sig.name(), r.sig.name())
 	}, gen.Abort)
 
 	// The watcher samples every interval from now until the end; the cap
@@ -223,10 +232,21 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		if loadCtx.Err() != nil {
 			break
 		}
-		tl.StageStarted(i, time.Since(epoch))
+		start, startOff := r.stageStart(epoch)
+		tl.StageStarted(i, startOff)
 		r.o.Display.Stage(i)
-		by, err := r.stage(loadCtx, i, gen, tl, samples, usage)
+		before := gen.Live()
+		by, err := r.stage(loadCtx, i, start, gen, tl, samples, usage)
 		tl.StageEnded(i, time.Since(epoch), by)
+		// The stage's max_in_flight: in flight at its start and end, and
+		// the client's peak when it rose during the stage (the timeline
+		// adds its rows' ends).
+		after := gen.Live()
+		tl.StageInFlight(i, max(before.InFlight, after.InFlight))
+		if after.PeakInFlight > before.PeakInFlight {
+			tl.StageInFlight(i, after.PeakInFlight)
+		}
+		r.stageEnded(i, startOff, by)
 		if err != nil {
 			failure = cannotRun(fmt.Errorf("stage %s: %w", st.Name, err))
 			break
@@ -250,7 +270,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	r.sig.set(func() {
 		interruptedAt.Store(int64(time.Since(epoch)))
 		endAfter()
-		fmt.Fprintln(r.o.Log, "\nscaleout: ending the observation; waiting for requests in flight (Ctrl-C again to abort them)")
+		fmt.Fprintf(r.o.Log, "\nscaleout: %s: ending the observation; waiting for requests in flight (%s again to abort them)\n", r.sig.name(), r.sig.name())
 	}, gen.Abort)
 	drained := make(chan struct{})
 	go func() {
@@ -282,7 +302,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	switch at := time.Duration(interruptedAt.Load()); {
 	case at >= 0:
 		meta.Partial = true
-		meta.PartialReason = fmt.Sprintf("interrupted (Ctrl-C) at %s", scenario.FormatDuration(at))
+		meta.PartialReason = fmt.Sprintf("interrupted (%s) at %s", r.sig.name(), scenario.FormatDuration(at))
 	case failure != nil:
 		meta.Partial = true
 		meta.PartialReason = failure.Error()
@@ -293,6 +313,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		}
 	}
 	rep := tl.Report(end, meta)
+	r.noteShard(rep)
 	rep.RequestsJSONL = &lines
 	if lines < rep.Load.Requests {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("requests.jsonl holds %d of the %d requests: %v", lines, rep.Load.Requests, res.WriteErr))
@@ -311,28 +332,34 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	}
 	counters.finish(ctx, rep, 2*s.Observe.Interval)
 	rep.Expectations = evaluate(r.p.Expect, rep)
+	cc := s.ClientCheck
+	if cc.MaxSendLag == 0 { // a scenario not read from a file: the defaults
+		cc = scenario.ClientCheck{MaxSendLag: scenario.DefaultMaxSendLag, MaxShortfall: scenario.DefaultMaxShortfall}
+	}
+	rep.ClientCheck = &timeline.ClientCheck{MaxSendLagMS: float64(cc.MaxSendLag.Microseconds()) / 1000, MaxShortfall: cc.MaxShortfall}
 	timeline.CheckClient(rep)
 	r.guard(ctx, rep)
 	// The verdict, then the files. When they cannot all be written the
 	// verdict says so, and the files are tried once more with it: none of
 	// them may claim a pass the run directory does not hold.
 	rep.Verdict = Decide(rep, r.o.StrictGuard, res.WriteErr)
-	if err := out.writeReport(rep); err != nil {
+	hist := r.histograms(tl, end)
+	if err := out.writeReport(rep, hist); err != nil {
 		if res.WriteErr != nil {
 			err = fmt.Errorf("%w; %w", res.WriteErr, err)
 		}
 		res.WriteErr = err
 		if v := Decide(rep, r.o.StrictGuard, res.WriteErr); v != rep.Verdict {
 			rep.Verdict = v
-			_ = out.writeReport(rep)
+			_ = out.writeReport(rep, hist)
 		}
 	}
 	return res, failure
 }
 
-// stage runs stage i until its duration, its until or the end of ctx,
-// and says why it ended.
-func (r *runner) stage(ctx context.Context, i int, gen *loadgen.Generator, tl *timeline.Timeline, samples *broadcast, usage []*timeline.ClientUse) (timeline.EndedBy, error) {
+// stage runs stage i from start (zero: now) until its duration, its until
+// or the end of ctx, and says why it ended.
+func (r *runner) stage(ctx context.Context, i int, start time.Time, gen *loadgen.Generator, tl *timeline.Timeline, samples *broadcast, usage []*timeline.ClientUse) (timeline.EndedBy, error) {
 	stageCtx, endStage := context.WithCancel(ctx)
 	defer endStage()
 	// until: checked after every sample while the stage runs; it stops
@@ -346,13 +373,16 @@ func (r *runner) stage(ctx context.Context, i int, gen *loadgen.Generator, tl *t
 		}
 		untilDone.Go(func() {
 			if waitUntil(stageCtx, samples, func() bool { return live.Holds(tl) }) {
+				r.clock.untilAt.Store(int64(tl.Latest().At))
 				untilHeld.Store(true)
 				gen.Stop()
 			}
 		})
 	}
 	u := startUsage(gen.Live().CapReached)
-	err := gen.Run(stageCtx, i, r.p.loadStage(i))
+	ls := r.p.loadStage(i)
+	ls.Start = start
+	err := gen.Run(stageCtx, i, ls)
 	usage[i] = u.end(gen.Live().CapReached)
 	endStage()
 	untilDone.Wait()
@@ -510,6 +540,7 @@ func (b *broadcast) notify() {
 type interrupts struct {
 	mu            sync.Mutex
 	n             int
+	sig           os.Signal // the first interrupt
 	first, second func()
 }
 
@@ -523,9 +554,12 @@ func watchInterrupts(ctx context.Context, signals <-chan os.Signal) *interrupts 
 			select {
 			case <-ctx.Done():
 				return
-			case <-signals:
+			case sig := <-signals:
 				in.mu.Lock()
 				in.n++
+				if in.n == 1 {
+					in.sig = sig
+				}
 				h := in.second
 				if in.n == 1 {
 					h = in.first
@@ -544,6 +578,26 @@ func (in *interrupts) set(first, second func()) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.first, in.second = first, second
+}
+
+// name is how the first interrupt is told to the user: Ctrl-C for an
+// interrupt, SIGTERM for a termination (kubectl delete, a CI timeout).
+func (in *interrupts) name() string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return signalName(in.sig)
+}
+
+func signalName(sig os.Signal) string {
+	switch sig {
+	case nil, os.Interrupt:
+		return "Ctrl-C"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGHUP:
+		return "SIGHUP"
+	}
+	return sig.String()
 }
 
 func (in *interrupts) count() int {

@@ -29,6 +29,7 @@ Usage:
   scaleout job status NAME [--wait]   the Job and its shards' pods
   scaleout job collect NAME [--out DIR]
                                       bring every shard's run directory back from its pod's log (DIR/shards/K)
+                                      and merge them into one run directory, DIR (scaleout report merge)
 
 In the pods: scaleout job pod --dir DIR -- run ARGS (runs the shard, then prints its run directory to the log).
 See docs/incluster.md.
@@ -276,21 +277,20 @@ func printJobStatus(e env, st job.Status, now time.Time) {
 	tw.Flush()
 }
 
-// errNoMerge says the merge of shards into one run directory is not in
-// this build.
-var errNoMerge = errors.New("merging shards into one run directory needs scaleout report merge (issue 14 item 4), not in this build")
-
-// mergeShards makes one run directory at out from the shards' run
-// directories (in shard order): the boundary where collect hands over to
-// the merge of issue 14 item 4 (run.Merge, scaleout report merge).
-var mergeShards = func(shards []string, out string) error { return errNoMerge }
+// mergeCollected joins the collected shards (in shard order) into one run
+// directory at out: scaleout report merge, which prints the merged run and
+// exits as a run would (1 when the merged verdict fails, 2 when the
+// directories are not every shard of one run, 3 when out cannot be written).
+var mergeCollected = func(e env, shards []string, out string) error {
+	return cmdReportMerge(e, append(append([]string{}, shards...), "--out", out))
+}
 
 func cmdJobCollect(ctx context.Context, e env, args []string) error {
 	var k kubeFlags
 	var out string
 	fs := pflag.NewFlagSet("scaleout job collect", pflag.ContinueOnError)
 	k.bind(fs)
-	fs.StringVar(&out, "out", "", "the run directory to write (default runs/NAME); the shards go to OUT/shards/K")
+	fs.StringVar(&out, "out", "", "the merged run directory (default runs/NAME); the shards go to OUT/shards/K")
 	if err := parseFlags(fs, args, e, "scaleout job collect NAME [flags]"); err != nil {
 		return err
 	}
@@ -323,16 +323,8 @@ func collectAndMerge(ctx context.Context, e env, st job.Status, logs job.LogFunc
 	if err != nil {
 		return withCode(exitCannotRun, err)
 	}
-	fmt.Fprintf(e.stdout, "%d shards collected: %s\n", len(dirs), strings.Join(dirs, " "))
-	if err := mergeShards(dirs, out); err != nil {
-		if errors.Is(err, errNoMerge) {
-			fmt.Fprintf(e.stderr, "scaleout: %v; the shards' run directories are in %s\n", err, filepath.Join(out, "shards"))
-			return nil
-		}
-		return withCode(exitCannotRun, fmt.Errorf("merging the shards into %s: %w", out, err))
-	}
-	fmt.Fprintf(e.stdout, "run directory: %s\n", out)
-	return nil
+	fmt.Fprintf(e.stderr, "scaleout: %d shards collected into %s\n", len(dirs), filepath.Join(out, "shards"))
+	return mergeCollected(e, dirs, out)
 }
 
 // cmdJobPod is what a Job pod runs: `scaleout run ARGS --out DIR`, then the

@@ -3,13 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	sigsyaml "sigs.k8s.io/yaml"
@@ -106,9 +107,9 @@ func TestJobPodSendsTheRunBack(t *testing.T) {
 	}
 }
 
-// collect hands the shards, in shard order, to the merge; without the
-// merge in the build it keeps them and says so (exit 0), and a merge
-// that fails is exit 3.
+// collect hands the shards, in shard order, to the merge, and exits as
+// the merge does: here the merge refuses directories that are not shards
+// of one run (exit 2).
 func TestCollectHandsShardsToTheMerge(t *testing.T) {
 	var logs = map[string]string{}
 	st := job.Status{Name: "j", Namespace: "ns", Shards: 2, Done: true}
@@ -132,25 +133,21 @@ func TestCollectHandsShardsToTheMerge(t *testing.T) {
 	out := t.TempDir()
 	c := newCLI()
 	e := env{stdout: &c.stdout, stderr: &c.stderr}
+	if err := collectAndMerge(context.Background(), e, st, from, out); code(err) != exitUsage {
+		t.Errorf("merging two non-shards: %v (exit %d), want the merge's refusal, exit 2", err, code(err))
+	}
+	var got []string
+	saved := mergeCollected
+	t.Cleanup(func() { mergeCollected = saved })
+	mergeCollected = func(_ env, shards []string, o string) error {
+		got = append(shards, o)
+		return nil
+	}
 	if err := collectAndMerge(context.Background(), e, st, from, out); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(c.stderr.String(), filepath.Join(out, "shards")) {
-		t.Errorf("collect does not say where the shards are: %s", c.stderr.String())
-	}
-	var got []string
-	saved := mergeShards
-	t.Cleanup(func() { mergeShards = saved })
-	mergeShards = func(shards []string, o string) error {
-		got = append(shards, o)
-		return errors.New("shards disagree")
-	}
-	err := collectAndMerge(context.Background(), e, st, from, out)
 	if want := []string{job.ShardDir(out, 0), job.ShardDir(out, 1), out}; !slices.Equal(got, want) {
 		t.Errorf("merge got %q, want %q", got, want)
-	}
-	if code(err) != exitCannotRun {
-		t.Errorf("a failed merge: %v (exit %d), want exit 3", err, code(err))
 	}
 }
 
@@ -162,5 +159,55 @@ func TestVersionShowsTheStampedCommit(t *testing.T) {
 	c := newCLI()
 	if code := c.run(t, "version"); code != 0 || !strings.Contains(c.stdout.String(), "(commit 0123456789abcdef-dirty)") {
 		t.Errorf("exit %d: %q", code, c.stdout.String())
+	}
+}
+
+// The Job's path end to end on loopback: two pods' command (scaleout job
+// pod -- run … --shard K/2 --start-at T) as two processes against one
+// scaleout sim, their logs as the pods' logs, then collect: each shard's
+// run directory comes back whole and the merge counts every request of
+// both.
+func TestJobPodsCollectAndMerge(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: three processes")
+	}
+	dir := t.TempDir()
+	url := simURL(t, "--replicas-start", "2", "--replicas-min", "2", "--replicas-max", "2", "--max-num-seqs", "64", "--ttft", "5ms", "--itl", "2ms")
+	path := writeFile(t, dir, "s.yaml", shardScenario(t))
+	start := time.Now().Add(6 * time.Second).UTC().Format(time.RFC3339Nano)
+	st := job.Status{Name: "j", Namespace: "ns", Shards: 2, Done: true}
+	var procs []*proc
+	for k := range 2 {
+		procs = append(procs, startCLI(t, "job", "pod", "--dir", filepath.Join(dir, fmt.Sprintf("pod%d", k)), "--",
+			"run", path, "--target", url, "-q", "--shard", fmt.Sprintf("%d/2", k), "--start-at", start))
+		st.Pods = append(st.Pods, job.PodStatus{Index: k, Name: fmt.Sprintf("j-%d", k), Phase: "Succeeded"})
+	}
+	logs := map[string]string{}
+	for k, p := range procs {
+		if code := p.wait(t, 2*time.Minute); code != 0 {
+			t.Fatalf("pod %d: exit %d\n%s", k, code, p.stderr.String())
+		}
+		logs[fmt.Sprintf("j-%d", k)] = p.stdout.String()
+	}
+	from := func(_ context.Context, _, pod string) (io.ReadCloser, error) {
+		return io.NopCloser(strings.NewReader(logs[pod])), nil
+	}
+	out := filepath.Join(dir, "merged")
+	c := newCLI()
+	e := env{stdout: &c.stdout, stderr: &c.stderr}
+	if err := collectAndMerge(context.Background(), e, st, from, out); err != nil && code(err) != exitFailed {
+		t.Fatalf("collect: %v\n%s", err, c.stderr.String())
+	}
+	var sum int64
+	for k := range 2 {
+		want, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("pod%d", k), "requests.jsonl"))
+		have, err := os.ReadFile(filepath.Join(job.ShardDir(out, k), "requests.jsonl"))
+		if err != nil || !bytes.Equal(want, have) || len(want) == 0 {
+			t.Errorf("shard %d: requests.jsonl did not come back whole (%v)", k, err)
+		}
+		sum += readReportFile(t, job.ShardDir(out, k)).Load.Requests
+	}
+	if m := readReportFile(t, out); m.Load.Requests == 0 || m.Load.Requests != sum {
+		t.Errorf("the merged run counts %d requests, the shards %d", m.Load.Requests, sum)
 	}
 }

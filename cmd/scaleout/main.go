@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -99,6 +100,8 @@ Usage:
                                      the same without a scenario (--scrape URL instead of --prometheus)
   scaleout sim [flags]               serve the simulated vLLM fleet (gateway, /metrics, HPA) on 127.0.0.1:8000
   scaleout report RUN_DIR [RUN_DIR]  print a stored run again (and rebuild report.html), or compare two runs
+  scaleout report merge DIR... --out DIR
+                                     join the run directories of a sharded run (run --shard K/N) into one
   scaleout job SCENARIO --image IMG  run it in the cluster as an Indexed Job of shards (status, collect: job --help)
   scaleout version
 
@@ -156,5 +159,29 @@ func parseFlags(fs *pflag.FlagSet, args []string, e env, synopsis string) error 
 		}
 		return usagef("%v (see %s --help)", err, fs.Name())
 	}
-	return nil
+	return negativeDurations(fs)
+}
+
+// negativeDurations refuses a negative duration given to any flag: no
+// wait, bound or interval can be below zero (0 is each flag's "none").
+func negativeDurations(fs *pflag.FlagSet) error {
+	var err error
+	fs.Visit(func(f *pflag.Flag) {
+		if err != nil || f.Value.Type() != "duration" {
+			return
+		}
+		if d, perr := time.ParseDuration(f.Value.String()); perr == nil && d < 0 {
+			err = usagef("--%s %s: a duration cannot be negative (give 0 or more, e.g. --%s %s)", f.Name, f.Value, f.Name, example(f))
+		}
+	})
+	return err
+}
+
+// example is a duration to show in a message about flag f: its default
+// when that is above 0.
+func example(f *pflag.Flag) string {
+	if d, err := time.ParseDuration(f.DefValue); err == nil && d > 0 {
+		return f.DefValue
+	}
+	return "30s"
 }
