@@ -140,8 +140,15 @@ func (t *Timeline) Histograms(end time.Duration) *Histograms {
 		h.Stages = append(h.Stages, ss)
 	}
 	h.Run = all.state()
+	enc := func(s measure.Sparse) string {
+		if s.Empty() {
+			return ""
+		}
+		e, _ := s.Dist().Encode() // cannot fail: the histogram is well formed
+		return e
+	}
 	for _, rw := range t.rows {
-		h.Rows = append(h.Rows, RowState{TTFT: rw.ttftEnc, SendLag: rw.lagEnc, Tokens: rw.tokens})
+		h.Rows = append(h.Rows, RowState{TTFT: enc(rw.ttftKept), SendLag: enc(rw.lagKept), Tokens: rw.tokens})
 	}
 	return h
 }
