@@ -19,7 +19,7 @@ target_flags = $(if $(GATEWAY),--target $(GATEWAY)) $(if $(TARGET),--target $(TA
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/scaleout
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/scaleout
 
 # The whole suite: formatting, vet, staticcheck, every test with the race
 # detector, and a short fuzzing pass over the parsers. The end-to-end tests need the Debian

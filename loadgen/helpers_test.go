@@ -130,6 +130,28 @@ type sseServer struct {
 	inFlight    atomic.Int64
 	maxInFlight atomic.Int64
 	requests    atomic.Int64
+
+	// What the server actually did, request by request: the ground truth a
+	// timing test compares the client's measurements with (on a busy
+	// machine the server's own pacing runs late, and the client must
+	// measure what happened, not what was planned).
+	mu    sync.Mutex
+	truth []served
+}
+
+// served is one request's timing as the server saw it: from reading the
+// request to flushing the first content event, and the gaps between the
+// content events' flushes.
+type served struct {
+	ttft time.Duration
+	itl  []time.Duration
+}
+
+// served returns the ground truth of the requests finished so far.
+func (s *sseServer) served() []served {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]served(nil), s.truth...)
 }
 
 func (s *sseServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -151,6 +173,15 @@ func (s *sseServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, `data: {"id":"c","object":"chat.completion.chunk","usage":null,"choices":[{"index":0,"finish_reason":null,"delta":{"role":"assistant","content":""}}]}`+"\n\n")
 	}
 	fl.Flush()
+	var truth served
+	last := start
+	defer func() {
+		if len(truth.itl) == s.tokens-1 {
+			s.mu.Lock()
+			s.truth = append(s.truth, truth)
+			s.mu.Unlock()
+		}
+	}()
 	for i := range s.tokens {
 		if !sleepUntil(start.Add(s.ttft+time.Duration(i)*s.itl), r.Context().Done()) {
 			return
@@ -161,6 +192,13 @@ func (s *sseServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(w, `data: {"id":"c","object":"text_completion","usage":null,"choices":[{"index":0,"finish_reason":null,"text":"tok%d "}]}`+"\n\n", i)
 		}
 		fl.Flush()
+		now := time.Now()
+		if i == 0 {
+			truth.ttft = now.Sub(start)
+		} else {
+			truth.itl = append(truth.itl, now.Sub(last))
+		}
+		last = now
 	}
 	if s.chat {
 		fmt.Fprint(w, `data: {"id":"c","choices":[{"index":0,"finish_reason":"length","delta":{}}]}`+"\n\n")

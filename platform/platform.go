@@ -23,6 +23,15 @@ const (
 	Predicted = "predicted" // the desired replicas KEDA and the HPA should compute (from a ScaledObject)
 )
 
+// Known tells whether name is one of the series names above.
+func Known(name string) bool {
+	switch name {
+	case Waiting, Running, KVCache, Desired, Current, Ready, Predicted:
+		return true
+	}
+	return false
+}
+
 // vLLM's series (V1 engine), on each pod's /metrics page.
 const (
 	VLLMWaiting          = "vllm:num_requests_waiting" // gauge: queued, not yet scheduled

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/scaleout/scaleout/measure"
+	"github.com/scaleout/scaleout/platform"
 	"github.com/scaleout/scaleout/scenario"
 	"github.com/scaleout/scaleout/timeline"
 )
@@ -23,7 +24,11 @@ func parseExpectations(s *scenario.Scenario, series []measure.Series) (list []*t
 		var se *timeline.SyntaxError
 		if errors.As(err, &se) {
 			col += se.Col - 1
-			err = errors.New(se.Msg)
+			msg := se.Msg
+			if se.Unobserved != "" {
+				msg += ": " + unobservedWhy(s, se.Unobserved)
+			}
+			err = errors.New(msg)
 		}
 		pe := &scenario.Error{File: e.File, Line: e.Line, Col: col, Field: field, Msg: fmt.Sprintf("%v (in %q)", err, e.Text)}
 		if e.Line == 0 { // from a flag: say the column inside the flag's text
@@ -62,6 +67,22 @@ func parseExpectations(s *scenario.Scenario, series []measure.Series) (list []*t
 		until[i] = ex
 	}
 	return list, until, errs
+}
+
+// unobservedWhy says why a series scaleout knows is not among the run's.
+func unobservedWhy(s *scenario.Scenario, name string) string {
+	if !s.Observe.Source() {
+		return "the scenario observes nothing (no observe.prometheus, observe.scrape or sim: block); add one to watch " + name
+	}
+	switch name {
+	case platform.Desired, platform.Current:
+		return "observe.hpa (NAMESPACE/NAME) is not set, and observe.series does not name it"
+	case platform.Ready:
+		return "observe.deployment (NAMESPACE/NAME) is not set, and observe.series does not name it"
+	case platform.Predicted:
+		return "it comes from a ScaledObject (observe.scaledobject or --scaledobject), and none is given"
+	}
+	return "observe.vllm is not set, and observe.series does not name it"
 }
 
 // evaluate checks every expectation against the report.

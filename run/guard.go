@@ -23,6 +23,22 @@ func scaledObjectOf(s *scenario.Scenario) (ns, name string, ok bool) {
 	return ns, name, ok
 }
 
+// pauseCommand is the kubectl command that pauses (or un-pauses) the
+// ScaledObject NAMESPACE/NAME, with the platform team's make target that
+// does the same: that target lives in their repository, not in this one.
+func pauseCommand(ref string, pause bool) string {
+	ns, name, ok := strings.Cut(ref, "/")
+	if !ok {
+		ns, name = "NAMESPACE", "NAME"
+	}
+	target := "keda-demo-down"
+	if !pause {
+		target = "keda-demo-up"
+	}
+	return fmt.Sprintf("kubectl -n %s annotate scaledobject %s autoscaling.keda.sh/paused=%t --overwrite (the platform team's `make %s` in their repository does the same)",
+		ns, name, pause, target)
+}
+
 // pausedQuery is KEDA's own word on whether a ScaledObject is paused: 1
 // or 0 (its metrics server exports it while the ScaledObject exists).
 func pausedQuery(name string) string {
@@ -89,9 +105,10 @@ func (r *runner) guard(ctx context.Context, rep *timeline.Report) {
 	g := &timeline.GuardResult{Required: "repause"}
 	rep.Guard = g
 	g.State, g.Detail = guardState(ctx, s, src)
+	ns, name, _ := scaledObjectOf(s)
 	if wait := r.o.GuardWait; g.State == "unpaused" && wait > 0 {
-		fmt.Fprintf(r.o.Log, "\nguard: the run is over and %s.\nguard: re-pause it now (make keda-demo-down); waiting up to %s for it (Ctrl-C stops waiting)\n",
-			g.Detail, scenario.FormatDuration(wait))
+		fmt.Fprintf(r.o.Log, "\nguard: the run is over and %s.\nguard: re-pause it now: %s\nguard: waiting up to %s for it (Ctrl-C stops waiting)\n",
+			g.Detail, pauseCommand(ns+"/"+name, true), scenario.FormatDuration(wait))
 		waiting, stop := context.WithTimeout(ctx, wait)
 		defer stop()
 		r.sig.set(stop, stop)
@@ -114,16 +131,16 @@ func (r *runner) guard(ctx context.Context, rep *timeline.Report) {
 		rep.Expectations = append(rep.Expectations, timeline.Outcome{Expr: "the ScaledObject is paused again after the run (--strict-guard)", Detail: g.Detail})
 	}
 	if g.State == "unpaused" {
-		ns, name, _ := scaledObjectOf(s)
 		fmt.Fprintf(r.o.Log, `
 !!! GUARD: %s is still UN-PAUSED after the run.
 !!! %s.
-!!! While un-paused with minReplicaCount >= 1 it keeps a GPU node up around the clock and overrides make vllm-down.
-!!! Re-pause it and release the GPU now:
-!!!     make keda-demo-down
-!!!     make vllm-down
+!!! While un-paused with minReplicaCount >= 1 it keeps a GPU node up around the clock and overrides scaling
+!!! the Deployment down by hand. Re-pause it now:
+!!!     kubectl -n %s annotate scaledobject %s autoscaling.keda.sh/paused=true --overwrite
+!!! then release the GPU node: make vllm-down
+!!! (make keda-demo-down and make vllm-down are the platform team's targets, in their repository, not in this one)
 
-`, ns+"/"+name, g.Detail)
+`, ns+"/"+name, g.Detail, ns, name)
 	} else {
 		fmt.Fprintf(r.o.Log, "guard: could not confirm that the ScaledObject is paused: %s\n", g.Detail)
 	}

@@ -287,7 +287,7 @@ func checkObservation(ctx context.Context, s *scenario.Scenario, src promwatch.E
 	}
 	if paused != "" {
 		*fs = append(*fs, Finding{Fail, fmt.Sprintf("the ScaledObject %s is paused (KEDA deletes its HPA while paused, so desired and current have no series)", paused),
-			"un-pause it for the run (make keda-demo-up), and re-pause after (make keda-demo-down)"})
+			"un-pause it for the run: " + pauseCommand(paused, false) + "; re-pause it after: " + pauseCommand(paused, true)})
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/scaleout/scaleout/internal/atomicfile"
@@ -193,7 +194,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		interruptedAt.Store(int64(time.Since(epoch)))
 		stopLoad()
 		gen.Stop()
-		fmt.Fprintln(r.o.Log, "\nscaleout: stopping the load; waiting for requests in flight (Ctrl-C again to abort them)")
+		fmt.Fprintf(r.o.Log, "\nscaleout: %s: stopping the load; waiting for requests in flight (%s again to abort them)\n", r.sig.name(), r.sig.name())
 	}, gen.Abort)
 
 	// The watcher samples every interval from now until the end; the cap
@@ -234,8 +235,17 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		start, startOff := r.stageStart(epoch)
 		tl.StageStarted(i, startOff)
 		r.o.Display.Stage(i)
+		before := gen.Live()
 		by, err := r.stage(loadCtx, i, start, gen, tl, samples, usage)
 		tl.StageEnded(i, time.Since(epoch), by)
+		// The stage's max_in_flight: in flight at its start and end, and
+		// the client's peak when it rose during the stage (the timeline
+		// adds its rows' ends).
+		after := gen.Live()
+		tl.StageInFlight(i, max(before.InFlight, after.InFlight))
+		if after.PeakInFlight > before.PeakInFlight {
+			tl.StageInFlight(i, after.PeakInFlight)
+		}
 		r.stageEnded(i, startOff, by)
 		if err != nil {
 			failure = cannotRun(fmt.Errorf("stage %s: %w", st.Name, err))
@@ -260,7 +270,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	r.sig.set(func() {
 		interruptedAt.Store(int64(time.Since(epoch)))
 		endAfter()
-		fmt.Fprintln(r.o.Log, "\nscaleout: ending the observation; waiting for requests in flight (Ctrl-C again to abort them)")
+		fmt.Fprintf(r.o.Log, "\nscaleout: %s: ending the observation; waiting for requests in flight (%s again to abort them)\n", r.sig.name(), r.sig.name())
 	}, gen.Abort)
 	drained := make(chan struct{})
 	go func() {
@@ -292,7 +302,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	switch at := time.Duration(interruptedAt.Load()); {
 	case at >= 0:
 		meta.Partial = true
-		meta.PartialReason = fmt.Sprintf("interrupted (Ctrl-C) at %s", scenario.FormatDuration(at))
+		meta.PartialReason = fmt.Sprintf("interrupted (%s) at %s", r.sig.name(), scenario.FormatDuration(at))
 	case failure != nil:
 		meta.Partial = true
 		meta.PartialReason = failure.Error()
@@ -322,6 +332,11 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	}
 	counters.finish(ctx, rep, 2*s.Observe.Interval)
 	rep.Expectations = evaluate(r.p.Expect, rep)
+	cc := s.ClientCheck
+	if cc.MaxSendLag == 0 { // a scenario not read from a file: the defaults
+		cc = scenario.ClientCheck{MaxSendLag: scenario.DefaultMaxSendLag, MaxShortfall: scenario.DefaultMaxShortfall}
+	}
+	rep.ClientCheck = &timeline.ClientCheck{MaxSendLagMS: float64(cc.MaxSendLag.Microseconds()) / 1000, MaxShortfall: cc.MaxShortfall}
 	timeline.CheckClient(rep)
 	r.guard(ctx, rep)
 	// The verdict, then the files. When they cannot all be written the
@@ -525,6 +540,7 @@ func (b *broadcast) notify() {
 type interrupts struct {
 	mu            sync.Mutex
 	n             int
+	sig           os.Signal // the first interrupt
 	first, second func()
 }
 
@@ -538,9 +554,12 @@ func watchInterrupts(ctx context.Context, signals <-chan os.Signal) *interrupts 
 			select {
 			case <-ctx.Done():
 				return
-			case <-signals:
+			case sig := <-signals:
 				in.mu.Lock()
 				in.n++
+				if in.n == 1 {
+					in.sig = sig
+				}
 				h := in.second
 				if in.n == 1 {
 					h = in.first
@@ -559,6 +578,26 @@ func (in *interrupts) set(first, second func()) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.first, in.second = first, second
+}
+
+// name is how the first interrupt is told to the user: Ctrl-C for an
+// interrupt, SIGTERM for a termination (kubectl delete, a CI timeout).
+func (in *interrupts) name() string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return signalName(in.sig)
+}
+
+func signalName(sig os.Signal) string {
+	switch sig {
+	case nil, os.Interrupt:
+		return "Ctrl-C"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGHUP:
+		return "SIGHUP"
+	}
+	return sig.String()
 }
 
 func (in *interrupts) count() int {

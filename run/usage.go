@@ -10,13 +10,16 @@ import (
 
 // stageUsage measures what one stage cost the client.
 type stageUsage struct {
-	wall time.Time
-	cpu  time.Duration
-	cap  uint64
+	wall   time.Time
+	cpu    time.Duration
+	wait   time.Duration // CPU wait so far (sysres.CPUWait)
+	waitOK bool
+	cap    uint64
 }
 
 func startUsage(capReached uint64) stageUsage {
-	return stageUsage{wall: time.Now(), cpu: sysres.CPU(), cap: capReached}
+	wait, ok := sysres.CPUWait()
+	return stageUsage{wall: time.Now(), cpu: sysres.CPU(), wait: wait, waitOK: ok, cap: capReached}
 }
 
 func (u stageUsage) end(capReached uint64) *timeline.ClientUse {
@@ -27,6 +30,10 @@ func (u stageUsage) end(capReached uint64) *timeline.ClientUse {
 		CapReached: int64(capReached - u.cap), Cores: runtime.GOMAXPROCS(0)}
 	if wall > 0 {
 		c.CPUCores = timeline.Round3((cpu - u.cpu).Seconds() / wall)
+	}
+	// A thread that exited took its wait with it: never below 0.
+	if wait, ok := sysres.CPUWait(); ok && u.waitOK {
+		c.CPUWaitS = new(timeline.Round3(max(wait-u.wait, 0).Seconds()))
 	}
 	return c
 }

@@ -66,6 +66,26 @@ func (r *reader) duration(n *yaml.Node, field string) time.Duration {
 	return d
 }
 
+// fraction reads a share written as a percentage ("5%") or a fraction
+// (0.05), from 0 up to (not including) 1.
+func (r *reader) fraction(n *yaml.Node, field string) float64 {
+	s, ok := r.Scalar(n, field)
+	if !ok {
+		return 0
+	}
+	t := strings.TrimSpace(s)
+	scale := 1.0
+	if p, found := strings.CutSuffix(t, "%"); found {
+		t, scale = strings.TrimSpace(p), 0.01
+	}
+	v, err := strconv.ParseFloat(t, 64)
+	if err != nil || math.IsNaN(v) || v*scale < 0 || v*scale >= 1 {
+		r.Failf(n, field, "%q is not a share from 0 to below 100%% (write 5%% or 0.05)", s)
+		return 0
+	}
+	return v * scale
+}
+
 func (r *reader) strList(n *yaml.Node, field string) []string {
 	if n.Kind == yaml.ScalarNode {
 		return []string{r.str(n, field)}

@@ -14,6 +14,7 @@ import (
 
 	yaml "go.yaml.in/yaml/v4"
 
+	"github.com/scaleout/scaleout/internal/spell"
 	"github.com/scaleout/scaleout/internal/weburl"
 	"github.com/scaleout/scaleout/internal/yamlread"
 	"github.com/scaleout/scaleout/measure"
@@ -39,6 +40,7 @@ type Scenario struct {
 	Expect         []Expect // conditions that decide the verdict
 	Guard          string   // "" or "repause": the ScaledObject must be paused when the run ends
 	SLO            SLO
+	ClientCheck    ClientCheck // how the load generator's self-check judges a stage
 
 	sim        *yaml.Node            // the raw sim: block, decoded by DecodeSim
 	pos        map[string]*yaml.Node // where fields checked after loading stand in the file
@@ -46,6 +48,23 @@ type Scenario struct {
 	afterSet   bool                  // observe.after was given (file or flag)
 	envSecrets []string              // what ${NAME} put into secret fields
 }
+
+// ClientCheck are the limits of the load generator's self-check: a stage
+// whose sends went out later than MaxSendLag at the 99th percentile, or
+// that sent more than MaxShortfall (a fraction) fewer requests than its
+// schedule had due, was limited by the client and the run cannot pass.
+type ClientCheck struct {
+	MaxSendLag   time.Duration
+	MaxShortfall float64
+}
+
+// The self-check's default limits: a send 50 ms late is far below what a
+// scale-out timeline resolves, yet it is what a load generator that keeps
+// its schedule stays under on an idle machine.
+const (
+	DefaultMaxSendLag   = 50 * time.Millisecond
+	DefaultMaxShortfall = 0.05
+)
 
 // Target is where the load goes.
 type Target struct {
@@ -212,7 +231,7 @@ func (s *Scenario) read(r *reader, root *yaml.Node, needLoad bool) {
 	}
 	s.readTarget(r, top.Get("target"))
 	s.readRequest(r, top.Get("request"))
-	if load := top.Get("load"); load != nil || needLoad {
+	if load := top.Get("load"); load != nil || (needLoad && !misspelt(top, "load")) {
 		s.readLoad(r, load, top.Key("load"))
 	}
 	if v := top.Get("max_in_flight"); v != nil {
@@ -240,6 +259,20 @@ func (s *Scenario) read(r *reader, root *yaml.Node, needLoad bool) {
 		if s.Guard == "none" {
 			s.Guard = ""
 		}
+	}
+	s.ClientCheck = ClientCheck{MaxSendLag: DefaultMaxSendLag, MaxShortfall: DefaultMaxShortfall}
+	if v := top.Get("client_check"); v != nil {
+		m := r.Mapping(v, "client_check")
+		if d := m.Get("max_send_lag"); d != nil {
+			s.ClientCheck.MaxSendLag = r.duration(d, "client_check.max_send_lag")
+			if s.ClientCheck.MaxSendLag <= 0 {
+				r.Failf(d, "client_check.max_send_lag", "must be above 0 (e.g. 250ms)")
+			}
+		}
+		if f := m.Get("max_shortfall"); f != nil {
+			s.ClientCheck.MaxShortfall = r.fraction(f, "client_check.max_shortfall")
+		}
+		m.Finish()
 	}
 	if v := top.Get("slo"); v != nil {
 		m := r.Mapping(v, "slo")
@@ -350,6 +383,18 @@ func (s *Scenario) readRequest(r *reader, n *yaml.Node) {
 		q.Seed = uint64(r.Int(v, "request.seed", 0))
 	}
 	m.Finish()
+}
+
+// misspelt tells whether m holds a key that is a misspelling of key: its
+// unknown-field error (with the did-you-mean) says all there is to say,
+// and before "key is missing".
+func misspelt(m *yamlread.Mapping, key string) bool {
+	for _, k := range m.Keys() {
+		if k != key && spell.Closest(k, []string{key}) == key {
+			return true
+		}
+	}
+	return false
 }
 
 // minInterval is the shortest observation interval: below it the samples

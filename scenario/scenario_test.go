@@ -149,6 +149,16 @@ func TestDefaults(t *testing.T) {
 	if len(s.Observe.Series) != 0 {
 		t.Errorf("series without shorthands: %+v", s.Observe.Series)
 	}
+	if s.ClientCheck != (ClientCheck{MaxSendLag: 50 * time.Millisecond, MaxShortfall: 0.05}) {
+		t.Errorf("client_check defaults: %+v", s.ClientCheck)
+	}
+	s, err = Parse("c.yaml", []byte("client_check: {max_send_lag: 250ms, max_shortfall: 10%}\nload: [{duration: 10s, rate: 2/s}]\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.ClientCheck != (ClientCheck{MaxSendLag: 250 * time.Millisecond, MaxShortfall: 0.1}) {
+		t.Errorf("client_check: %+v", s.ClientCheck)
+	}
 }
 
 // Every bad input names the file, the line, the column and the field, and
@@ -176,6 +186,10 @@ func TestErrors(t *testing.T) {
 			[]string{"load[0].concurrency: give rate (open loop) or concurrency (closed loop), not both"}},
 		{"no load", "target: {url: http://x}\n",
 			[]string{"s.yaml: load: a scenario needs at least one stage"}},
+		{"misspelt load", "target: {url: http://x}\nlaod: [{duration: 1s, rate: 1/s}]\n",
+			[]string{"s.yaml:2:1: laod: unknown field (did you mean load?)"}},
+		{"bad client_check", "client_check: {max_send_lag: 0s, max_shortfall: 120%, lag: 1s}\nload: [{duration: 1s, rate: 1/s}]\n",
+			[]string{"client_check.max_send_lag: must be above 0", `client_check.max_shortfall: "120%" is not a share from 0 to below 100%`, "client_check.lag: unknown field"}},
 		{"bad api", "target: {api: embeddings}\nload: [{duration: 1s, rate: 1/s}]\n",
 			[]string{`s.yaml:1:15: target.api: "embeddings" is not an API (completions or chat)`}},
 		{"unset env", "target: {headers: {Authorization: 'Bearer ${NOPE}'}}\nload: [{duration: 1s, rate: 1/s}]\n",

@@ -41,6 +41,22 @@ func (f *Fleet) routes() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, f.State())
 	})
+	// The admin actions change the fleet: POST only, and a GET says so
+	// with the command that works (the mux alone would answer a bare 405).
+	mux.HandleFunc("/admin/{action}", func(w http.ResponseWriter, r *http.Request) {
+		switch a := r.PathValue("action"); a {
+		case "pause", "unpause", "scale":
+			w.Header().Set("Allow", http.MethodPost)
+			example := "/admin/" + a
+			if a == "scale" {
+				example += "?replicas=N"
+			}
+			writeError(w, &apiError{http.StatusMethodNotAllowed, "MethodNotAllowed",
+				fmt.Sprintf("/admin/%s changes the fleet: POST only (curl -X POST 'http://%s%s')", a, r.Host, example)})
+		default:
+			writeError(w, &apiError{http.StatusNotFound, "NotFoundError", "no /admin/" + a + " (there are GET /admin/state and POST /admin/pause, /admin/unpause, /admin/scale?replicas=N)"})
+		}
+	})
 	return mux
 }
 
@@ -386,6 +402,8 @@ func (f *Fleet) generate(ctx context.Context, w http.ResponseWriter, j *job, rq 
 	tokHead := append(append([]byte(nil), head...), tokPre...)
 	rc := http.NewResponseController(w)
 	var werr error
+	emitted, batch := 0, 0
+	var firstOut time.Time // when the first token was flushed (streams)
 	write := func(flush bool) {
 		if werr != nil {
 			return
@@ -396,6 +414,9 @@ func (f *Fleet) generate(ctx context.Context, w http.ResponseWriter, j *job, rq 
 		}
 		if flush && werr == nil {
 			werr = rc.Flush()
+			if emitted > 0 && firstOut.IsZero() {
+				firstOut = f.clk.Now()
+			}
 		}
 	}
 
@@ -406,7 +427,6 @@ func (f *Fleet) generate(ctx context.Context, w http.ResponseWriter, j *job, rq 
 		}
 	}()
 	deadline := j.admittedAt.Add(f.prefill(j.prompt))
-	emitted, batch := 0, 0
 	aborted := false
 	for emitted < j.out {
 		if deadline.After(f.clk.Now()) {
@@ -461,6 +481,9 @@ func (f *Fleet) generate(ctx context.Context, w http.ResponseWriter, j *job, rq 
 		if werr != nil { // the client went away before the end
 			aborted, reason = true, reasonAbort
 		}
+	}
+	if f.onServed != nil && rq.stream && !aborted {
+		f.onServed(served{arrived: j.arrived, first: firstOut, last: f.clk.Now()})
 	}
 	p.m.done(reason, end.Sub(j.arrived))
 	f.finish(j, end, aborted)

@@ -471,3 +471,23 @@ func TestHugeMaxTokensIsAContextError(t *testing.T) {
 		t.Errorf("%d %s", status, body)
 	}
 }
+
+// The admin actions are POST only; a GET says so and how to send one.
+func TestAdminIsPostOnly(t *testing.T) {
+	h := newHarness(t, zeroTime(), false)
+	for _, path := range []string{"/admin/scale?replicas=3", "/admin/pause", "/admin/unpause"} {
+		status, body := get(t, h, path)
+		if status != http.StatusMethodNotAllowed || !strings.Contains(body, "POST only") || !strings.Contains(body, "curl -X POST") {
+			t.Errorf("GET %s: %d %s", path, status, body)
+		}
+	}
+	if status, body := get(t, h, "/admin/nothing"); status != http.StatusNotFound {
+		t.Errorf("GET /admin/nothing: %d %s", status, body)
+	}
+	if status, _ := get(t, h, "/admin/state"); status != http.StatusOK {
+		t.Errorf("GET /admin/state: %d", status)
+	}
+	if status, _, body := postBody(t, h, "/admin/scale?replicas=2", ""); status != http.StatusOK {
+		t.Errorf("POST /admin/scale: %d %s", status, body)
+	}
+}

@@ -156,6 +156,11 @@ type Fleet struct {
 	// fleet itself never does, and notifyLocked is there to serve them.
 	changed chan struct{}
 
+	// onServed, when set (by a test, before the fleet serves), is told
+	// what each streamed request really got: the ground truth a timing
+	// test holds a client's measurements to.
+	onServed func(served)
+
 	kick    chan struct{} // wakes Run after a change outside it
 	running atomic.Bool   // Run is running
 	reqSeq  atomic.Uint64
@@ -256,6 +261,13 @@ func cloneBehavior(b *keda.Behavior) *keda.Behavior {
 	c.ScaleUp.Policies = slices.Clone(b.ScaleUp.Policies)
 	c.ScaleDown.Policies = slices.Clone(b.ScaleDown.Policies)
 	return &c
+}
+
+// served is one streamed request as the fleet served it, on its clock:
+// when it arrived, when its first token was flushed to the client and
+// when its last write ended.
+type served struct {
+	arrived, first, last time.Time
 }
 
 // Handler serves the gateway API, /metrics and /admin/*.

@@ -26,6 +26,11 @@ func Serve(ctx context.Context, listen string, cfg Config, ready func(addr strin
 	if err != nil {
 		return err
 	}
+	return serveFleet(ctx, listen, f, ready)
+}
+
+// serveFleet serves f on listen until ctx ends (Serve without making f).
+func serveFleet(ctx context.Context, listen string, f *Fleet, ready func(addr string)) error {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return fmt.Errorf("sim: listen on %s: %w", listen, err)

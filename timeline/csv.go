@@ -11,7 +11,7 @@ import (
 // column per series (empty when there was no value), then the row's events.
 func WriteCSV(w io.Writer, r *Report) error {
 	cw := csv.NewWriter(w)
-	head := []string{"t_s", "span_s", "stage", "target_rps", "sent", "done", "in_flight", "errors",
+	head := []string{"t_s", "span_s", "stage", "target_rps", "sent", "done", "in_flight", "errors", "aborted",
 		"ttft_p50_ms", "ttft_p95_ms", "output_tps", "send_lag_p50_ms", "send_lag_p99_ms", "send_lag_max_ms", "capped"}
 	for _, s := range r.Series {
 		head = append(head, s.Name)
@@ -34,7 +34,7 @@ func WriteCSV(w io.Writer, r *Report) error {
 	}
 	for i, x := range r.Timeline {
 		rec := []string{f(x.T), f(x.Span), x.Stage, f(x.TargetRPS), strconv.FormatInt(x.Sent, 10), strconv.FormatInt(x.Done, 10),
-			strconv.FormatInt(x.InFlight, 10), strconv.FormatInt(x.Errors, 10), fp(x.TTFTP50), fp(x.TTFTP95),
+			strconv.FormatInt(x.InFlight, 10), strconv.FormatInt(x.Errors, 10), strconv.FormatInt(x.Aborted, 10), fp(x.TTFTP50), fp(x.TTFTP95),
 			f(x.OutputTPS), fp(x.LagP50), fp(x.LagP99), fp(x.LagMax), strconv.FormatBool(x.Capped)}
 		for _, s := range r.Series {
 			rec = append(rec, fp(x.Series[s.Name]))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/scaleout/scaleout/internal/spell"
 	"github.com/scaleout/scaleout/measure"
+	"github.com/scaleout/scaleout/platform"
 )
 
 // An expectation is a condition on a series, a KPI or a load figure:
@@ -73,6 +74,10 @@ const (
 type SyntaxError struct {
 	Col int
 	Msg string
+	// Unobserved is set when the subject is a series scaleout knows
+	// (desired, waiting, …) that the run does not observe: the caller can
+	// say why.
+	Unobserved string
 }
 
 func (e *SyntaxError) Error() string { return fmt.Sprintf("column %d: %s", e.Col, e.Msg) }
@@ -171,7 +176,7 @@ func ParseExpectation(text string, series []string) (*Expectation, error) {
 	e := &Expectation{Text: strings.TrimSpace(text)}
 	subj, col := lx.word()
 	if subj == "" {
-		return nil, &SyntaxError{col, "want a series, KPI or load figure first (e.g. desired, time_to_intent, ttft_p95)"}
+		return nil, &SyntaxError{Col: col, Msg: "want a series, KPI or load figure first (e.g. desired, time_to_intent, ttft_p95)"}
 	}
 	e.Subject = subj
 	switch {
@@ -182,6 +187,8 @@ func ParseExpectation(text string, series []string) (*Expectation, error) {
 	default:
 		if _, ok := loadFigure(LoadReport{}, subj); ok {
 			e.kind = subjLoad
+		} else if platform.Known(subj) {
+			return nil, &SyntaxError{Col: col, Msg: fmt.Sprintf("%q is not observed in this run, so it is unknown", subj), Unobserved: subj}
 		} else {
 			known := append(append([]string{}, series...), "error_rate", "ttft_p95", "time_to_intent", "scale_in")
 			msg := fmt.Sprintf("%q is not a series, KPI or load figure", subj)
@@ -190,18 +197,18 @@ func ParseExpectation(text string, series []string) (*Expectation, error) {
 			} else {
 				msg += fmt.Sprintf(" (try one of %s)", strings.Join(known, ", "))
 			}
-			return nil, &SyntaxError{col, msg}
+			return nil, &SyntaxError{Col: col, Msg: msg}
 		}
 	}
 	op, col := lx.op()
 	if op == "" {
-		return nil, &SyntaxError{col, "want a comparison: >=, >, <=, <, == or !="}
+		return nil, &SyntaxError{Col: col, Msg: "want a comparison: >=, >, <=, <, == or !="}
 	}
 	e.Op = op
 	numText, col := lx.word()
 	v, err := parseNumber(numText, subj)
 	if err != nil {
-		return nil, &SyntaxError{col, err.Error()}
+		return nil, &SyntaxError{Col: col, Msg: err.Error()}
 	}
 	e.Value = v
 	// The when.
@@ -212,42 +219,42 @@ func ParseExpectation(text string, series []string) (*Expectation, error) {
 		e.When = WhenWithin
 		d, dcol := lx.word()
 		if e.Within, err = parseDur(d); err != nil {
-			return nil, &SyntaxError{dcol, "within " + err.Error()}
+			return nil, &SyntaxError{Col: dcol, Msg: "within " + err.Error()}
 		}
 	case "for":
 		e.When = WhenFor
 		d, dcol := lx.word()
 		if e.For, err = parseDur(d); err != nil {
-			return nil, &SyntaxError{dcol, "for " + err.Error()}
+			return nil, &SyntaxError{Col: dcol, Msg: "for " + err.Error()}
 		}
 	case "always":
 		e.When = WhenAlways
 	case "at":
 		if x, xcol := lx.word(); x != "end" {
-			return nil, &SyntaxError{xcol, `want "at end"`}
+			return nil, &SyntaxError{Col: xcol, Msg: `want "at end"`}
 		}
 		e.When = WhenEnd
 	case "after":
 		if x, xcol := lx.word(); x != "load" {
-			return nil, &SyntaxError{xcol, `want "after load"`}
+			return nil, &SyntaxError{Col: xcol, Msg: `want "after load"`}
 		}
 		e.When = WhenAfterLoad
 		if x, xcol := lx.word(); x == "within" {
 			d, dcol := lx.word()
 			if e.Within, err = parseDur(d); err != nil {
-				return nil, &SyntaxError{dcol, "within " + err.Error()}
+				return nil, &SyntaxError{Col: dcol, Msg: "within " + err.Error()}
 			}
 		} else if x != "" {
-			return nil, &SyntaxError{xcol, fmt.Sprintf("unexpected %q (after load may be followed by within <duration>)", x)}
+			return nil, &SyntaxError{Col: xcol, Msg: fmt.Sprintf("unexpected %q (after load may be followed by within <duration>)", x)}
 		}
 	default:
-		return nil, &SyntaxError{col, fmt.Sprintf("unexpected %q (want within <duration>, for <duration>, always, at end or after load)", w)}
+		return nil, &SyntaxError{Col: col, Msg: fmt.Sprintf("unexpected %q (want within <duration>, for <duration>, always, at end or after load)", w)}
 	}
 	if e.When != WhenEver && e.kind != subjSeries {
-		return nil, &SyntaxError{col, fmt.Sprintf("%s is one number for the whole run; it takes no %q", subj, w)}
+		return nil, &SyntaxError{Col: col, Msg: fmt.Sprintf("%s is one number for the whole run; it takes no %q", subj, w)}
 	}
 	if rest, rcol := lx.word(); rest != "" {
-		return nil, &SyntaxError{rcol, fmt.Sprintf("unexpected %q after the condition", rest)}
+		return nil, &SyntaxError{Col: rcol, Msg: fmt.Sprintf("unexpected %q after the condition", rest)}
 	}
 	return e, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"math"
 	"sort"
 	"strings"
 
@@ -71,12 +72,11 @@ func buildChartData(r *Report) chartData {
 		}
 	}
 	for _, x := range r.Timeline {
-		iv := max(x.Span, 0.001) // a last row under half a millisecond long has span 0 at report.json's precision
 		d.T = append(d.T, x.T)
 		d.Load.add("target rps", nilIfZero(x.TargetRPS, x.Stage == "after" || x.Stage == "-"))
-		d.Load.add("sent/s", fptr(Round3(float64(x.Sent)/iv)))
-		d.Load.add("done/s", fptr(Round3(float64(x.Done)/iv)))
-		d.Load.add("errors/s", fptr(Round3(float64(x.Errors)/iv)))
+		d.Load.add("sent/s", perSecond(r, x, x.Sent))
+		d.Load.add("done/s", perSecond(r, x, x.Done))
+		d.Load.add("errors/s", perSecond(r, x, x.Errors))
 		d.Load.add("in flight", fptr(float64(x.InFlight)))
 		d.Latency.add("ttft p50 (s)", msToS(x.TTFTP50))
 		d.Latency.add("ttft p95 (s)", msToS(x.TTFTP95))
@@ -103,6 +103,17 @@ func buildChartData(r *Report) chartData {
 		d.Dists[name] = map[string]any{"ttft": l.TTFT, "tpot": l.TPOT, "itl": l.ITL, "e2e": l.E2E}
 	}
 	return d
+}
+
+// perSecond is n per second of row x; nil for a row shorter than a
+// quarter of the interval (the run's last row can last a few
+// milliseconds: what ended in it is no rate, and would dwarf the curve).
+// timeline.csv keeps its counts.
+func perSecond(r *Report, x Row, n int64) *float64 {
+	if x.Span <= 0 || x.Span < r.IntervalS/4 {
+		return nil
+	}
+	return fptr(Round3(float64(n) / x.Span))
 }
 
 func nilIfZero(v float64, none bool) *float64 {
@@ -268,11 +279,34 @@ chart("chart-latency", "Time to first token per interval", D.latency, { y: "seco
 </html>
 `))
 
+// percentChange is b against a in percent, to one decimal; a change that
+// rounds to nothing is 0.0%, never -0.0%.
+func percentChange(a, b float64) string {
+	d := math.Round(1000*(b-a)/a) / 10
+	if d == 0 {
+		return "0.0%"
+	}
+	return fmt.Sprintf("%+.1f%%", d)
+}
+
 // WriteComparison prints two runs side by side: KPIs, load figures and
 // percentiles, and the verdicts.
 func WriteComparison(w io.Writer, a, b *Report, nameA, nameB string) error {
 	ew := &errWriter{w: w}
-	ew.printf("comparing %s (A: %s, %s) with %s (B: %s, %s)\n\n", nameA, a.Scenario, a.Started.Format("2006-01-02 15:04"), nameB, b.Scenario, b.Started.Format("2006-01-02 15:04"))
+	ew.printf("comparing %s (A: %s, %s) with %s (B: %s, %s)\n", nameA, a.Scenario, a.Started.Format("2006-01-02 15:04"), nameB, b.Scenario, b.Started.Format("2006-01-02 15:04"))
+	for _, x := range []struct {
+		tag string
+		r   *Report
+	}{{"A", a}, {"B", b}} {
+		if x.r.Partial {
+			why := x.r.PartialReason
+			if why == "" {
+				why = "it did not run to its end"
+			}
+			ew.printf("warning: %s is a PARTIAL run (%s): its figures cover only part of its plan, so the two are not like for like\n", x.tag, why)
+		}
+	}
+	ew.printf("\n")
 	var rows [][]string
 	add := func(name string, va, vb *float64, show func(float64) string) {
 		sa, sb, delta := "-", "-", ""
@@ -283,7 +317,7 @@ func WriteComparison(w io.Writer, a, b *Report, nameA, nameB string) error {
 			sb = show(*vb)
 		}
 		if va != nil && vb != nil && *va != 0 {
-			delta = fmt.Sprintf("%+.1f%%", 100*(*vb-*va) / *va)
+			delta = percentChange(*va, *vb)
 		}
 		rows = append(rows, []string{name, sa, sb, delta})
 	}
@@ -348,7 +382,13 @@ func WriteComparison(w io.Writer, a, b *Report, nameA, nameB string) error {
 		}
 		add("goodput", g(la), g(lb), func(v float64) string { return fmt.Sprintf("%.1f%%", v) })
 	}
-	rows = append(rows, []string{"verdict", string(a.Verdict), string(b.Verdict), ""})
+	verdict := func(r *Report) string {
+		if r.Partial {
+			return string(r.Verdict) + " (partial)"
+		}
+		return string(r.Verdict)
+	}
+	rows = append(rows, []string{"verdict", verdict(a), verdict(b), ""})
 	table(ew, []string{"", "A", "B", "B vs A"}, rows, 1)
 	return ew.err
 }

@@ -40,6 +40,7 @@ type Report struct {
 	Guard          *GuardResult   `json:"guard,omitempty"`
 	Server         *ServerCount   `json:"server,omitempty"`
 	ClientLimited  *ClientLimited `json:"client_limited,omitempty"`
+	ClientCheck    *ClientCheck   `json:"client_check,omitempty"` // the self-check's limits (the scenario's client_check, else the defaults)
 	Notes          []string       `json:"notes,omitempty"`
 	Baseline       *Baseline      `json:"baseline,omitempty"`
 	// RequestsJSONL is how many whole lines requests.jsonl holds (one per
@@ -89,6 +90,7 @@ type SeriesInfo struct {
 type LoadReport struct {
 	Requests     int64             `json:"requests"`
 	OK           int64             `json:"ok"`
+	Aborted      int64             `json:"aborted"` // ended by the user (a second Ctrl-C): neither ok nor errors
 	Errors       map[string]int64  `json:"errors"`
 	ErrorRate    float64           `json:"error_rate"`              // failed / requests, 0..1
 	ErrorSamples map[string]string `json:"error_samples,omitempty"` // class → one message seen
@@ -103,7 +105,7 @@ type LoadReport struct {
 	TargetRPS    float64           `json:"target_rps"`    // what the schedule asked for (0 under concurrency)
 	OutputTPS    float64           `json:"output_tps"`    // output tokens per second of load
 	LoadS        float64           `json:"load_s"`        // seconds the load ran
-	MaxInFlight  int64             `json:"max_in_flight"` // the most requests in flight at once (row ends)
+	MaxInFlight  *int64            `json:"max_in_flight"` // the most requests in flight at once (row ends, a stage's ends, the client's peak); null: not measured
 	CapReached   int64             `json:"cap_reached"`   // sends held back by max_in_flight
 	Goodput      *Goodput          `json:"goodput,omitempty"`
 }
@@ -139,6 +141,10 @@ type ClientUse struct {
 	Cores      int     `json:"cores"`     // the cores the process may use (GOMAXPROCS)
 	RSSMB      float64 `json:"rss_mb"`    // resident memory at the stage's end (0: not known, off Linux)
 	CapReached int64   `json:"cap_reached"`
+	// CPUWaitS is how long the client's threads waited, runnable, for a
+	// CPU during the stage (Linux's schedstat); null where not known. Large
+	// against CPUSeconds: other processes kept the machine busy.
+	CPUWaitS *float64 `json:"cpu_wait_s"`
 }
 
 // ClientLimited says which stages the load generator could not deliver as
@@ -154,6 +160,9 @@ type LimitedStage struct {
 	AchievedRPS float64  `json:"achieved_rps"`
 	TargetRPS   float64  `json:"target_rps"`
 	LagP99MS    *float64 `json:"send_lag_p99_ms"`
+	Short       bool     `json:"short"` // it sent fewer than client_check.max_shortfall allows
+	Late        bool     `json:"late"`  // its send lag p99 passed client_check.max_send_lag
+	Busy        bool     `json:"busy"`  // the client waited for a CPU: other processes kept the machine busy
 	Reasons     []string `json:"reasons"`
 }
 
@@ -169,6 +178,7 @@ type Row struct {
 	Done      int64               `json:"done"`
 	InFlight  int64               `json:"in_flight"`
 	Errors    int64               `json:"errors"`
+	Aborted   int64               `json:"aborted"` // ended by the user (second Ctrl-C) within the row: not in done nor errors
 	TTFTP50   *float64            `json:"ttft_p50_ms"`
 	TTFTP95   *float64            `json:"ttft_p95_ms"`
 	OutputTPS float64             `json:"output_tps"`

@@ -107,8 +107,8 @@ func columns(r *Report) []column {
 			}
 			return rate(x.TargetRPS)
 		}},
-		{"sent/s", true, func(x Row) string { return rate(float64(x.Sent) / x.Span) }},
-		{"done/s", true, func(x Row) string { return rate(float64(x.Done) / x.Span) }},
+		{"sent/s", true, func(x Row) string { return rateOf(r, x, x.Sent) }},
+		{"done/s", true, func(x Row) string { return rateOf(r, x, x.Done) }},
 		{"in-fl", true, func(x Row) string {
 			s := fmt.Sprint(x.InFlight)
 			if x.Capped {
@@ -117,6 +117,11 @@ func columns(r *Report) []column {
 			return s
 		}},
 		{"err", true, func(x Row) string { return fmt.Sprint(x.Errors) }},
+	}
+	if r.Load.Aborted > 0 {
+		cols = append(cols, column{"abort", true, func(x Row) string { return fmt.Sprint(x.Aborted) }})
+	}
+	cols = append(cols, []column{
 		{"ttft p50/p95", true, func(x Row) string {
 			if x.TTFTP50 == nil {
 				return "-"
@@ -124,7 +129,7 @@ func columns(r *Report) []column {
 			return seconds(*x.TTFTP50) + "/" + seconds(*x.TTFTP95)
 		}},
 		{"tok/s", true, func(x Row) string { return rate(x.OutputTPS) }},
-	}
+	}...)
 	for _, s := range r.Series {
 		name := s.Name
 		cols = append(cols, column{name, true, func(x Row) string {
@@ -346,6 +351,9 @@ func writeStages(w *errWriter, r *Report) {
 			if c.RSSMB > 0 { // 0: the platform does not tell (only Linux does)
 				cost += fmt.Sprintf(", %.0f MB", c.RSSMB)
 			}
+			if c.CPUWaitS != nil && c.CPUSeconds > 0 && *c.CPUWaitS >= busyWait*c.CPUSeconds {
+				cost += fmt.Sprintf(", waited %s for a CPU (a busy machine)", span(*c.CPUWaitS))
+			}
 			costs = append(costs, cost)
 		}
 	}
@@ -419,6 +427,24 @@ func align(heads []string, rows [][]string, right func(j int) bool) []string {
 	return lines
 }
 
+// rateOf is n per second of row x, or "-" for a row too short for a
+// rate (see perSecond).
+func rateOf(r *Report, x Row, n int64) string {
+	v := perSecond(r, x, n)
+	if v == nil {
+		return "-"
+	}
+	return rate(*v)
+}
+
+// count is a measured count, or "-" when it was not measured.
+func count(n *int64) string {
+	if n == nil {
+		return "-"
+	}
+	return fmt.Sprint(*n)
+}
+
 func writeLoad(w *errWriter, r *Report) {
 	l := r.Load
 	w.printf("\nload:    %d requests in %s, %d ok", l.Requests, span(l.LoadS), l.OK)
@@ -438,8 +464,11 @@ func writeLoad(w *errWriter, r *Report) {
 		}
 		w.printf(", errors: %s", strings.Join(parts, ", "))
 	}
-	w.printf("\n         %d prompt and %d output tokens (%s tok/s); in flight at most %d",
-		l.PromptTokens, l.OutputTokens, rate(l.OutputTPS), l.MaxInFlight)
+	if l.Aborted > 0 {
+		w.printf(", %d aborted by the user (not errors)", l.Aborted)
+	}
+	w.printf("\n         %d prompt and %d output tokens (%s tok/s); in flight at most %s",
+		l.PromptTokens, l.OutputTokens, rate(l.OutputTPS), count(l.MaxInFlight))
 	if l.SendLag.N > 0 {
 		w.printf("; send lag p99 %s", pct(l.SendLag.P99))
 	}

@@ -122,10 +122,15 @@ type stageState struct {
 	started bool
 	endedBy EndedBy
 	load    *load
+	// inFlight is the most requests in flight the run saw at an instant
+	// of the stage (its start, its end, the client's peak when it rose
+	// during the stage); -1 when it told none.
+	inFlight int64
 }
 
 type row struct {
 	sent, done, errs  int64
+	aborted           int64 // ended by the user (second Ctrl-C): neither done nor failed
 	tokens            float64
 	ttft              *measure.Dist
 	lag               *measure.Dist
@@ -154,7 +159,7 @@ func New(cfg Config) *Timeline {
 		t.idx[s.Name] = i
 	}
 	for _, p := range cfg.Stages {
-		t.stages = append(t.stages, &stageState{plan: p, load: newLoad()})
+		t.stages = append(t.stages, &stageState{plan: p, load: newLoad(), inFlight: -1})
 	}
 	if b := cfg.Baseline; b != nil {
 		for name, v := range b.Values {
@@ -243,9 +248,14 @@ func (t *Timeline) AddRequest(r *measure.Request) {
 		sr.lag.Add(r.Lag())
 	}
 	rw := t.rowAt(done)
-	rw.done++
-	if r.Failed() {
+	switch {
+	case r.Class == measure.Canceled:
+		rw.aborted++
+	case r.Failed():
+		rw.done++
 		rw.errs++
+	default:
+		rw.done++
 	}
 	if r.TTFT > 0 && t.open(r.Sent+r.TTFT) {
 		fr := t.rowAt(r.Sent + r.TTFT)
@@ -337,6 +347,19 @@ func (t *Timeline) StageEnded(i int, at time.Duration, by EndedBy) {
 		text += " (" + string(by) + ")"
 	}
 	t.events = append(t.events, Event{T: secs(at), Kind: StageEnd, Text: text})
+}
+
+// StageInFlight tells stage i's timeline that n requests were in flight
+// at one instant of the stage (the run reads it at the stage's start and
+// end, and the client's peak when it rose during the stage). A stage's
+// max_in_flight is the most of these and of the in-flight counts at the
+// ends of the rows within it.
+func (t *Timeline) StageInFlight(i int, n int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if st := t.stages[i]; n > st.inFlight {
+		st.inFlight = n
+	}
 }
 
 // LoadStopped marks the end of all load.
@@ -693,6 +716,14 @@ func (t *Timeline) Report(end time.Duration, m Meta) *Report {
 		r.Series = append(r.Series, SeriesInfo{Name: s.Name, Query: s.Query})
 	}
 
+	// In flight at each row's end: what is sent and not yet over.
+	ends := make([]int64, len(t.rows))
+	var inflight int64
+	for i, rw := range t.rows {
+		inflight += rw.sent - rw.done - rw.aborted
+		ends[i] = inflight
+	}
+
 	// Stages.
 	var plannedAll float64
 	for _, st := range t.stages {
@@ -713,6 +744,15 @@ func (t *Timeline) Report(end time.Duration, m Meta) *Report {
 		planned := st.plan.planned(stEnd - st.start)
 		plannedAll += planned
 		sr.LoadReport = st.load.report(stEnd-st.start, planned, t.cfg.SLO)
+		peak := st.inFlight // -1: nothing told
+		for i, n := range ends {
+			if rowEnd := time.Duration(i+1) * t.cfg.Interval; rowEnd > st.start && rowEnd <= stEnd {
+				peak = max(peak, n)
+			}
+		}
+		if peak >= 0 {
+			sr.MaxInFlight = &peak
+		}
 		r.Stages = append(r.Stages, sr)
 	}
 	all := newLoad()
@@ -725,17 +765,16 @@ func (t *Timeline) Report(end time.Duration, m Meta) *Report {
 	r.MaxInFlightCap = m.MaxInFlight
 
 	// Rows.
-	var inflight int64
+	r.Load.MaxInFlight = new(int64(0))
 	for i, rw := range t.rows {
 		at := time.Duration(i) * t.cfg.Interval
 		rowEnd := min(at+t.cfg.Interval, max(end, at+1))
-		row := Row{T: secs(at), Span: secs(rowEnd - at), Sent: rw.sent, Done: rw.done, Errors: rw.errs, TTFTP50: rw.ttftP50, TTFTP95: rw.ttftP95,
+		row := Row{T: secs(at), Span: secs(rowEnd - at), Sent: rw.sent, Done: rw.done, Errors: rw.errs, Aborted: rw.aborted, TTFTP50: rw.ttftP50, TTFTP95: rw.ttftP95,
 			LagP50: rw.lagP50, LagP99: rw.lagP99, LagMax: rw.lagMax, Capped: rw.capped,
 			OutputTPS: Round3(rw.tokens / (rowEnd - at).Seconds()), Series: map[string]*float64{}}
-		inflight += rw.sent - rw.done
-		row.InFlight = inflight
-		if inflight > r.Load.MaxInFlight {
-			r.Load.MaxInFlight = inflight
+		row.InFlight = ends[i]
+		if ends[i] > *r.Load.MaxInFlight {
+			*r.Load.MaxInFlight = ends[i]
 		}
 		// The row's stage is the one running at its start; its planned
 		// rate is the one at the middle of the row's part of that stage.
@@ -797,8 +836,13 @@ func (t *Timeline) Report(end time.Duration, m Meta) *Report {
 		k.IntentLag = fptr(Round3(*k.TimeToIntent - *t.predictedAt))
 	}
 	r.KPIs = k
-	if m.PeakInFlight > r.Load.MaxInFlight {
-		r.Load.MaxInFlight = m.PeakInFlight
+	for _, s := range r.Stages {
+		if s.MaxInFlight != nil && *s.MaxInFlight > *r.Load.MaxInFlight {
+			*r.Load.MaxInFlight = *s.MaxInFlight
+		}
+	}
+	if m.PeakInFlight > *r.Load.MaxInFlight {
+		*r.Load.MaxInFlight = m.PeakInFlight
 	}
 	return r
 }
@@ -810,6 +854,7 @@ func Round3(v float64) float64 { return math.Round(v*1000) / 1000 }
 // load accumulates requests into the run's or a stage's summary.
 type load struct {
 	requests, ok, good   int64
+	aborted              int64 // ended by the user (second Ctrl-C): not errors
 	promptTok, outTok    int64
 	errors               map[string]int64
 	samples              map[string]string
@@ -826,6 +871,10 @@ func (l *load) add(r *measure.Request, slo SLO) {
 	l.requests++
 	if r.Scheduled >= 0 {
 		l.lag.Add(r.Lag())
+	}
+	if r.Class == measure.Canceled {
+		l.aborted++
+		return
 	}
 	if r.Failed() {
 		c := string(r.Class)
@@ -867,6 +916,7 @@ func (l *load) add(r *measure.Request, slo SLO) {
 func (l *load) merge(o *load) {
 	l.requests += o.requests
 	l.ok += o.ok
+	l.aborted += o.aborted
 	l.good += o.good
 	l.promptTok += o.promptTok
 	l.outTok += o.outTok
@@ -887,16 +937,17 @@ func (l *load) merge(o *load) {
 
 func (l *load) report(span time.Duration, planned float64, slo SLO) LoadReport {
 	lr := LoadReport{
-		Requests: l.requests, OK: l.ok, Errors: maps.Clone(l.errors), ErrorSamples: maps.Clone(l.samples),
+		Requests: l.requests, OK: l.ok, Aborted: l.aborted, Errors: maps.Clone(l.errors), ErrorSamples: maps.Clone(l.samples),
 		TTFT: l.ttft.Summary(), E2E: l.e2e.Summary(), ITL: l.itl.Summary(), TPOT: l.tpot.Summary(), SendLag: l.lag.Summary(),
 		PromptTokens: l.promptTok, OutputTokens: l.outTok, LoadS: secs(span),
 	}
 	if len(lr.ErrorSamples) == 0 {
 		lr.ErrorSamples = nil
 	}
-	// Requests the user aborted (second Ctrl-C) are listed, but they say
-	// nothing about the target: the error rate leaves them out.
-	if n := l.requests - l.errors[string(measure.Canceled)]; n > 0 {
+	// Requests the user aborted (second Ctrl-C) were sent, but they say
+	// nothing about the target: they are not errors, and the error rate
+	// leaves them out.
+	if n := l.requests - l.aborted; n > 0 {
 		lr.ErrorRate = round6(float64(n-l.ok) / float64(n))
 	}
 	if s := span.Seconds(); s > 0 {

@@ -488,8 +488,8 @@ func TestEarliestKeysAreJSONNames(t *testing.T) {
 	}
 }
 
-// show prints a KPI that may be missing.
-func show(v *float64) string {
+// show prints a figure that may be missing.
+func show[T int64 | float64](v *T) string {
 	if v == nil {
 		return "nil"
 	}

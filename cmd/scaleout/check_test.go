@@ -72,7 +72,7 @@ func TestCheckScaledObjects(t *testing.T) {
 		}},
 		{"paused", `autoscaling.keda.sh/paused: "true"`, trigger(waitingOK, "5"), 1, 3, []string{
 			"ok    the manifest ships paused",
-			"FAIL  the ScaledObject inference/vllm-sim is paused (KEDA deletes its HPA while paused, so desired and current have no series) — fix: un-pause it for the run (make keda-demo-up)",
+			"FAIL  the ScaledObject inference/vllm-sim is paused (KEDA deletes its HPA while paused, so desired and current have no series) — fix: un-pause it for the run: kubectl -n inference annotate scaledobject vllm-sim autoscaling.keda.sh/paused=false --overwrite (the platform team's `make keda-demo-up` in their repository does the same)",
 		}},
 	}
 	for _, tc := range cases {

@@ -24,7 +24,7 @@ func TestReportAndVegetaResults(t *testing.T) {
 	}
 	target, _ := fakeVLLM(t)
 	dir := t.TempDir()
-	p := writeFile(t, dir, "r.yaml", "target: {url: "+target.URL+"}\nload: [{name: only, duration: 2s, rate: 25/s}]\n")
+	p := writeFile(t, dir, "r.yaml", "target: {url: "+target.URL+"}\nload: [{name: only, duration: 2s, rate: 25/s}]\nclient_check: {max_send_lag: 2s}\n")
 	runA, runB := filepath.Join(dir, "a"), filepath.Join(dir, "b")
 	vr := filepath.Join(dir, "results.bin")
 	c := newCLI()
@@ -148,7 +148,7 @@ func TestSimCommand(t *testing.T) {
 }
 
 // guard: repause waits at the end for the ScaledObject to be re-paused,
-// as the runbook's flow has it (make keda-demo-down while the run waits),
+// as the runbook's flow has it (the re-pause while the run waits),
 // and with --strict-guard fails the run when nobody does.
 func TestGuardWaitsForRepause(t *testing.T) {
 	if testing.Short() {
@@ -160,6 +160,7 @@ func TestGuardWaitsForRepause(t *testing.T) {
 	dir := t.TempDir()
 	p := writeFile(t, dir, "g.yaml", `sim: {}
 load: [{duration: 1s, rate: 2/s}]
+client_check: {max_send_lag: 2s}
 observe: {interval: 250ms, after: 0s}
 guard: repause
 `)
@@ -175,6 +176,13 @@ guard: repause
 	}
 	if !strings.Contains(c.stderr.String(), "!!! GUARD: inference/vllm-sim is still UN-PAUSED") {
 		t.Errorf("no loud warning:\n%s", c.stderr.String())
+	}
+	// The way to re-pause is a command this repository's user has: kubectl,
+	// with the platform team's make target named as theirs.
+	for _, want := range []string{"kubectl -n inference annotate scaledobject vllm-sim autoscaling.keda.sh/paused=true --overwrite", "the platform team's"} {
+		if !strings.Contains(c.stderr.String(), want) {
+			t.Errorf("the guard does not say %q:\n%s", want, c.stderr.String())
+		}
 	}
 
 	// Re-paused while the run waits: the guard holds, exit 0.
@@ -209,7 +217,7 @@ func TestUnwrittenRunIsNotAPass(t *testing.T) {
 	}
 	target, _ := fakeVLLM(t)
 	dir := t.TempDir()
-	p := writeFile(t, dir, "w.yaml", "target: {url: "+target.URL+"}\nload: [{name: only, duration: 1s, rate: 10/s}]\nexpect: [requests >= 5]\n")
+	p := writeFile(t, dir, "w.yaml", "target: {url: "+target.URL+"}\nload: [{name: only, duration: 1s, rate: 10/s}]\nclient_check: {max_send_lag: 2s}\nexpect: [requests >= 5]\n")
 	out := filepath.Join(dir, "run")
 	c := newCLI()
 	if code := c.run(t, "run", p, "--out", out, "--vegeta-results", "/dev/full"); code != exitCannotRun {

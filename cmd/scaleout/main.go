@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -155,5 +156,29 @@ func parseFlags(fs *pflag.FlagSet, args []string, e env, synopsis string) error 
 		}
 		return usagef("%v (see %s --help)", err, fs.Name())
 	}
-	return nil
+	return negativeDurations(fs)
+}
+
+// negativeDurations refuses a negative duration given to any flag: no
+// wait, bound or interval can be below zero (0 is each flag's "none").
+func negativeDurations(fs *pflag.FlagSet) error {
+	var err error
+	fs.Visit(func(f *pflag.Flag) {
+		if err != nil || f.Value.Type() != "duration" {
+			return
+		}
+		if d, perr := time.ParseDuration(f.Value.String()); perr == nil && d < 0 {
+			err = usagef("--%s %s: a duration cannot be negative (give 0 or more, e.g. --%s %s)", f.Name, f.Value, f.Name, example(f))
+		}
+	})
+	return err
+}
+
+// example is a duration to show in a message about flag f: its default
+// when that is above 0.
+func example(f *pflag.Flag) string {
+	if d, err := time.ParseDuration(f.DefValue); err == nil && d > 0 {
+		return f.DefValue
+	}
+	return "30s"
 }

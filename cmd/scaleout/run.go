@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -15,13 +18,14 @@ import (
 
 // runOptions are the flags of scaleout run.
 type runOptions struct {
-	over     scenario.Overrides
-	after    time.Duration
-	restWait time.Duration
-	quiet    bool
-	maxRows  int
-	run      run.Options
-	shard    shardFlags
+	over      scenario.Overrides
+	after     time.Duration
+	restWait  time.Duration
+	quiet     bool
+	overwrite bool
+	maxRows   int
+	run       run.Options
+	shard     shardFlags
 }
 
 // bindSources binds the flags that say where the load goes and where the
@@ -40,7 +44,8 @@ func (o *runOptions) bind(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.after, "after", 0, "how long to keep watching once the load stops (overrides observe.after)")
 	fs.DurationVar(&o.restWait, "rest-wait", scenario.DefaultRestWait, "how long to wait before the load for the fleet to be at rest, then refuse (exit 3); 0 runs from where it is (overrides observe.rest_wait)")
 	fs.StringArrayVar(&o.over.Expect, "expect", nil, `an expectation, e.g. "desired >= 2 within 2m" (repeatable)`)
-	fs.StringVar(&o.run.Out, "out", "", "run directory (default runs/<scenario>-<UTC time>)")
+	fs.StringVar(&o.run.Out, "out", "", "run directory (default runs/<scenario>-<UTC time>); one that holds a run is refused without --overwrite")
+	fs.BoolVar(&o.overwrite, "overwrite", false, "with --out: replace the run the directory holds")
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "no progress; print only the verdict and the run directory")
 	fs.BoolVar(&o.run.NoPreflight, "no-preflight", false, "skip the checks before the load (target, model, queries)")
 	fs.BoolVar(&o.run.StrictGuard, "strict-guard", false, "exit 1 when the guard finds the ScaledObject un-paused at the end")
@@ -60,6 +65,9 @@ func cmdRun(ctx context.Context, e env, args []string) error {
 	}
 	if fs.NArg() != 1 {
 		return usagef("run takes one scenario file (e.g. scaleout run scenarios/demo.yaml), got %d arguments", fs.NArg())
+	}
+	if err := claimOut(o.run.Out, o.overwrite); err != nil {
+		return err
 	}
 	if fs.Changed("after") {
 		o.over.After = &o.after
@@ -110,6 +118,36 @@ func cmdRun(ctx context.Context, e env, args []string) error {
 		return silent(exitInterrupted)
 	case r.Verdict == timeline.Fail:
 		return silent(exitFailed)
+	}
+	return nil
+}
+
+// runFiles are the files of a run directory (docs/report.md).
+var runFiles = []string{"report.json", "timeline.csv", "report.html", "requests.jsonl", "scenario.yaml"}
+
+// claimOut refuses an --out directory that already holds a run (exit 2),
+// unless overwrite says to replace it: then the old run's files go first,
+// so none of them can outlive the new run beside its records.
+func claimOut(dir string, overwrite bool) error {
+	if dir == "" {
+		return nil
+	}
+	var held []string
+	for _, f := range runFiles {
+		if _, err := os.Lstat(filepath.Join(dir, f)); err == nil {
+			held = append(held, f)
+		}
+	}
+	if len(held) == 0 {
+		return nil
+	}
+	if !overwrite {
+		return usagef("--out %s already holds a run (%s): give a new directory, or add --overwrite to replace it", dir, strings.Join(held, ", "))
+	}
+	for _, f := range held {
+		if err := os.Remove(filepath.Join(dir, f)); err != nil {
+			return withCode(exitCannotRun, fmt.Errorf("--overwrite: cannot remove the old run: %w", err))
+		}
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"syscall"
 
 	"github.com/spf13/pflag"
 
@@ -52,7 +53,7 @@ func cmdSim(ctx context.Context, e env, args []string) error {
 		}
 	}()
 	err := sim.Serve(ctx, *listen, cfg, func(addr string) {
-		fmt.Fprintf(e.stdout, "scaleout sim: serving %s on http://%s (/v1/completions, /v1/chat/completions, /metrics, /admin/state)\n", cfg.Model, addr)
+		fmt.Fprintf(e.stdout, "scaleout sim: serving %s on http://%s (/v1/completions, /v1/chat/completions, /metrics, GET /admin/state, POST /admin/pause, /admin/unpause, /admin/scale?replicas=N)\n", cfg.Model, addr)
 		paused := "un-paused"
 		if cfg.Paused {
 			paused = "paused"
@@ -60,6 +61,9 @@ func cmdSim(ctx context.Context, e env, args []string) error {
 		fmt.Fprintf(e.stdout, "  replicas %d (min %d, max %d), threshold %g waiting per replica, HPA sync %s, ScaledObject %s/%s %s\n",
 			cfg.Replicas.Start, cfg.Replicas.Min, cfg.Replicas.Max, cfg.Threshold, cfg.HPASync, cfg.Namespace, cfg.ScaledObject, paused)
 	})
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return withCode(exitCannotRun, fmt.Errorf("%w: another process serves %s (a scaleout sim still running?); stop it, or serve on another address with --listen, e.g. --listen 127.0.0.1:8001", err, *listen))
+	}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return withCode(exitCannotRun, err)
 	}

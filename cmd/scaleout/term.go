@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"runtime/debug"
+	"strings"
 
 	"golang.org/x/term"
 )
@@ -17,19 +18,44 @@ func isTerminal(f *os.File) bool {
 	return err == nil && w > 0
 }
 
-// version is the module version, or the VCS revision of a source build.
+// version is the module version, or for a source build the commit it was
+// built from, whether the tree had changes, and the commit's date (from
+// the build's VCS settings).
 func version() string {
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return "unknown"
 	}
-	if v := bi.Main.Version; v != "" && v != "(devel)" {
+	return versionOf(bi)
+}
+
+func versionOf(bi *debug.BuildInfo) string {
+	v := bi.Main.Version
+	if v == "" || v == "(devel)" {
+		v = "devel"
+	}
+	vcs := map[string]string{}
+	for _, s := range bi.Settings {
+		vcs[s.Key] = s.Value
+	}
+	rev := vcs["vcs.revision"]
+	if rev == "" {
+		if v == "devel" {
+			v += " (no commit recorded: built outside a git checkout, or with -buildvcs=false)"
+		}
 		return v
 	}
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-			return "devel " + s.Value[:12]
-		}
+	if len(rev) > 12 {
+		rev = rev[:12]
 	}
-	return "devel"
+	if !strings.Contains(v, rev) { // a pseudo-version names the commit already
+		v += " commit " + rev
+	}
+	if vcs["vcs.modified"] == "true" {
+		v += " (modified)"
+	}
+	if t := vcs["vcs.time"]; t != "" {
+		v += " " + t
+	}
+	return v
 }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -13,6 +14,11 @@ const childMiB = 64
 // TestMain doubles as the child of TestExited: it touches childMiB of
 // memory, burns a little CPU and exits.
 func TestMain(m *testing.M) {
+	if os.Getenv("SYSRES_TEST_HOG") == "1" { // a CPU hog for TestCPUWait: spins for at most 3 s
+		for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
+		}
+		os.Exit(0)
+	}
 	if os.Getenv("SYSRES_TEST_CHILD") == "1" {
 		runtime.KeepAlive(touch(childMiB << 20))
 		os.Exit(0)
@@ -94,4 +100,53 @@ func TestExited(t *testing.T) {
 	if peak < childMiB<<20 || peak > 16*childMiB<<20 {
 		t.Errorf("child peak RSS %d bytes; want between %d MiB and %d MiB", peak, childMiB, 16*childMiB)
 	}
+}
+
+// On Linux CPUWait grows while other processes compete for every core:
+// this process's threads, spinning, wait in the run queue.
+func TestCPUWait(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		if _, ok := CPUWait(); ok {
+			t.Errorf("CPUWait ok on %s, which has no /proc schedstat", runtime.GOOS)
+		}
+		t.Skip("schedstat is Linux's")
+	}
+	before, ok := CPUWait()
+	if !ok {
+		t.Skip("this kernel keeps no schedstat")
+	}
+	var hogs []*exec.Cmd
+	for range 2 * runtime.NumCPU() {
+		c := exec.Command(os.Args[0], "-test.run=^$")
+		c.Env = append(os.Environ(), "SYSRES_TEST_HOG=1")
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		hogs = append(hogs, c)
+	}
+	defer func() {
+		for _, c := range hogs {
+			_ = c.Process.Kill()
+			_ = c.Wait()
+		}
+	}()
+	// Spin on every P until the wait has grown (bounded: the hogs end
+	// after 3 s).
+	deadline := time.Now().Add(3 * time.Second)
+	var done atomic.Bool
+	for range runtime.GOMAXPROCS(0) {
+		go func() {
+			for !done.Load() {
+			}
+		}()
+	}
+	defer done.Store(true)
+	for time.Now().Before(deadline) {
+		if now, _ := CPUWait(); now-before >= 10*time.Millisecond {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	now, _ := CPUWait()
+	t.Errorf("CPUWait grew by %v while %d hogs competed for %d cores, want at least 10ms", now-before, len(hogs), runtime.NumCPU())
 }

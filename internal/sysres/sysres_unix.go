@@ -53,6 +53,36 @@ func RSS() (bytes int64, ok bool) {
 	return pages * int64(os.Getpagesize()), true
 }
 
+// CPUWait is how long this process's threads have waited, runnable, for
+// a CPU so far: the sum of the run-queue wait the Linux scheduler keeps
+// per thread (/proc/self/task/*/schedstat, its second field, enabled by
+// default since Linux 2.6.23). On a machine other processes keep busy it
+// grows; on an idle one it stays near zero. ok is false where there is no
+// /proc (macOS) or the kernel keeps no such figure.
+func CPUWait() (wait time.Duration, ok bool) {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return 0, false
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile("/proc/self/task/" + t.Name() + "/schedstat")
+		if err != nil {
+			continue // the thread has exited meanwhile
+		}
+		f := strings.Fields(string(b))
+		if len(f) < 2 {
+			return 0, false
+		}
+		ns, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil {
+			return 0, false
+		}
+		wait += time.Duration(ns)
+		ok = true
+	}
+	return wait, ok
+}
+
 // Exited is an exited child's user + system CPU time and peak resident
 // memory in bytes, from the kernel's accounting at its exit (0 when
 // unknown).

@@ -24,6 +24,10 @@ func CPU() time.Duration {
 	return span(kernel) + span(user)
 }
 
+// CPUWait: Windows keeps no run-queue wait per thread to read, so ok is
+// false.
+func CPUWait() (wait time.Duration, ok bool) { return 0, false }
+
 // RSS: not read on Windows (it needs psapi's GetProcessMemoryInfo), so ok is
 // false.
 func RSS() (bytes int64, ok bool) { return 0, false }

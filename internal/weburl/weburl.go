@@ -6,6 +6,7 @@ package weburl
 import (
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 )
 
@@ -15,12 +16,30 @@ import (
 func Base(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("%q is not an http(s) URL (try http://localhost:8000)", Redact(raw))
+		return nil, fmt.Errorf("%q is not an http(s) URL (try %s)", Redact(raw), hint(raw))
 	}
 	u.Path = strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/v1")
 	u.RawPath = ""
 	return u, nil
 }
+
+// hint is the http URL the user probably meant by raw: the same host,
+// port and path with http:// in front (another scheme, or a mistyped
+// http, dropped), redacted as the URL itself is.
+func hint(raw string) string {
+	rest := Redact(strings.TrimSpace(raw))
+	if m := schemeLike.FindStringIndex(rest); m != nil {
+		rest = rest[m[1]:]
+	}
+	if rest == "" {
+		return "http://HOST:PORT"
+	}
+	return "http://" + rest
+}
+
+// schemeLike is a scheme at the start of a URL, or http(s) mistyped
+// without its colon or a slash.
+var schemeLike = regexp.MustCompile(`^([a-zA-Z][a-zA-Z0-9+.-]*://|[hH][tT][tT][pP][sS]?:?/+)`)
 
 // Redact removes what may be a credential from a URL so it can be printed
 // or stored: a parsed URL's password and query string (api_key=…), and in

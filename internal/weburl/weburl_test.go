@@ -1,6 +1,9 @@
 package weburl
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestRedact(t *testing.T) {
 	for in, want := range map[string]string{
@@ -26,7 +29,26 @@ func TestBase(t *testing.T) {
 			t.Errorf("Base(%q) = %v, %v; want %s", in, u, err, want)
 		}
 	}
-	if _, err := Base("ftp://u:pw@host"); err == nil || err.Error() != `"ftp://u:xxxxx@host" is not an http(s) URL (try http://localhost:8000)` {
+	if _, err := Base("ftp://u:pw@host"); err == nil || err.Error() != `"ftp://u:xxxxx@host" is not an http(s) URL (try http://u:xxxxx@host)` {
 		t.Errorf("ftp: %v", err)
+	}
+}
+
+// The hint is what the user typed, with http:// in front: the same host
+// and port, never a made-up one.
+func TestBaseHintFollowsTheInput(t *testing.T) {
+	for in, want := range map[string]string{
+		"localhost:9090":        "http://localhost:9090",
+		"127.0.0.1:9090":        "http://127.0.0.1:9090",
+		"prometheus.mon:9090/x": "http://prometheus.mon:9090/x",
+		"tcp://gw:8000":         "http://gw:8000",
+		"http//u:pw@gw":         "http://…@gw",
+		"http:/gw:8000":         "http://gw:8000",
+		"":                      "http://HOST:PORT",
+	} {
+		_, err := Base(in)
+		if err == nil || !strings.HasSuffix(err.Error(), "(try "+want+")") {
+			t.Errorf("Base(%q): %v; want the hint %s", in, err, want)
+		}
 	}
 }
