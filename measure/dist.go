@@ -121,3 +121,43 @@ func DecodeDist(s string) (*Dist, error) {
 	}
 	return &Dist{h: h}, nil
 }
+
+// Sparse is a compact copy of a distribution: its non-empty buckets only,
+// a few bytes per distinct value recorded. Taking one is cheap (no
+// compression), so a distribution can be kept long after its memory is
+// used again, and encoded once at the end.
+type Sparse struct {
+	low, high int64
+	digits    int64
+	idx       []int32
+	counts    []int64
+}
+
+// Sparse copies the distribution's non-empty buckets.
+func (d *Dist) Sparse() Sparse {
+	s := d.h.Export()
+	sp := Sparse{low: s.LowestTrackableValue, high: s.HighestTrackableValue, digits: s.SignificantFigures}
+	for i, c := range s.Counts {
+		if c != 0 {
+			sp.idx = append(sp.idx, int32(i))
+			sp.counts = append(sp.counts, c)
+		}
+	}
+	return sp
+}
+
+// Empty reports whether nothing was recorded (a zero Sparse is empty).
+func (s Sparse) Empty() bool { return len(s.idx) == 0 }
+
+// Dist rebuilds the distribution.
+func (s Sparse) Dist() *Dist {
+	if s.Empty() {
+		return NewDist(3)
+	}
+	counts := make([]int64, s.idx[len(s.idx)-1]+1)
+	for i, at := range s.idx {
+		counts[at] = s.counts[i]
+	}
+	return &Dist{h: hdrhistogram.Import(&hdrhistogram.Snapshot{
+		LowestTrackableValue: s.low, HighestTrackableValue: s.high, SignificantFigures: s.digits, Counts: counts})}
+}

@@ -50,7 +50,8 @@ type ShardInfo struct {
 type LoadState struct {
 	Requests     int64             `json:"requests"`
 	OK           int64             `json:"ok"`
-	Good         int64             `json:"good"` // met every SLO
+	Aborted      int64             `json:"aborted"` // ended by the user (second Ctrl-C)
+	Good         int64             `json:"good"`    // met every SLO
 	PromptTokens int64             `json:"prompt_tokens"`
 	OutputTokens int64             `json:"output_tokens"`
 	Errors       map[string]int64  `json:"errors"`
@@ -84,7 +85,7 @@ func (l *load) state() LoadState {
 		s, _ := d.Encode() // cannot fail: the histogram is well formed
 		return s
 	}
-	return LoadState{Requests: l.requests, OK: l.ok, Good: l.good, PromptTokens: l.promptTok, OutputTokens: l.outTok,
+	return LoadState{Requests: l.requests, OK: l.ok, Aborted: l.aborted, Good: l.good, PromptTokens: l.promptTok, OutputTokens: l.outTok,
 		Errors: maps.Clone(l.errors), ErrorSamples: maps.Clone(l.samples),
 		TTFT: enc(l.ttft), E2E: enc(l.e2e), ITL: enc(l.itl), TPOT: enc(l.tpot), SendLag: enc(l.lag)}
 }
@@ -92,7 +93,7 @@ func (l *load) state() LoadState {
 // addState adds a decoded state to l.
 func (l *load) addState(s LoadState) error {
 	o := newLoad()
-	o.requests, o.ok, o.good, o.promptTok, o.outTok = s.Requests, s.OK, s.Good, s.PromptTokens, s.OutputTokens
+	o.requests, o.ok, o.aborted, o.good, o.promptTok, o.outTok = s.Requests, s.OK, s.Aborted, s.Good, s.PromptTokens, s.OutputTokens
 	maps.Copy(o.errors, s.Errors)
 	maps.Copy(o.samples, s.ErrorSamples)
 	for _, h := range []struct {
@@ -140,8 +141,15 @@ func (t *Timeline) Histograms(end time.Duration) *Histograms {
 		h.Stages = append(h.Stages, ss)
 	}
 	h.Run = all.state()
+	enc := func(s measure.Sparse) string {
+		if s.Empty() {
+			return ""
+		}
+		e, _ := s.Dist().Encode() // cannot fail: the histogram is well formed
+		return e
+	}
 	for _, rw := range t.rows {
-		h.Rows = append(h.Rows, RowState{TTFT: rw.ttftEnc, SendLag: rw.lagEnc, Tokens: rw.tokens})
+		h.Rows = append(h.Rows, RowState{TTFT: enc(rw.ttftKept), SendLag: enc(rw.lagKept), Tokens: rw.tokens})
 	}
 	return h
 }
@@ -355,6 +363,7 @@ func Merge(parts []Part) (*Report, *Histograms, error) {
 				row.Sent += pr.Sent
 				row.Done += pr.Done
 				row.Errors += pr.Errors
+				row.Aborted += pr.Aborted
 				row.TargetRPS += pr.TargetRPS
 				row.Capped = row.Capped || pr.Capped
 				if row.Stage == "-" {
@@ -390,7 +399,7 @@ func Merge(parts []Part) (*Report, *Histograms, error) {
 			row.LagP50, row.LagP99, row.LagMax = ms(lag.Quantile(.5)), ms(lag.Quantile(.99)), ms(lag.Max())
 			hr.SendLag, _ = lag.Encode()
 		}
-		inflight += row.Sent - row.Done
+		inflight += row.Sent - row.Done - row.Aborted
 		row.InFlight = inflight
 		peak = max(peak, inflight)
 		m.Timeline = append(m.Timeline, row)

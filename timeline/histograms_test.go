@@ -56,6 +56,9 @@ func shardedRun(t *testing.T, n int) (*Report, []Part) {
 				*r = measure.Request{Stage: st, Seq: uint64(i), Scheduled: at, Sent: at, E2E: 3 * time.Millisecond,
 					Status: 429, Class: measure.HTTPClass(429), Message: "queue is full", OutputTokens: -1, PromptTokens: -1}
 			}
+			if rng.IntN(25) == 0 { // the user aborted it (second Ctrl-C)
+				r.Class, r.Message, r.Status, r.OutputTokens = measure.Canceled, "aborted", 0, -1
+			}
 			whole.AddRequest(r)
 			parts[seq%n].AddRequest(r)
 			seq++
@@ -100,7 +103,7 @@ func TestMergeEqualsTheWholeRun(t *testing.T) {
 	}
 	same := func(what string, a, b LoadReport) {
 		t.Helper()
-		if a.Requests != b.Requests || a.OK != b.OK || a.PromptTokens != b.PromptTokens || a.OutputTokens != b.OutputTokens ||
+		if a.Requests != b.Requests || a.OK != b.OK || a.Aborted != b.Aborted || a.PromptTokens != b.PromptTokens || a.OutputTokens != b.OutputTokens ||
 			!reflect.DeepEqual(a.Errors, b.Errors) || a.ErrorRate != b.ErrorRate {
 			t.Errorf("%s: merged %d requests %d ok %d/%d tokens errors %v rate %v; whole %d %d %d/%d %v %v", what,
 				a.Requests, a.OK, a.PromptTokens, a.OutputTokens, a.Errors, a.ErrorRate, b.Requests, b.OK, b.PromptTokens, b.OutputTokens, b.Errors, b.ErrorRate)
@@ -118,6 +121,9 @@ func TestMergeEqualsTheWholeRun(t *testing.T) {
 			t.Errorf("%s: goodput merged %+v, whole %+v", what, a.Goodput, b.Goodput)
 		}
 	}
+	if whole.Load.Aborted == 0 {
+		t.Fatal("no aborted request in the run: the merge of aborted requests is not tested")
+	}
 	same("run", m.Load, whole.Load)
 	for i := range whole.Stages {
 		same("stage "+whole.Stages[i].Name, m.Stages[i].LoadReport, whole.Stages[i].LoadReport)
@@ -127,7 +133,7 @@ func TestMergeEqualsTheWholeRun(t *testing.T) {
 	}
 	for i, w := range whole.Timeline {
 		g := m.Timeline[i]
-		if g.Sent != w.Sent || g.Done != w.Done || g.InFlight != w.InFlight || g.Errors != w.Errors || g.Stage != w.Stage ||
+		if g.Sent != w.Sent || g.Done != w.Done || g.Aborted != w.Aborted || g.InFlight != w.InFlight || g.Errors != w.Errors || g.Stage != w.Stage ||
 			!reflect.DeepEqual(g.TTFTP50, w.TTFTP50) || !reflect.DeepEqual(g.TTFTP95, w.TTFTP95) ||
 			!reflect.DeepEqual(g.LagP99, w.LagP99) || !reflect.DeepEqual(g.LagMax, w.LagMax) ||
 			math.Abs(g.OutputTPS-w.OutputTPS) > 0.002 || math.Abs(g.TargetRPS-w.TargetRPS) > 0.002 ||
