@@ -142,8 +142,8 @@ type sseServer struct {
 }
 
 // served is one request's timing as the server saw it: when it had read
-// the request, when it flushed the first content event, and the gaps
-// between the content events' flushes.
+// the request, when it began writing the first content event, and the gaps
+// between the content events' writes.
 type served struct {
 	read, first time.Time
 	itl         []time.Duration
@@ -195,13 +195,15 @@ func (s *sseServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !sleepUntil(start.Add(s.ttft+time.Duration(i)*s.itl), r.Context().Done()) {
 			return
 		}
+		// Taken before the write: the client cannot read the event
+		// sooner, however late this goroutine runs after it.
+		now := time.Now()
 		if s.chat {
 			fmt.Fprintf(w, `data: {"id":"c","object":"chat.completion.chunk","usage":null,"choices":[{"index":0,"finish_reason":null,"delta":{"content":"tok%d "}}]}`+"\n\n", i)
 		} else {
 			fmt.Fprintf(w, `data: {"id":"c","object":"text_completion","usage":null,"choices":[{"index":0,"finish_reason":null,"text":"tok%d "}]}`+"\n\n", i)
 		}
 		fl.Flush()
-		now := time.Now()
 		if i == 0 {
 			truth.first = now
 		} else {
