@@ -14,7 +14,7 @@ RUN_FLAGS  ?=
 
 target_flags = $(if $(GATEWAY),--target $(GATEWAY)) $(if $(TARGET),--target $(TARGET)) $(if $(MODEL),--model $(MODEL)) $(if $(PROMETHEUS),--prometheus $(PROMETHEUS))
 
-.PHONY: all build test test-short vet lint fmt-check run demo bench validate-gpu sim-proof sim perf perf-quick fuzz setup clean
+.PHONY: all build image test test-short vet lint fmt-check run demo bench validate-gpu sim-proof sim perf perf-quick fuzz setup clean
 
 all: build
 
@@ -30,6 +30,13 @@ test: fmt-check vet lint
 	$(GO) test -run '^$$' -fuzz FuzzExpectation -fuzztime 10s -fuzzminimizetime 5s ./timeline/
 	$(GO) test -run '^$$' -fuzz FuzzReadStream -fuzztime 10s -fuzzminimizetime 5s ./loadgen/
 	$(GO) test -run '^$$' -fuzz FuzzParseQuery -fuzztime 10s -fuzzminimizetime 5s ./promql/
+
+# The container image without Docker: scaleout cross-compiled statically for
+# linux/amd64 and linux/arm64, one image index written as an OCI layout at
+# bin/image/oci, read back and checked. Push: crane push bin/image/oci REF --index
+IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
+image:
+	$(GO) run ./cmd/scaleout-image -out bin/image/oci -platforms $(IMAGE_PLATFORMS) -go $(GO)
 
 test-short:
 	$(GO) test -short ./...

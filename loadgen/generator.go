@@ -54,6 +54,17 @@ type Stage struct {
 	Duration    time.Duration
 	Schedule    Schedule // open loop; nil when Concurrency > 0
 	Concurrency int      // closed loop with exactly this many requests in flight
+	// Start is when the stage starts on the run's clock (the common clock
+	// of sharded runs): Run waits for it, and one already past shifts the
+	// schedule so that every hit keeps the instant it was due at (those
+	// due before Run began go out at once, late). Zero: the stage starts
+	// when Run is called.
+	Start time.Time
+
+	// global maps a shard's hit to its index in the whole stage (Split
+	// sets it): the record's Seq and the request id, so that shards never
+	// send the same id and a shard's hit has the whole run's body.
+	global func(uint64) uint64
 }
 
 // Validate checks that the stage is runnable.
@@ -233,7 +244,7 @@ func (g *Generator) Run(ctx context.Context, idx int, st Stage) error {
 		return errors.New("loadgen: Run called while another stage runs")
 	}
 	g.running = true
-	s := &stage{g: g, idx: idx, sched: st.Schedule, du: st.Duration, stop: make(chan struct{})}
+	s := &stage{g: g, idx: idx, sched: st.Schedule, global: st.global, du: st.Duration, stop: make(chan struct{})}
 	g.cur = s
 	g.mu.Unlock()
 
@@ -265,10 +276,31 @@ func (g *Generator) Run(ctx context.Context, idx int, st Stage) error {
 	}
 	atk := vegeta.NewAttacker(opts...)
 
+	// A stage given its start waits for it. Stop, Abort and ctx end the
+	// wait; the stage then ends at once below, sending nothing.
+	if wait := time.Until(st.Start); !st.Start.IsZero() && wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-s.stop:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
+
 	// The stage starts now, as close as can be to vegeta's own start (its
-	// pacer's elapsed counts from inside Attack, a few µs later).
+	// pacer's elapsed counts from inside Attack, a few µs later), or at
+	// its given start, which the pacer's elapsed is shifted to.
 	g.mu.Lock()
 	start := time.Now()
+	if !st.Start.IsZero() {
+		if late := start.Sub(st.Start); late > 0 {
+			start = st.Start
+			if p, ok := pacer.(*gatedPacer); ok {
+				p.shift = late
+			}
+		}
+	}
 	if g.epoch.IsZero() {
 		g.epoch = start
 	}
@@ -278,7 +310,7 @@ func (g *Generator) Run(ctx context.Context, idx int, st Stage) error {
 		g.idle = make(chan struct{})
 	}
 	g.mu.Unlock()
-	results := atk.Attack(s.target, pacer, st.Duration, "")
+	results := atk.Attack(s.target, pacer, max(st.Duration-time.Since(start), 1), "")
 	g.track(results, open)
 
 	timer := time.NewTimer(time.Until(start.Add(st.Duration)))
@@ -356,10 +388,11 @@ func (g *Generator) track(results <-chan *vegeta.Result, open *gatedPacer) {
 // under an open loop with a MaxInFlight cap it counts the hits the cap held
 // back. Pace is only called by vegeta's single pacing goroutine.
 type gatedPacer struct {
-	s   *stage
-	p   vegeta.Pacer  // the stage's schedule (open loop, s.sched) or closedLoop
-	cap uint64        // 0: no cap, nothing to count; set for an open loop only
-	due time.Duration // with cap: when the hit the last Pace paced was due (only Pace uses it)
+	s     *stage
+	p     vegeta.Pacer  // the stage's schedule (open loop, s.sched) or closedLoop
+	cap   uint64        // 0: no cap, nothing to count; set for an open loop only
+	shift time.Duration // how late vegeta began after the stage's given start: added to its elapsed
+	due   time.Duration // with cap: when the hit the last Pace paced was due (only Pace uses it)
 
 	mu        sync.Mutex
 	delivered uint64        // hits vegeta handed to a worker (as of the last Pace)
@@ -379,6 +412,7 @@ func (p *gatedPacer) Pace(elapsed time.Duration, hits uint64) (time.Duration, bo
 	if p.s.closed.Load() {
 		return 0, true
 	}
+	elapsed += p.shift
 	if p.cap == 0 {
 		return p.p.Pace(elapsed, hits)
 	}

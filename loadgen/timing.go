@@ -62,10 +62,11 @@ type stage struct {
 	start    time.Time     // when the stage started (monotonic)
 	startOff time.Duration // start − epoch
 	epoch    time.Time
-	sched    Schedule      // nil under closed loop
-	du       time.Duration // the stage's duration
-	closed   atomic.Bool   // set when the stage stops sending: the targeter lets nothing through
-	stop     chan struct{} // closed by Stop
+	sched    Schedule            // nil under closed loop
+	global   func(uint64) uint64 // a shard's hit → its index in the whole stage; nil: the same
+	du       time.Duration       // the stage's duration
+	closed   atomic.Bool         // set when the stage stops sending: the targeter lets nothing through
+	stop     chan struct{}       // closed by Stop
 	stopOnce sync.Once
 }
 
@@ -80,10 +81,14 @@ func (s *stage) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, errNoSeq
 	}
-	ent := g.cfg.Bodies.entry(seq)
-	body := ent.render(s.idx, seq) // the pool body with this request's id
+	id := seq // the hit's index in the whole stage: a shard's own count maps to it
+	if s.global != nil {
+		id = s.global(seq)
+	}
+	ent := g.cfg.Bodies.entry(id)
+	body := ent.render(s.idx, id) // the pool body with this request's id
 	rec := &measure.Request{
-		Stage: s.idx, Seq: seq, Scheduled: -1,
+		Stage: s.idx, Seq: id, Scheduled: -1,
 		PromptTokens: -1, OutputTokens: -1,
 		BytesOut: int64(len(body)),
 	}

@@ -1,6 +1,7 @@
 package measure
 
 import (
+	"fmt"
 	"math"
 	"time"
 
@@ -97,3 +98,66 @@ func (d *Dist) Summary() Summary {
 
 // Reset empties the distribution so its memory can be used again.
 func (d *Dist) Reset() { d.h.Reset() }
+
+// Encode is the distribution in HdrHistogram's V2 compressed encoding,
+// base64 (the form HdrHistogram's tools in every language read), of
+// microseconds: what histograms.json holds, so that runs are merged from
+// their distributions and never from their percentiles.
+func (d *Dist) Encode() (string, error) {
+	b, err := d.h.Encode(hdrhistogram.V2CompressedEncodingCookieBase)
+	return string(b), err
+}
+
+// DecodeDist reads a distribution Encode wrote. One of another range or
+// precision is taken as it is (Merge then keeps every value within
+// 1 µs..1 h); "" is an empty distribution of 3 digits.
+func DecodeDist(s string) (*Dist, error) {
+	if s == "" {
+		return NewDist(3), nil
+	}
+	h, err := hdrhistogram.Decode([]byte(s))
+	if err != nil {
+		return nil, fmt.Errorf("not an HdrHistogram V2 encoding: %w", err)
+	}
+	return &Dist{h: h}, nil
+}
+
+// Sparse is a compact copy of a distribution: its non-empty buckets only,
+// a few bytes per distinct value recorded. Taking one is cheap (no
+// compression), so a distribution can be kept long after its memory is
+// used again, and encoded once at the end.
+type Sparse struct {
+	low, high int64
+	digits    int64
+	idx       []int32
+	counts    []int64
+}
+
+// Sparse copies the distribution's non-empty buckets.
+func (d *Dist) Sparse() Sparse {
+	s := d.h.Export()
+	sp := Sparse{low: s.LowestTrackableValue, high: s.HighestTrackableValue, digits: s.SignificantFigures}
+	for i, c := range s.Counts {
+		if c != 0 {
+			sp.idx = append(sp.idx, int32(i))
+			sp.counts = append(sp.counts, c)
+		}
+	}
+	return sp
+}
+
+// Empty reports whether nothing was recorded (a zero Sparse is empty).
+func (s Sparse) Empty() bool { return len(s.idx) == 0 }
+
+// Dist rebuilds the distribution.
+func (s Sparse) Dist() *Dist {
+	if s.Empty() {
+		return NewDist(3)
+	}
+	counts := make([]int64, s.idx[len(s.idx)-1]+1)
+	for i, at := range s.idx {
+		counts[at] = s.counts[i]
+	}
+	return &Dist{h: hdrhistogram.Import(&hdrhistogram.Snapshot{
+		LowestTrackableValue: s.low, HighestTrackableValue: s.high, SignificantFigures: s.digits, Counts: counts})}
+}

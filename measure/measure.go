@@ -38,7 +38,7 @@ func HTTPClass(status int) ErrClass { return ErrClass(fmt.Sprintf("http_%d", sta
 // Durations after Sent are measured from Sent; zero means "did not happen".
 type Request struct {
 	Stage     int           // index of the stage that sent it
-	Seq       uint64        // sequence number within the stage (vegeta's X-Vegeta-Seq)
+	Seq       uint64        // sequence number within the stage (vegeta's X-Vegeta-Seq; a shard's is the hit's index in the whole stage)
 	Scheduled time.Duration // when the pacer meant it to go; -1 under closed-loop concurrency
 	Sent      time.Duration // when it went out
 	Headers   time.Duration // response headers arrived (not the first token: servers may hold headers)

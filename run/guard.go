@@ -99,8 +99,8 @@ func guardState(ctx context.Context, s *scenario.Scenario, src promwatch.Evaluat
 // strict it fails the run (Decide).
 func (r *runner) guard(ctx context.Context, rep *timeline.Report) {
 	s, src := r.p.Scenario, r.p.Source
-	if s.Guard != "repause" {
-		return
+	if s.Guard != "repause" || !r.p.guards() {
+		return // a shard other than 0 leaves the guard to shard 0
 	}
 	g := &timeline.GuardResult{Required: "repause"}
 	rep.Guard = g

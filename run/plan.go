@@ -60,6 +60,8 @@ type Plan struct {
 	// HPASync is one sync of the HPA that acts on the run: the embedded
 	// simulator's, else Kubernetes' default.
 	HPASync time.Duration
+
+	shard Shard // SetShard: this run is one shard of a sharded run
 }
 
 // KubernetesHPASync is the HPA controller's default sync period.
@@ -235,13 +237,14 @@ func (p *Plan) timelineConfig() timeline.Config {
 				return float64(loadgen.Due(p.loadStage(i).Schedule, d))
 			}
 		}
-		c.Stages = append(c.Stages, plan)
+		c.Stages = append(c.Stages, p.shardPlan(plan))
 	}
 	return c
 }
 
-// loadStage is stage i in the load generator's terms; its Poisson seed
-// is the request seed plus the stage's index.
+// loadStage is stage i in the load generator's terms (a shard's share of
+// it when sharded); its Poisson seed is the request seed plus the stage's
+// index.
 func (p *Plan) loadStage(i int) loadgen.Stage {
 	st := p.Scenario.Load[i]
 	ls := loadgen.Stage{Name: st.Name, Duration: st.Duration, Concurrency: st.Concurrency}
@@ -255,7 +258,7 @@ func (p *Plan) loadStage(i int) loadgen.Stage {
 			ls.Schedule = loadgen.Poisson(ls.Schedule, p.Scenario.Request.Seed+uint64(i))
 		}
 	}
-	return ls
+	return p.shard.load().Split(ls)
 }
 
 // SimConfig is the simulator a sim: block describes: the defaults, then

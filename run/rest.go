@@ -36,7 +36,7 @@ func (r *runner) awaitRest(ctx context.Context) (*timeline.Baseline, time.Time, 
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	r.sig.set(stop, stop)
-	limit := s.Observe.RestWait
+	limit := r.restLimit()
 	start := time.Now()
 	for waiting := false; ; waiting = true {
 		at := time.Now()

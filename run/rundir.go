@@ -57,14 +57,15 @@ func createRunDir(fsys atomicfile.FS, dir string, s *scenario.Scenario, vegetaPa
 	return d, nil
 }
 
-// writeReport writes report.json, timeline.csv and report.html: all of
-// them, each whole, or none.
-func (d *runDir) writeReport(r *timeline.Report) error {
+// writeReport writes report.json, timeline.csv, report.html and
+// histograms.json: all of them, each whole, or none.
+func (d *runDir) writeReport(r *timeline.Report, h *timeline.Histograms) error {
 	path := func(name string) string { return filepath.Join(d.dir, name) }
 	return atomicfile.WriteAll(d.fs, []atomicfile.Entry{
 		{Path: path("report.json"), Render: func(w io.Writer) error { return timeline.WriteJSON(w, r) }},
 		{Path: path("timeline.csv"), Render: func(w io.Writer) error { return timeline.WriteCSV(w, r) }},
 		{Path: path("report.html"), Render: func(w io.Writer) error { return timeline.WriteHTML(w, r, HTMLAssets()) }},
+		{Path: path("histograms.json"), Render: func(w io.Writer) error { return timeline.WriteHistograms(w, h) }},
 	})
 }
 

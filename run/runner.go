@@ -71,9 +71,10 @@ type Result struct {
 
 // runner is one execution of a plan.
 type runner struct {
-	p   *Plan
-	o   Options
-	sig *interrupts
+	p     *Plan
+	o     Options
+	sig   *interrupts
+	clock stageClock // a shard's stages on the common clock
 }
 
 // Run executes the plan: the preflight, the stages in order while the
@@ -151,13 +152,17 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	// The vLLM counters before the load, to check at the end that nothing
 	// was lost (the embedded simulator is checked directly instead).
 	var counters *counterCheck
-	if !r.p.Sim.Embedded() {
+	if !r.p.Sim.Embedded() && !r.p.shard.Sharded() {
 		counters = newCounterCheck(ctx, s, r.p.Source)
 	}
 
-	// The clock starts: epoch is the first stage's start.
+	// The clock starts: epoch is the first stage's start (a shard's: the
+	// common start, which it waits for).
 	tcfg := r.p.timelineConfig()
-	epoch := time.Now()
+	epoch, err := r.epoch()
+	if err != nil {
+		return nil, err
+	}
 	if base != nil {
 		base.T = -math.Round(epoch.Sub(baseAt).Seconds()*1000) / 1000
 	}
@@ -174,6 +179,9 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	}, rec.Add)
 	if err != nil {
 		return nil, &Error{Class: Usage, Err: err}
+	}
+	if err := r.awaitStart(ctx, epoch); err != nil {
+		return nil, err
 	}
 
 	// Interrupts: the first stops the load and keeps everything measured;
@@ -224,10 +232,11 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		if loadCtx.Err() != nil {
 			break
 		}
-		tl.StageStarted(i, time.Since(epoch))
+		start, startOff := r.stageStart(epoch)
+		tl.StageStarted(i, startOff)
 		r.o.Display.Stage(i)
 		before := gen.Live()
-		by, err := r.stage(loadCtx, i, gen, tl, samples, usage)
+		by, err := r.stage(loadCtx, i, start, gen, tl, samples, usage)
 		tl.StageEnded(i, time.Since(epoch), by)
 		// The stage's max_in_flight: in flight at its start and end, and
 		// the client's peak when it rose during the stage (the timeline
@@ -237,6 +246,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		if after.PeakInFlight > before.PeakInFlight {
 			tl.StageInFlight(i, after.PeakInFlight)
 		}
+		r.stageEnded(i, startOff, by)
 		if err != nil {
 			failure = cannotRun(fmt.Errorf("stage %s: %w", st.Name, err))
 			break
@@ -303,6 +313,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		}
 	}
 	rep := tl.Report(end, meta)
+	r.noteShard(rep)
 	rep.RequestsJSONL = &lines
 	if lines < rep.Load.Requests {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("requests.jsonl holds %d of the %d requests: %v", lines, rep.Load.Requests, res.WriteErr))
@@ -332,22 +343,23 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	// verdict says so, and the files are tried once more with it: none of
 	// them may claim a pass the run directory does not hold.
 	rep.Verdict = Decide(rep, r.o.StrictGuard, res.WriteErr)
-	if err := out.writeReport(rep); err != nil {
+	hist := r.histograms(tl, end)
+	if err := out.writeReport(rep, hist); err != nil {
 		if res.WriteErr != nil {
 			err = fmt.Errorf("%w; %w", res.WriteErr, err)
 		}
 		res.WriteErr = err
 		if v := Decide(rep, r.o.StrictGuard, res.WriteErr); v != rep.Verdict {
 			rep.Verdict = v
-			_ = out.writeReport(rep)
+			_ = out.writeReport(rep, hist)
 		}
 	}
 	return res, failure
 }
 
-// stage runs stage i until its duration, its until or the end of ctx,
-// and says why it ended.
-func (r *runner) stage(ctx context.Context, i int, gen *loadgen.Generator, tl *timeline.Timeline, samples *broadcast, usage []*timeline.ClientUse) (timeline.EndedBy, error) {
+// stage runs stage i from start (zero: now) until its duration, its until
+// or the end of ctx, and says why it ended.
+func (r *runner) stage(ctx context.Context, i int, start time.Time, gen *loadgen.Generator, tl *timeline.Timeline, samples *broadcast, usage []*timeline.ClientUse) (timeline.EndedBy, error) {
 	stageCtx, endStage := context.WithCancel(ctx)
 	defer endStage()
 	// until: checked after every sample while the stage runs; it stops
@@ -361,13 +373,16 @@ func (r *runner) stage(ctx context.Context, i int, gen *loadgen.Generator, tl *t
 		}
 		untilDone.Go(func() {
 			if waitUntil(stageCtx, samples, func() bool { return live.Holds(tl) }) {
+				r.clock.untilAt.Store(int64(tl.Latest().At))
 				untilHeld.Store(true)
 				gen.Stop()
 			}
 		})
 	}
 	u := startUsage(gen.Live().CapReached)
-	err := gen.Run(stageCtx, i, r.p.loadStage(i))
+	ls := r.p.loadStage(i)
+	ls.Start = start
+	err := gen.Run(stageCtx, i, ls)
 	usage[i] = u.end(gen.Live().CapReached)
 	endStage()
 	untilDone.Wait()

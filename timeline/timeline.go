@@ -129,16 +129,17 @@ type stageState struct {
 }
 
 type row struct {
-	sent, done, errs int64
-	aborted          int64 // ended by the user (second Ctrl-C): neither done nor failed
-	tokens           float64
-	ttft             *measure.Dist
-	lag              *measure.Dist
-	ttftP50, ttftP95 *float64
-	lagP50, lagP99   *float64
-	lagMax           *float64
-	sample           *measure.Sample
-	capped           bool
+	sent, done, errs  int64
+	aborted           int64 // ended by the user (second Ctrl-C): neither done nor failed
+	tokens            float64
+	ttft              *measure.Dist
+	lag               *measure.Dist
+	ttftP50, ttftP95  *float64
+	lagP50, lagP99    *float64
+	lagMax            *float64
+	ttftKept, lagKept measure.Sparse // the closed distributions, for histograms.json
+	sample            *measure.Sample
+	capped            bool
 }
 
 // New returns an empty timeline.
@@ -302,12 +303,14 @@ func (t *Timeline) closeBefore(at time.Duration) {
 func (t *Timeline) closeRow(rw *row) {
 	if rw.ttft != nil {
 		rw.ttftP50, rw.ttftP95 = ms(rw.ttft.Quantile(.5)), ms(rw.ttft.Quantile(.95))
+		rw.ttftKept = rw.ttft.Sparse()
 		rw.ttft.Reset()
 		t.free = append(t.free, rw.ttft)
 		rw.ttft = nil
 	}
 	if rw.lag != nil {
 		rw.lagP50, rw.lagP99, rw.lagMax = ms(rw.lag.Quantile(.5)), ms(rw.lag.Quantile(.99)), ms(rw.lag.Max())
+		rw.lagKept = rw.lag.Sparse()
 		rw.lag.Reset()
 		t.free = append(t.free, rw.lag)
 		rw.lag = nil

@@ -100,6 +100,9 @@ Usage:
                                      the same without a scenario (--scrape URL instead of --prometheus)
   scaleout sim [flags]               serve the simulated vLLM fleet (gateway, /metrics, HPA) on 127.0.0.1:8000
   scaleout report RUN_DIR [RUN_DIR]  print a stored run again (and rebuild report.html), or compare two runs
+  scaleout report merge DIR... --out DIR
+                                     join the run directories of a sharded run (run --shard K/N) into one
+  scaleout job SCENARIO --image IMG  run it in the cluster as an Indexed Job of shards (status, collect: job --help)
   scaleout version
 
 Run "scaleout COMMAND --help" for a command's flags. Exit codes: 0 pass, 1 an expectation failed,
@@ -123,12 +126,14 @@ func runMain(ctx context.Context, e env, args []string) int {
 		err = cmdSim(ctx, e, rest)
 	case "report":
 		err = cmdReport(ctx, e, rest)
+	case "job":
+		err = cmdJob(ctx, e, rest)
 	case "version", "--version":
-		fmt.Fprintln(e.stdout, "scaleout", version())
+		fmt.Fprintln(e.stdout, "scaleout", versionString())
 	case "help", "-h", "--help":
 		fmt.Fprint(e.stdout, usage)
 	default:
-		err = usagef("unknown command %q (try scaleout run, check, sim or report)", cmd)
+		err = usagef("unknown command %q (try scaleout run, check, sim, report or job)", cmd)
 	}
 	if err != nil {
 		var s silent

@@ -17,6 +17,9 @@ import (
 // cmdReport prints a stored run again and rebuilds its report.html, or
 // compares two runs side by side.
 func cmdReport(_ context.Context, e env, args []string) error {
+	if len(args) > 0 && args[0] == "merge" {
+		return cmdReportMerge(e, args[1:])
+	}
 	fs := pflag.NewFlagSet("scaleout report", pflag.ContinueOnError)
 	rows := fs.Int("rows", 80, "most timeline rows to print")
 	if err := parseFlags(fs, args, e, "scaleout report RUN_DIR [RUN_DIR]"); err != nil {

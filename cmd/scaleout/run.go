@@ -25,6 +25,7 @@ type runOptions struct {
 	overwrite bool
 	maxRows   int
 	run       run.Options
+	shard     shardFlags
 }
 
 // bindSources binds the flags that say where the load goes and where the
@@ -52,6 +53,7 @@ func (o *runOptions) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&o.run.VegetaResults, "vegeta-results", "", "also write vegeta's results encoding here (for vegeta report/plot)")
 	fs.IntVar(&o.maxRows, "rows", 80, "most timeline rows to print (more rows are thinned; timeline.csv has all)")
 	fs.DurationVar(&o.run.Drain, "drain", 10*time.Minute, "how long to wait for requests still in flight after the load before aborting them")
+	o.shard.bind(fs)
 }
 
 func cmdRun(ctx context.Context, e env, args []string) error {
@@ -73,11 +75,18 @@ func cmdRun(ctx context.Context, e env, args []string) error {
 	if fs.Changed("rest-wait") {
 		o.over.RestWait = &o.restWait
 	}
+	shard, err := run.ParseShard(o.shard.spec, o.shard.startAt, time.Now())
+	if err != nil {
+		return err
+	}
 	p, err := run.Prepare(ctx, fs.Arg(0), o.over)
 	if err != nil {
 		return err
 	}
 	defer p.Close()
+	if err := p.SetShard(shard); err != nil {
+		return err
+	}
 	o.run.Signals, o.run.Log = e.signals, e.stderr
 	o.run.Display = newProgress(e, o.quiet)
 	res, err := run.Run(ctx, p, o.run)
