@@ -5,8 +5,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -136,23 +138,26 @@ type sseServer struct {
 	// machine the server's own pacing runs late, and the client must
 	// measure what happened, not what was planned).
 	mu    sync.Mutex
-	truth []served
+	truth map[string]served // by the request id the prompt carries
 }
 
-// served is one request's timing as the server saw it: from reading the
-// request to flushing the first content event, and the gaps between the
-// content events' flushes.
+// served is one request's timing as the server saw it: when it had read
+// the request, when it began writing the first content event, and the gaps
+// between the content events' writes.
 type served struct {
-	ttft time.Duration
-	itl  []time.Duration
+	read, first time.Time
+	itl         []time.Duration
 }
 
-// served returns the ground truth of the requests finished so far.
-func (s *sseServer) served() []served {
+// served returns the ground truth of the requests finished so far, by
+// request id (see reqID).
+func (s *sseServer) served() map[string]served {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]served(nil), s.truth...)
+	return maps.Clone(s.truth)
 }
+
+var idInPrompt = regexp.MustCompile(`\[r[0-9a-f]{2}\.[0-9a-f]{8}\] `)
 
 func (s *sseServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
@@ -165,7 +170,8 @@ func (s *sseServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
-	_, _ = io.Copy(io.Discard, r.Body)
+	body, _ := io.ReadAll(r.Body)
+	read := time.Now()
 	fl := w.(http.Flusher)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.WriteHeader(http.StatusOK)
@@ -173,12 +179,15 @@ func (s *sseServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, `data: {"id":"c","object":"chat.completion.chunk","usage":null,"choices":[{"index":0,"finish_reason":null,"delta":{"role":"assistant","content":""}}]}`+"\n\n")
 	}
 	fl.Flush()
-	var truth served
+	truth := served{read: read}
 	last := start
 	defer func() {
-		if len(truth.itl) == s.tokens-1 {
+		if id := idInPrompt.Find(body); id != nil && len(truth.itl) == s.tokens-1 {
 			s.mu.Lock()
-			s.truth = append(s.truth, truth)
+			if s.truth == nil {
+				s.truth = map[string]served{}
+			}
+			s.truth[string(id)] = truth
 			s.mu.Unlock()
 		}
 	}()
@@ -186,15 +195,17 @@ func (s *sseServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !sleepUntil(start.Add(s.ttft+time.Duration(i)*s.itl), r.Context().Done()) {
 			return
 		}
+		// Taken before the write: the client cannot read the event
+		// sooner, however late this goroutine runs after it.
+		now := time.Now()
 		if s.chat {
 			fmt.Fprintf(w, `data: {"id":"c","object":"chat.completion.chunk","usage":null,"choices":[{"index":0,"finish_reason":null,"delta":{"content":"tok%d "}}]}`+"\n\n", i)
 		} else {
 			fmt.Fprintf(w, `data: {"id":"c","object":"text_completion","usage":null,"choices":[{"index":0,"finish_reason":null,"text":"tok%d "}]}`+"\n\n", i)
 		}
 		fl.Flush()
-		now := time.Now()
 		if i == 0 {
-			truth.ttft = now.Sub(start)
+			truth.first = now
 		} else {
 			truth.itl = append(truth.itl, now.Sub(last))
 		}

@@ -403,10 +403,13 @@ func (f *Fleet) generate(ctx context.Context, w http.ResponseWriter, j *job, rq 
 	rc := http.NewResponseController(w)
 	var werr error
 	emitted, batch := 0, 0
-	var firstOut time.Time // when the first token was flushed (streams)
+	var firstOut time.Time // when the first token began its way out (streams)
 	write := func(flush bool) {
 		if werr != nil {
 			return
+		}
+		if f.onServed != nil && emitted > 0 && firstOut.IsZero() {
+			firstOut = f.clk.Now() // before the write: no client reads it sooner
 		}
 		if len(buf) > 0 {
 			_, werr = w.Write(buf)
@@ -414,9 +417,6 @@ func (f *Fleet) generate(ctx context.Context, w http.ResponseWriter, j *job, rq 
 		}
 		if flush && werr == nil {
 			werr = rc.Flush()
-			if emitted > 0 && firstOut.IsZero() {
-				firstOut = f.clk.Now()
-			}
 		}
 	}
 
@@ -471,9 +471,11 @@ func (f *Fleet) generate(ctx context.Context, w http.ResponseWriter, j *job, rq 
 	} else if j.out == j.maxTok {
 		reason = reasonLength
 	}
+	var lastOut time.Time // when the end began its way out
 	if !aborted {
 		if rq.stream {
 			buf = f.appendEpilogue(buf, head, rq, j, reasonNames[reason])
+			lastOut = f.clk.Now()
 			write(true)
 		} else {
 			werr = f.writeCompletion(w, j, rq, id, created, reasonNames[reason])
@@ -483,7 +485,7 @@ func (f *Fleet) generate(ctx context.Context, w http.ResponseWriter, j *job, rq 
 		}
 	}
 	if f.onServed != nil && rq.stream && !aborted {
-		f.onServed(served{arrived: j.arrived, first: firstOut, last: f.clk.Now()})
+		f.onServed(served{arrived: j.arrived, first: firstOut, last: lastOut})
 	}
 	p.m.done(reason, end.Sub(j.arrived))
 	f.finish(j, end, aborted)

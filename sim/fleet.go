@@ -264,8 +264,8 @@ func cloneBehavior(b *keda.Behavior) *keda.Behavior {
 }
 
 // served is one streamed request as the fleet served it, on its clock:
-// when it arrived, when its first token was flushed to the client and
-// when its last write ended.
+// when it arrived, and when the writes of its first token and of its end
+// began (a client cannot read either sooner).
 type served struct {
 	arrived, first, last time.Time
 }

@@ -63,8 +63,12 @@ func CheckClient(r *Report) {
 		}
 		if c := s.Client; c != nil && c.CPUWaitS != nil && c.CPUSeconds > 0 && *c.CPUWaitS >= busyWait*c.CPUSeconds {
 			ls.Busy = true
-			ls.Reasons = append(ls.Reasons, fmt.Sprintf("a busy machine: other processes held the cores, and the client's threads waited %s for a CPU while they ran for %s (the sends went out late because the client could not run, not because of the target; run it on a quieter machine, or loosen client_check.max_send_lag)",
-				span(*c.CPUWaitS), span(c.CPUSeconds)))
+			loosen := "client_check.max_send_lag"
+			if short {
+				loosen = "client_check.max_shortfall"
+			}
+			ls.Reasons = append(ls.Reasons, fmt.Sprintf("a busy machine: other processes held the cores, and the client's threads waited %s for a CPU while they ran for %s (the load fell behind its schedule because the client could not run, not because of the target; run it on a quieter machine, or loosen %s)",
+				span(*c.CPUWaitS), span(c.CPUSeconds), loosen))
 		}
 		if len(ls.Reasons) == 0 {
 			ls.Reasons = append(ls.Reasons, "not CPU, max_in_flight or sockets as far as the client can tell: the machine may be shared, or the target slow to accept connections")

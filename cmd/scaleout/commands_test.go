@@ -24,7 +24,7 @@ func TestReportAndVegetaResults(t *testing.T) {
 	}
 	target, _ := fakeVLLM(t)
 	dir := t.TempDir()
-	p := writeFile(t, dir, "r.yaml", "target: {url: "+target.URL+"}\nload: [{name: only, duration: 2s, rate: 25/s}]\nclient_check: {max_send_lag: 2s}\n")
+	p := writeFile(t, dir, "r.yaml", "target: {url: "+target.URL+"}\nload: [{name: only, duration: 2s, rate: 25/s}]\nclient_check: {max_send_lag: 2s, max_shortfall: 50%}\n")
 	runA, runB := filepath.Join(dir, "a"), filepath.Join(dir, "b")
 	vr := filepath.Join(dir, "results.bin")
 	c := newCLI()
@@ -32,8 +32,9 @@ func TestReportAndVegetaResults(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, c.stderr.String())
 	}
 	first := c.stdout.String()
-	if code := newCLI().run(t, "run", p, "--out", runB, "--quiet"); code != 0 {
-		t.Fatal("second run failed")
+	c = newCLI()
+	if code := c.run(t, "run", p, "--out", runB, "--quiet"); code != 0 {
+		t.Fatalf("second run: exit %d: %s%s", code, c.stdout.String(), c.stderr.String())
 	}
 
 	// vegeta reads the results: as many as the report counts, all 200.
@@ -160,7 +161,7 @@ func TestGuardWaitsForRepause(t *testing.T) {
 	dir := t.TempDir()
 	p := writeFile(t, dir, "g.yaml", `sim: {}
 load: [{duration: 1s, rate: 2/s}]
-client_check: {max_send_lag: 2s}
+client_check: {max_send_lag: 2s, max_shortfall: 50%}
 observe: {interval: 250ms, after: 0s}
 guard: repause
 `)

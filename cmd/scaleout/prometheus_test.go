@@ -240,7 +240,7 @@ func TestCountersAcrossARestartThroughPrometheus(t *testing.T) {
 	path := writeFile(t, dir, "restart.yaml", `
 target: {url: `+srv.URL+`}
 load: [{duration: 4s, rate: 20/s}]
-client_check: {max_send_lag: 2s}
+client_check: {max_send_lag: 2s, max_shortfall: 50%}
 observe:
   prometheus: `+prom+`
   interval: 1s

@@ -56,7 +56,7 @@ func restScenario(t *testing.T, url string) (path, out string) {
 target: {url: `+url+`}
 request: {prompt_tokens: 8, max_tokens: 4}
 load: [{name: light, duration: 1s, rate: 5/s}]
-client_check: {max_send_lag: 2s}
+client_check: {max_send_lag: 2s, max_shortfall: 50%}
 observe:
   scrape: [`+url+`/metrics]
   interval: 100ms

@@ -61,7 +61,7 @@ target:
   model: m
   headers: {Authorization: 'Bearer ${SCALEOUT_TEST_GW_TOKEN}'}
 load: [{duration: 1s, rate: 30/s}]
-client_check: {max_send_lag: 2s}
+client_check: {max_send_lag: 2s, max_shortfall: 50%}
 observe:
   prometheus: `+prom.URL+`
   token: ${SCALEOUT_TEST_PROM_TOKEN}
