@@ -38,6 +38,10 @@ func (r *runner) awaitRest(ctx context.Context) (*timeline.Baseline, time.Time, 
 	r.sig.set(stop, stop)
 	limit := r.restLimit()
 	start := time.Now()
+	// known is the last reading in which every series had a value: when
+	// the wait ends on a reading with gaps (a scrape that timed out on a
+	// busy machine), the refusal still names what kept the fleet from rest.
+	var known *timeline.Baseline
 	for waiting := false; ; waiting = true {
 		at := time.Now()
 		smp := w.Sample(ctx)
@@ -48,6 +52,9 @@ func (r *runner) awaitRest(ctx context.Context) (*timeline.Baseline, time.Time, 
 			return nil, at, cannotRun(err)
 		}
 		b := r.baselineOf(smp, minQuery != "")
+		if len(b.Gaps) == 0 {
+			known = b
+		}
 		waited := at.Sub(start)
 		b.WaitedS = math.Round(waited.Seconds()*1000) / 1000
 		if b.AtRest || waited >= limit {
@@ -55,9 +62,13 @@ func (r *runner) awaitRest(ctx context.Context) (*timeline.Baseline, time.Time, 
 				r.o.Display.Rest(b, limit, true)
 			}
 			if !b.AtRest && limit > 0 {
+				why := strings.Join(b.NotAtRest, "; ")
+				if len(b.Gaps) > 0 && known != nil && !known.AtRest {
+					why = fmt.Sprintf("%s, when last read in full; the last reading: %s", strings.Join(known.NotAtRest, "; "), why)
+				}
 				return b, at, cannotRun(fmt.Errorf("the fleet is not at rest after waiting %s for it (%s): a run from there cannot show what its load does. "+
 					"Wait longer (--rest-wait 15m, or observe.rest_wait), or run from where it is (--rest-wait 0: the report names the baseline, and expectations that already held then do not count)",
-					scenario.FormatDuration(limit), strings.Join(b.NotAtRest, "; ")))
+					scenario.FormatDuration(limit), why))
 			}
 			return b, at, nil
 		}
