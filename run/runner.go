@@ -153,14 +153,16 @@ func Run(ctx context.Context, p *Plan, o Options) (res *Result, err error) {
 	// restored what it changed (the deferred calls run last to first).
 	defer r.reraise()
 	r.sig = watchInterrupts(ctx, o.Signals, r.recovered)
-	if err := p.Kube.start(ctx, r.recovered); err != nil {
-		return nil, err
-	}
 	if p.Scenario.Guard == "act" && p.guards() { // a shard other than 0 leaves the guard to shard 0
 		defer r.guardNet(&err)
 		if err := r.unpause(ctx); err != nil {
 			return nil, err
 		}
+	}
+	// The source lists what is there once the guard has acted (the HPA
+	// KEDA made), then follows every change.
+	if err := p.Kube.start(ctx, r.recovered); err != nil {
+		return nil, err
 	}
 	return r.run(ctx)
 }
