@@ -452,19 +452,29 @@ func (s *Source) fresh(at time.Time) bool {
 	return !at.IsZero() && !at.Before(s.started.Add(-time.Second))
 }
 
+// keep stores a copy of the object a watch reported in *dst, or nil once
+// it is deleted.
+func keep[T interface {
+	comparable
+	DeepCopy() T
+}](mu *sync.Mutex, dst *T, typ watch.EventType, o T) {
+	mu.Lock()
+	defer mu.Unlock()
+	var none T
+	if typ == watch.Deleted {
+		*dst = none
+	} else {
+		*dst = o.DeepCopy()
+	}
+}
+
 // applyHPA keeps the HPA and tells its condition changes.
 func (s *Source) applyHPA(typ watch.EventType, o runtime.Object) {
 	h, ok := o.(*autoscalingv2.HorizontalPodAutoscaler)
 	if !ok {
 		return
 	}
-	s.mu.Lock()
-	if typ == watch.Deleted {
-		s.hpa = nil
-	} else {
-		s.hpa = h.DeepCopy()
-	}
-	s.mu.Unlock()
+	keep(&s.mu, &s.hpa, typ, h)
 	if typ == watch.Deleted {
 		s.add(Event{At: s.now(), Kind: timeline.K8sCondition, Text: fmt.Sprintf("HPA %s deleted (KEDA deletes it when the ScaledObject is paused or deleted)", s.t.HPA)})
 		s.forget("hpa/")
@@ -575,12 +585,8 @@ func (s *Source) applyDeployment(ctx context.Context, typ watch.EventType, o run
 	if !ok {
 		return
 	}
+	keep(&s.mu, &s.dep, typ, d)
 	s.mu.Lock()
-	if typ == watch.Deleted {
-		s.dep = nil
-	} else {
-		s.dep = d.DeepCopy()
-	}
 	start := !s.podsOn && typ != watch.Deleted && d.Spec.Selector != nil
 	if start {
 		s.podsOn = true
@@ -693,13 +699,7 @@ func (s *Source) applySO(typ watch.EventType, o runtime.Object) {
 	if !ok {
 		return
 	}
-	s.mu.Lock()
-	if typ == watch.Deleted {
-		s.so = nil
-	} else {
-		s.so = u.DeepCopy()
-	}
-	s.mu.Unlock()
+	keep(&s.mu, &s.so, typ, u)
 	if typ == watch.Deleted {
 		s.add(Event{At: s.now(), Kind: timeline.SOCondition, Text: "ScaledObject " + s.t.ScaledObject.String() + " deleted: KEDA no longer scales the Deployment"})
 		s.forget("so/")

@@ -475,6 +475,13 @@ expect: [desired >= 2]
 	if r.Verdict != timeline.Pass {
 		t.Errorf("verdict %s: %+v", r.Verdict, r.Expectations)
 	}
+	var text strings.Builder
+	if err := timeline.WriteText(&text, r, timeline.TextOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text.String(), "(API time)") || !strings.Contains(text.String(), "New size: 2") {
+		t.Errorf("the printed run does not show the rescale and its API time:\n%s", text.String())
+	}
 }
 
 func errorsAs(err error, target any) bool { return errors.As(err, target) }
