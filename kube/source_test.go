@@ -191,3 +191,15 @@ func TestSourcePanicIsRouted(t *testing.T) {
 		t.Fatal("the panic was not routed")
 	}
 }
+
+// The ScaledObject deleted mid-run: told, and its conditions forgotten.
+func TestSourceTellsScaledObjectDeleted(t *testing.T) {
+	k := newCluster(t, nil, soObj(nil, soCond("Ready", "True", "ScaledObjectReady", "")))
+	s := start(t, k, Targets{ScaledObject: soRef})
+	k.awaitOpen(t, "scaledobjects", 1)
+	k.watch("scaledobjects").Delete(soObj(nil))
+	await(t, s, "the deletion", func() bool {
+		_, ok := hasEvent(s, "so_condition", "ScaledObject serving/raw-vllm deleted: KEDA no longer scales the Deployment")
+		return ok
+	})
+}
