@@ -211,6 +211,7 @@ func (r *runner) repause(ctx context.Context) *timeline.GuardResult {
 		return g
 	}
 	g.Before = r.pauser.Before().String()
+	r.repaused = true // whatever comes of it, the report tells it: guardNet does not try again
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), restoreWait)
 	err := r.pauser.Restore(rctx)
 	cancel()
@@ -258,11 +259,8 @@ func (r *runner) loudRestoreFailure(err error) {
 // command to run.
 func (r *runner) guardNet(err *error) {
 	g := r.pauser
-	if g == nil || !g.Changed() {
-		return
-	}
-	if _, to := g.Window(); !to.IsZero() {
-		return // restored by the report's guard
+	if g == nil || !g.Changed() || r.repaused {
+		return // nothing changed, or the report's guard has restored it (or said loudly that it could not)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), restoreWait)
 	defer cancel()

@@ -264,7 +264,7 @@ func checkGuard(t *testing.T, res *Result) {
 	}
 	data, err := os.ReadFile(filepath.Join(res.Dir, "report.json"))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v (the run directory's error: %v)", err, res.WriteErr)
 	}
 	if !strings.Contains(string(data), `"unpaused": {`) {
 		t.Errorf("report.json has no guard.unpaused window")
@@ -596,3 +596,35 @@ func TestPlanKubeReachability(t *testing.T) {
 }
 
 type measureSeries = measure.Series
+
+// A pause the guard cannot put back (the API refuses the patch): the run
+// fails, the report says the ScaledObject is still un-paused, and the exact
+// kubectl command is printed.
+func TestGuardActCannotRepause(t *testing.T) {
+	f := newFakeKEDA(t, pausedAnn)
+	_, url := serveSim(t)
+	patches := 0
+	f.dyn.PrependReactor("patch", "scaledobjects", func(k8stesting.Action) (bool, runtime.Object, error) {
+		patches++ // the run's goroutine alone patches
+		if patches > 1 {
+			return true, nil, apierrors.NewForbidden(kube.ScaledObjects.GroupResource(), "raw-vllm", errors.New("token expired"))
+		}
+		return false, nil, nil
+	})
+	var log strings.Builder
+	res, err := runAct(t, actScenario(t, url, "ready >= 1 at end"), Options{Log: &syncWriter{w: &log}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := res.Report.Guard
+	cmd := "kubectl -n serving annotate scaledobject raw-vllm --overwrite autoscaling.keda.sh/paused=true"
+	if res.Report.Verdict != timeline.Fail || g == nil || g.OK || g.State != "unpaused" || g.Command != cmd || g.Unpaused == nil || g.Unpaused.End != nil {
+		t.Errorf("verdict %s, guard %+v", res.Report.Verdict, g)
+	}
+	if !strings.Contains(log.String(), "!!!     "+cmd) {
+		t.Errorf("the command is not printed:\n%s", log.String())
+	}
+	if _, paused := f.annotations(t)[kube.PausedAnnotation]; paused {
+		t.Error("the fake refused the patch, yet the ScaledObject is paused")
+	}
+}

@@ -80,6 +80,8 @@ type runner struct {
 	abort context.CancelFunc // ends the run (a goroutine panicked)
 	// pauser is the guard that acts (guard: act); nil otherwise.
 	pauser *kube.Pauser
+	// repaused: the report's guard has tried to restore the pause.
+	repaused bool
 	// access are the findings of the access review made before the guard
 	// acted (shown with the preflight's).
 	access []Finding
