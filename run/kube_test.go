@@ -628,3 +628,61 @@ func TestGuardActCannotRepause(t *testing.T) {
 		t.Error("the fake refused the patch, yet the ScaledObject is paused")
 	}
 }
+
+// The API server going away mid-run: the API's series are gaps that say
+// why (never the last value), and a k8s_watch event marks the gap.
+func TestAPIGapMidRun(t *testing.T) {
+	f := newFakeKEDA(t, nil)
+	_, url := serveSim(t)
+	var mu sync.Mutex
+	var first *watch.FakeWatcher
+	calls := 0
+	f.core.PrependWatchReactor("horizontalpodautoscalers", func(k8stesting.Action) (bool, watch.Interface, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if calls == 1 {
+			first = watch.NewFake()
+			return true, first, nil
+		}
+		return true, nil, errors.New("dial tcp 127.0.0.1:6443: connect: connection refused")
+	})
+	dir := t.TempDir()
+	path := filepath.Join(dir, "gap.yaml")
+	if err := os.WriteFile(path, []byte(`
+target: {url: `+url+`}
+request: {prompt_tokens: 8, max_tokens: 4}
+load: [{name: light, duration: 1s, rate: 5/s}]
+observe: {interval: 100ms, after: 0s, rest_wait: 0s, hpa: serving/keda-hpa-raw-vllm, deployment: serving/raw-vllm, kubernetes: {}}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := runAct(t, path, Options{Display: hooks{onStage: func(int) {
+		mu.Lock()
+		defer mu.Unlock()
+		first.Stop()
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := res.Report
+	gapEvent := false
+	for _, e := range r.Events {
+		gapEvent = gapEvent || e.Kind == timeline.K8sWatch && strings.Contains(e.Text, "hpa: gap: watch: dial tcp 127.0.0.1:6443: connect: connection refused")
+	}
+	if !gapEvent {
+		t.Errorf("no k8s_watch gap event: %+v", r.Events)
+	}
+	gapRows := 0
+	for _, row := range r.Timeline {
+		if strings.Contains(row.Gaps["desired"], "kubernetes watch down") {
+			gapRows++
+			if row.Series["desired"] != nil {
+				t.Errorf("row %v has a value in a gap", row.T)
+			}
+		}
+	}
+	if gapRows == 0 {
+		t.Errorf("no row of desired says the watch is down: %+v", r.Timeline)
+	}
+}
