@@ -170,6 +170,19 @@ func serveSim(t *testing.T) (*sim.Fleet, string) {
 	return fleet, srv.URL
 }
 
+// apiScenario writes a short run reading the API alone (the scenario's
+// load and expectations, then observe); it returns the file's path.
+func apiScenario(t *testing.T, url, rest string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "api.yaml")
+	text := "target: {url: " + url + "}\nrequest: {prompt_tokens: 8, max_tokens: 4}\n" + rest +
+		"observe: {interval: 100ms, after: 0s, rest_wait: 0s, hpa: serving/keda-hpa-raw-vllm, deployment: serving/raw-vllm, kubernetes: {}}\n"
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // actScenario is a short run with the acting guard, reading the API alone.
 func actScenario(t *testing.T, url, expect string) string {
 	t.Helper()
@@ -425,17 +438,7 @@ func TestMissingVerbRefusesBeforeTheLoad(t *testing.T) {
 func TestAPIEventsAndKPIs(t *testing.T) {
 	f := newFakeKEDA(t, nil)
 	_, url := serveSim(t)
-	dir := t.TempDir()
-	path := filepath.Join(dir, "api.yaml")
-	if err := os.WriteFile(path, []byte(`
-target: {url: `+url+`}
-request: {prompt_tokens: 8, max_tokens: 4}
-load: [{name: light, duration: 2s, rate: 5/s}]
-observe: {interval: 100ms, after: 0s, rest_wait: 0s, hpa: serving/keda-hpa-raw-vllm, deployment: serving/raw-vllm, kubernetes: {}}
-expect: [desired >= 2]
-`), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := apiScenario(t, url, "load: [{name: light, duration: 2s, rate: 5/s}]\nexpect: [desired >= 2]\n")
 	var at time.Time
 	res, err := runAct(t, path, Options{Display: hooks{onStage: func(int) {
 		at = time.Now().Add(time.Second).Truncate(time.Second)
@@ -647,16 +650,7 @@ func TestAPIGapMidRun(t *testing.T) {
 		}
 		return true, nil, errors.New("dial tcp 127.0.0.1:6443: connect: connection refused")
 	})
-	dir := t.TempDir()
-	path := filepath.Join(dir, "gap.yaml")
-	if err := os.WriteFile(path, []byte(`
-target: {url: `+url+`}
-request: {prompt_tokens: 8, max_tokens: 4}
-load: [{name: light, duration: 1s, rate: 5/s}]
-observe: {interval: 100ms, after: 0s, rest_wait: 0s, hpa: serving/keda-hpa-raw-vllm, deployment: serving/raw-vllm, kubernetes: {}}
-`), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := apiScenario(t, url, "load: [{name: light, duration: 1s, rate: 5/s}]\n")
 	res, err := runAct(t, path, Options{Display: hooks{onStage: func(int) {
 		mu.Lock()
 		defer mu.Unlock()
