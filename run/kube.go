@@ -40,7 +40,9 @@ const SourceAPI = "kubernetes API"
 // simulator does not serve the run, a client configuration is found and
 // the cluster answers. Named explicitly (observe.kubernetes, --kubeconfig,
 // --context) or needed by guard: act, a cluster that cannot be read is an
-// error; otherwise the run goes on with Prometheus alone and a note says why.
+// error (and a missing permission fails the preflight); otherwise the run
+// goes on with Prometheus alone and a note says why, also when the identity
+// found may not read the objects.
 func (p *Plan) planKube(ctx context.Context) (note string, err error) {
 	s := p.Scenario
 	k := s.Observe.Kubernetes
@@ -78,6 +80,19 @@ func (p *Plan) planKube(ctx context.Context) (note string, err error) {
 			return "", cannotRun(err)
 		}
 		return err.Error() + ": desired, current and ready come from Prometheus alone", nil
+	}
+	if !must {
+		// Found by the default loading rules, not asked for: an identity
+		// that may not read the objects (a Job's service account without
+		// deploy/rbac.yaml, a narrow context) keeps the run as it was.
+		missing, err := c.Missing(ctx, kube.Needs(t, false))
+		switch {
+		case err != nil:
+			return err.Error() + ": desired, current and ready come from Prometheus alone", nil
+		case len(missing) > 0:
+			return fmt.Sprintf("the Kubernetes API at %s is not read: not allowed to %s (kubectl apply -f deploy/rbac.yaml, or name the cluster with --kubeconfig/--context to make this an error); desired, current and ready come from Prometheus alone",
+				c.Where, strings.Join(missing, "; ")), nil
+		}
 	}
 	p.Kube = &kubeSide{client: c, targets: t}
 	p.Scenario.Observe.Series = apiSeries(s.Observe.Series, t, s.Observe.Source())

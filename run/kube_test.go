@@ -591,6 +591,16 @@ func TestPlanKubeReachability(t *testing.T) {
 		t.Fatalf("unreachable, not named: kube %v, notes %v, err %v", p.Kube, p.Notes, err)
 	}
 	p.Close()
+	// Reachable, not named, and not allowed to watch events: a note, the
+	// run as before.
+	f := newFakeKEDA(t, nil)
+	f.deny = func(verb, resource string) bool { return verb == "watch" && resource == "events" }
+	p, err = Prepare(context.Background(), plain, scenario.Overrides{})
+	if err != nil || p.Kube != nil || len(p.Notes) != 1 || !strings.Contains(p.Notes[0], "not allowed to watch events in namespace serving") {
+		t.Fatalf("reachable but denied, not named: kube %v, notes %v, err %v", p.Kube, p.Notes, err)
+	}
+	p.Close()
+	kubeConnect = func(kube.Config) (*kube.Client, error) { return &kube.Client{Core: down, Where: "context down"}, nil }
 	_, err = Prepare(context.Background(), plain, scenario.Overrides{Context: "down"})
 	var re *Error
 	if !errors.As(err, &re) || re.Class != CannotRun {
