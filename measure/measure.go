@@ -96,6 +96,9 @@ func (r *Request) TokensPerEvent() float64 {
 type Series struct {
 	Name  string
 	Query string
+	// Source names where the values come from ("prometheus", "scrape",
+	// "kubernetes API", "computed"); "" when the run did not say.
+	Source string
 }
 
 // Value is one series at one sample: a number, or a gap with its reason.

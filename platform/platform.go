@@ -21,6 +21,10 @@ const (
 	Current   = "current"   // the HPA's current replicas
 	Ready     = "ready"     // the Deployment's ready replicas
 	Predicted = "predicted" // the desired replicas KEDA and the HPA should compute (from a ScaledObject)
+
+	// CrossCheckSuffix names a replica series read from Prometheus beside
+	// the same series read from the Kubernetes API (desired_prom).
+	CrossCheckSuffix = "_prom"
 )
 
 // Known tells whether name is one of the series names above.

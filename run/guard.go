@@ -2,10 +2,12 @@ package run
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/scaleout/scaleout/kube"
 	"github.com/scaleout/scaleout/platform"
 	"github.com/scaleout/scaleout/promwatch"
 	"github.com/scaleout/scaleout/scenario"
@@ -99,8 +101,15 @@ func guardState(ctx context.Context, s *scenario.Scenario, src promwatch.Evaluat
 // strict it fails the run (Decide).
 func (r *runner) guard(ctx context.Context, rep *timeline.Report) {
 	s, src := r.p.Scenario, r.p.Source
-	if s.Guard != "repause" || !r.p.guards() {
+	if !r.p.guards() {
 		return // a shard other than 0 leaves the guard to shard 0
+	}
+	if s.Guard == "act" {
+		rep.Guard = r.repause(ctx)
+		return
+	}
+	if s.Guard != "repause" {
+		return
 	}
 	g := &timeline.GuardResult{Required: "repause"}
 	rep.Guard = g
@@ -144,4 +153,126 @@ func (r *runner) guard(ctx context.Context, rep *timeline.Report) {
 	} else {
 		fmt.Fprintf(r.o.Log, "guard: could not confirm that the ScaledObject is paused: %s\n", g.Detail)
 	}
+}
+
+// restoreWait bounds the guard's attempts to put the pause back while the
+// API does not answer.
+const restoreWait = 30 * time.Second
+
+// unpause is the start of guard: act. It first asks whether this identity
+// may do all the run will (the patch that restores the pause included:
+// nothing is changed that cannot be put back), then removes KEDA's pause
+// annotations and waits for KEDA to make the HPA.
+func (r *runner) unpause(ctx context.Context) error {
+	k := r.p.Kube
+	r.access = k.accessFindings(ctx, true)
+	for _, f := range r.access {
+		if f.Level == Fail {
+			r.o.Display.Preflight(r.access, cannotRun(&PreflightError{[]Finding{f}}))
+			return cannotRun(&PreflightError{[]Finding{f}})
+		}
+	}
+	r.pauser = kube.NewPauser(k.client, k.targets.ScaledObject, k.targets.HPA)
+	if err := r.pauser.Unpause(ctx); err != nil {
+		return cannotRun(err)
+	}
+	if !r.pauser.Changed() {
+		fmt.Fprintf(r.o.Log, "guard: ScaledObject %s is not paused (%s): nothing to un-pause or restore\n", k.targets.ScaledObject, r.pauser.Before())
+		return nil
+	}
+	fmt.Fprintf(r.o.Log, "guard: un-paused ScaledObject %s (it had %s); the pause is restored when the run ends, however it ends\n", k.targets.ScaledObject, r.pauser.Before())
+	wait, stop := context.WithTimeout(ctx, max(r.o.GuardWait, 10*time.Second))
+	defer stop()
+	r.sig.set(stop, stop)
+	err := r.pauser.WaitHPA(wait)
+	if r.sig.count() > 0 {
+		return ErrInterrupted
+	}
+	if err != nil {
+		return cannotRun(err)
+	}
+	return nil
+}
+
+// repause restores the pause annotations exactly as they were, then waits
+// (at most --guard-wait) until KEDA honours the pause (Paused=True, or the
+// HPA gone). An interrupt does not stop the restore, only the wait for
+// KEDA. The window the ScaledObject was un-paused is reported: it costs
+// money.
+func (r *runner) repause(ctx context.Context) *timeline.GuardResult {
+	g := &timeline.GuardResult{Required: "act"}
+	so := r.p.Kube.targets.ScaledObject
+	if r.pauser == nil || !r.pauser.Changed() {
+		g.State, g.OK = "untouched", true
+		g.Detail = "ScaledObject " + so.String() + " was not paused before the run: the guard changed nothing"
+		if r.pauser != nil {
+			g.Before = r.pauser.Before().String()
+		}
+		return g
+	}
+	g.Before = r.pauser.Before().String()
+	r.repaused = true // whatever comes of it, the report tells it: guardNet does not try again
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), restoreWait)
+	err := r.pauser.Restore(rctx)
+	cancel()
+	from, to := r.pauser.Window()
+	g.Unpaused = &timeline.UnpausedWindow{Start: from.UTC()}
+	if err != nil {
+		g.State, g.Detail, g.Command = "unpaused", err.Error(), r.pauser.Command()
+		g.Unpaused.DurationS = timeline.Round3(time.Since(from).Seconds())
+		r.loudRestoreFailure(err)
+		return g
+	}
+	end := to.UTC()
+	g.Unpaused.End, g.Unpaused.DurationS = &end, timeline.Round3(to.Sub(from).Seconds())
+	wait, stop := context.WithTimeout(context.WithoutCancel(ctx), max(r.o.GuardWait, time.Second))
+	defer stop()
+	r.sig.set(stop, stop)
+	how, err := r.pauser.Verify(wait)
+	if err != nil {
+		g.State, g.Detail = "unknown", fmt.Sprintf("the pause annotations are restored (%s), but %v within %s", g.Before, err, scenario.FormatDuration(max(r.o.GuardWait, time.Second)))
+		g.Command = r.pauser.Command()
+		fmt.Fprintf(r.o.Log, "\n!!! GUARD: %s.\n!!! Check it: kubectl -n %s get scaledobject %s; kubectl -n %s get hpa\n\n", g.Detail, so.Namespace, so.Name, so.Namespace)
+		return g
+	}
+	g.State, g.OK, g.Verified = "paused", true, how
+	g.Detail = fmt.Sprintf("restored %s on ScaledObject %s after %s un-paused; %s", g.Before, so, scenario.FormatDuration(to.Sub(from)), how)
+	fmt.Fprintf(r.o.Log, "guard: ok — %s\n", g.Detail)
+	return g
+}
+
+// loudRestoreFailure says, as loudly as the terminal allows, that the
+// ScaledObject is still un-paused and what to run.
+func (r *runner) loudRestoreFailure(err error) {
+	fmt.Fprintf(r.o.Log, `
+!!! GUARD: %v
+!!! The ScaledObject is still UN-PAUSED: with minReplicaCount >= 1 it keeps a GPU node up around the clock.
+!!! Re-pause it now:
+!!!     %s
+
+`, err, r.pauser.Command())
+}
+
+// guardNet restores the pause on the paths that never reach the report:
+// an error or an interrupt before the load, a panic. A pause that cannot
+// be restored there turns the run's outcome into an error naming the
+// command to run.
+func (r *runner) guardNet(err *error) {
+	g := r.pauser
+	if g == nil || !g.Changed() || r.repaused {
+		return // nothing changed, or the report's guard has restored it (or said loudly that it could not)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), restoreWait)
+	defer cancel()
+	if rerr := g.Restore(ctx); rerr != nil {
+		r.loudRestoreFailure(rerr)
+		*err = errors.Join(*err, cannotRun(rerr))
+		return
+	}
+	how, verr := g.Verify(ctx)
+	if verr != nil {
+		fmt.Fprintf(r.o.Log, "guard: restored %s on ScaledObject %s, but %v\n", g.Before(), r.p.Kube.targets.ScaledObject, verr)
+		return
+	}
+	fmt.Fprintf(r.o.Log, "guard: restored %s on ScaledObject %s; %s\n", g.Before(), r.p.Kube.targets.ScaledObject, how)
 }

@@ -60,6 +60,11 @@ type Plan struct {
 	// HPASync is one sync of the HPA that acts on the run: the embedded
 	// simulator's, else Kubernetes' default.
 	HPASync time.Duration
+	// Kube reads the Kubernetes API (the HPA, the Deployment, its pods,
+	// their events, the ScaledObject); nil when the run does not.
+	Kube *kubeSide
+	// Notes are remarks for the report (why the API is not read).
+	Notes []string
 
 	shard Shard // SetShard: this run is one shard of a sharded run
 }
@@ -139,18 +144,37 @@ func prepare(ctx context.Context, s *scenario.Scenario, otherTarget bool) (p *Pl
 	if p.Scenario, err = s.Resolve(c); err != nil {
 		return p, err
 	}
+	note, err := p.planKube(ctx)
+	if err != nil {
+		return p, err
+	}
+	if note != "" {
+		p.Notes = append(p.Notes, note)
+	}
 	s = p.Scenario
 	p.Secrets = redact.New(s.Secrets()...)
 	p.Columns = s.Observe.Series
 	if p.Triggers != nil && len(p.Triggers.names) > 0 && s.Observe.Source() {
 		p.Predicts = true
 		p.Columns = append(append([]measure.Series(nil), p.Columns...),
-			measure.Series{Name: platform.Predicted, Query: "(computed from the triggers as KEDA and the HPA would)"})
+			measure.Series{Name: platform.Predicted, Query: "(computed from the triggers as KEDA and the HPA would)", Source: "computed"})
+	}
+	for i, c := range p.Columns {
+		switch {
+		case c.Source != "":
+		case s.Observe.Prometheus != "":
+			p.Columns[i].Source = "prometheus"
+		case len(s.Observe.Scrape) > 0:
+			p.Columns[i].Source = "scrape"
+		}
 	}
 	var errs scenario.Errors
 	p.Expect, p.Until, errs = parseExpectations(s, p.Columns)
 	if p.Source, err = newSource(s, p.Secrets.Text); err != nil {
 		errs = append(errs, asErrors(err)...)
+	}
+	if p.Kube != nil {
+		p.Source = &kubeEval{inner: p.Source, k: p.Kube}
 	}
 	if p.Prompts, err = promptSource(s); err != nil {
 		errs = append(errs, asErrors(err)...)
@@ -171,10 +195,12 @@ func asErrors(err error) scenario.Errors {
 	return scenario.Errors{&scenario.Error{Msg: err.Error()}}
 }
 
-// Close stops the embedded simulator; nil-safe and idempotent.
+// Close stops the embedded simulator and the Kubernetes source; nil-safe
+// and idempotent.
 func (p *Plan) Close() {
 	if p != nil {
 		p.Sim.stop()
+		p.Kube.close()
 	}
 }
 

@@ -71,6 +71,7 @@ func preflight(ctx context.Context, p *Plan) ([]Finding, string, error) {
 	var fs []Finding
 	model := checkTarget(ctx, s, &fs)
 	checkScaledObject(trig, src, &fs)
+	checkKube(ctx, p, &fs)
 	checkObservation(ctx, s, src, trig, &fs)
 	var fails []Finding
 	for i, f := range fs {
@@ -179,6 +180,24 @@ func checkScaledObject(trig *Triggers, src promwatch.Evaluator, fs *[]Finding) {
 	}
 }
 
+// checkKube checks, when the run reads the Kubernetes API, that this
+// identity may do what the run will (unless the guard asked already), and
+// runs the runbook's troubleshooting checks on the objects.
+func checkKube(ctx context.Context, p *Plan, fs *[]Finding) {
+	if p.Kube == nil {
+		return
+	}
+	act := p.Scenario.Guard == "act"
+	if !act {
+		access := p.Kube.accessFindings(ctx, false)
+		*fs = append(*fs, access...)
+		if slices.ContainsFunc(access, func(f Finding) bool { return f.Level == Fail }) {
+			return
+		}
+	}
+	*fs = append(*fs, p.Kube.diagnoseFindings(ctx, act)...)
+}
+
 // index is the place in spec.triggers of the i-th prometheus trigger (the
 // number KEDA and the lint use).
 func (t *Triggers) index(i int) int { return t.so.Prometheus()[i].Index }
@@ -258,6 +277,8 @@ func checkObservation(ctx context.Context, s *scenario.Scenario, src promwatch.E
 			*fs = append(*fs, Finding{Warn, fmt.Sprintf("series %s: %s", ser.Name, w), ""})
 		}
 		switch {
+		case r.Err != nil && ser.Source == SourceAPI:
+			*fs = append(*fs, Finding{Fail, fmt.Sprintf("series %s (from the Kubernetes API): %s", ser.Name, v.Gap), "see the Kubernetes findings above"})
 		case r.Err != nil:
 			*fs = append(*fs, Finding{Fail, fmt.Sprintf("series %s: %s", ser.Name, v.Gap), "fix the query: " + ser.Query})
 		case len(r.Vector) == 0 && paused != "" && isHPA(ser.Name):

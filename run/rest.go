@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/scaleout/scaleout/kube"
 	"github.com/scaleout/scaleout/measure"
 	"github.com/scaleout/scaleout/platform"
 	"github.com/scaleout/scaleout/promwatch"
@@ -29,6 +30,9 @@ func (r *runner) awaitRest(ctx context.Context) (*timeline.Baseline, time.Time, 
 	}
 	series := s.Observe.Series
 	minQuery := hpaMinQuery(s.Observe.HPA)
+	if k := r.p.Kube; k != nil && k.targets.HPA.Set() {
+		minQuery = kube.Query(k.targets, kube.Min)
+	}
 	if minQuery != "" {
 		series = append(slices.Clip(series), measure.Series{Name: "min", Query: minQuery})
 	}

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/scaleout/scaleout/internal/atomicfile"
 	"github.com/scaleout/scaleout/internal/weburl"
+	"github.com/scaleout/scaleout/kube"
 	"github.com/scaleout/scaleout/loadgen"
 	"github.com/scaleout/scaleout/measure"
 	"github.com/scaleout/scaleout/promwatch"
@@ -74,7 +76,59 @@ type runner struct {
 	p     *Plan
 	o     Options
 	sig   *interrupts
-	clock stageClock // a shard's stages on the common clock
+	clock stageClock         // a shard's stages on the common clock
+	abort context.CancelFunc // ends the run (a goroutine panicked)
+	// pauser is the guard that acts (guard: act); nil otherwise.
+	pauser *kube.Pauser
+	// repaused: the report's guard has tried to restore the pause.
+	repaused bool
+	// access are the findings of the access review made before the guard
+	// acted (shown with the preflight's).
+	access []Finding
+
+	panicMu  sync.Mutex
+	panicked *goPanic // the first panic recovered in a goroutine of the run
+}
+
+// goPanic is a panic recovered in a goroutine, with where it happened.
+type goPanic struct {
+	v     any
+	stack []byte
+}
+
+// recovered takes a panic recovered in one of the run's goroutines: the
+// first is kept and the run is ended, so the guard still restores what it
+// changed before the panic is raised again (reraise).
+func (r *runner) recovered(v any) {
+	r.panicMu.Lock()
+	if r.panicked == nil {
+		r.panicked = &goPanic{v: v, stack: debug.Stack()}
+	}
+	r.panicMu.Unlock()
+	r.abort()
+}
+
+// safe runs f with a recover that routes a panic to recovered.
+func (r *runner) safe(f func()) func() {
+	return func() {
+		defer func() {
+			if v := recover(); v != nil {
+				r.recovered(v)
+			}
+		}()
+		f()
+	}
+}
+
+// reraise raises a panic recovered in a goroutine again, on the run's own
+// goroutine, after everything else Run defers.
+func (r *runner) reraise() {
+	r.panicMu.Lock()
+	p := r.panicked
+	r.panicMu.Unlock()
+	if p != nil {
+		panic(fmt.Sprintf("%v\n\ngoroutine that panicked:\n%s", p.v, p.stack))
+	}
 }
 
 // Run executes the plan: the preflight, the stages in order while the
@@ -83,7 +137,7 @@ type runner struct {
 // once the first request may have been sent. The error is the run's own
 // failure (preflight, run directory, load generator); an interrupt is not
 // an error but a partial report.
-func Run(ctx context.Context, p *Plan, o Options) (*Result, error) {
+func Run(ctx context.Context, p *Plan, o Options) (res *Result, err error) {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
@@ -95,7 +149,23 @@ func Run(ctx context.Context, p *Plan, o Options) (*Result, error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	r := &runner{p: p, o: o, sig: watchInterrupts(ctx, o.Signals)}
+	r := &runner{p: p, o: o, abort: cancel}
+	// A panic in a goroutine of the run is recovered there and ends the
+	// run; it is raised again here once the run is over and the guard has
+	// restored what it changed (the deferred calls run last to first).
+	defer r.reraise()
+	r.sig = watchInterrupts(ctx, o.Signals, r.recovered)
+	if p.Scenario.Guard == "act" && p.guards() { // a shard other than 0 leaves the guard to shard 0
+		defer r.guardNet(&err)
+		if err := r.unpause(ctx); err != nil {
+			return nil, err
+		}
+	}
+	// The source lists what is there once the guard has acted (the HPA
+	// KEDA made), then follows every change.
+	if err := p.Kube.start(ctx, r.recovered); err != nil {
+		return nil, err
+	}
 	return r.run(ctx)
 }
 
@@ -112,6 +182,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		r.sig.set(stopPre, stopPre)
 		var err error
 		findings, model, err = preflight(preCtx, r.p)
+		findings = append(append([]Finding(nil), r.access...), findings...)
 		stopPre()
 		if r.sig.count() > 0 {
 			return nil, ErrInterrupted
@@ -208,7 +279,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		// would give values of a later moment than the sample's.
 		w := &promwatch.Watcher{Eval: counters.tap(r.p.Source), Series: s.Observe.Series, Epoch: epoch, Timeout: s.Observe.Interval}
 		ticker := time.NewTicker(s.Observe.Interval)
-		background.Go(func() {
+		background.Go(r.safe(func() {
 			defer ticker.Stop()
 			w.Run(watchCtx, ticker.C, func(smp measure.Sample) {
 				if r.p.Predicts {
@@ -217,9 +288,9 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 				tl.AddSample(smp)
 				samples.notify()
 			})
-		})
+		}))
 	}
-	background.Go(func() { watchCap(watchCtx, gen, tl, epoch, maxInFlight) })
+	background.Go(r.safe(func() { watchCap(watchCtx, gen, tl, epoch, maxInFlight) }))
 
 	r.o.Display.Start(Live{Plan: r.p, Generator: gen, Timeline: tl, Epoch: epoch, MaxInFlight: maxInFlight})
 
@@ -273,10 +344,10 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		fmt.Fprintf(r.o.Log, "\nscaleout: %s: ending the observation; waiting for requests in flight (%s again to abort them)\n", r.sig.name(), r.sig.name())
 	}, gen.Abort)
 	drained := make(chan struct{})
-	go func() {
+	go r.safe(func() {
 		defer close(drained)
 		drain(ctx, r.o.Log, gen, r.o.Drain)
-	}()
+	})()
 	if r.p.Source != nil && s.Observe.After > 0 && loadCtx.Err() == nil && failure == nil {
 		deadline := time.NewTimer(s.Observe.After)
 		watchScaleIn(afterCtx, samples, deadline.C, tl, tcfg.Grace+s.Observe.Interval)
@@ -312,8 +383,13 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 			meta.Notes = append(meta.Notes, "preflight: "+f.String())
 		}
 	}
+	meta.Notes = append(meta.Notes, r.p.Notes...)
+	apiEvents := r.p.Kube.addEvents(tl, epoch)
 	rep := tl.Report(end, meta)
 	r.noteShard(rep)
+	if r.p.Kube != nil {
+		apiKPIs(rep, apiEvents, loadEnd.Seconds())
+	}
 	rep.RequestsJSONL = &lines
 	if lines < rep.Load.Requests {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("requests.jsonl holds %d of the %d requests: %v", lines, rep.Load.Requests, res.WriteErr))
@@ -371,13 +447,13 @@ func (r *runner) stage(ctx context.Context, i int, start time.Time, gen *loadgen
 		if err != nil {
 			return timeline.ByError, err // Prepare has checked it: not reached
 		}
-		untilDone.Go(func() {
+		untilDone.Go(r.safe(func() {
 			if waitUntil(stageCtx, samples, func() bool { return live.Holds(tl) }) {
 				r.clock.untilAt.Store(int64(tl.Latest().At))
 				untilHeld.Store(true)
 				gen.Stop()
 			}
-		})
+		}))
 	}
 	u := startUsage(gen.Live().CapReached)
 	ls := r.p.loadStage(i)
@@ -544,12 +620,17 @@ type interrupts struct {
 	first, second func()
 }
 
-func watchInterrupts(ctx context.Context, signals <-chan os.Signal) *interrupts {
+func watchInterrupts(ctx context.Context, signals <-chan os.Signal, onPanic func(any)) *interrupts {
 	in := &interrupts{}
 	if signals == nil {
 		return in
 	}
 	go func() {
+		defer func() {
+			if v := recover(); v != nil {
+				onPanic(v)
+			}
+		}()
 		for {
 			select {
 			case <-ctx.Done():
@@ -620,6 +701,9 @@ func (noDisplay) Stop()                                        {}
 // stand-in model: the preflight finds the real one), then the preflight.
 func Check(ctx context.Context, p *Plan) ([]Finding, error) {
 	if _, err := p.bodies("model"); err != nil {
+		return nil, err
+	}
+	if err := p.Kube.start(ctx, nil); err != nil {
 		return nil, err
 	}
 	findings, _, err := preflight(ctx, p)

@@ -38,9 +38,12 @@ type Scenario struct {
 	Threshold      float64       // queued requests per replica that should trigger scale-out (the "waiting > N" event)
 	Observe        Observe
 	Expect         []Expect // conditions that decide the verdict
-	Guard          string   // "" or "repause": the ScaledObject must be paused when the run ends
-	SLO            SLO
-	ClientCheck    ClientCheck // how the load generator's self-check judges a stage
+	// Guard is "" (none), "repause" (the ScaledObject must be paused when
+	// the run ends) or "act" (scaleout un-pauses it for the run and
+	// restores its pause annotations after, through the Kubernetes API).
+	Guard       string
+	SLO         SLO
+	ClientCheck ClientCheck // how the load generator's self-check judges a stage
 
 	sim        *yaml.Node            // the raw sim: block, decoded by DecodeSim
 	pos        map[string]*yaml.Node // where fields checked after loading stand in the file
@@ -138,6 +141,17 @@ type Observe struct {
 	Deployment   string        // NAMESPACE/NAME of the scaled Deployment
 	ScaledObject string        // a ScaledObject manifest to derive series and predictions from
 	Series       []measure.Series
+	// Kubernetes is the cluster whose API is read for the HPA, the
+	// Deployment, its pods and the ScaledObject (empty: client-go's
+	// default loading rules).
+	Kubernetes Kubernetes
+}
+
+// Kubernetes names a kubeconfig and a context in it.
+type Kubernetes struct {
+	Kubeconfig string
+	Context    string
+	Given      bool // observe.kubernetes, --kubeconfig or --context was given: the API must answer
 }
 
 // Source tells whether anything is observed.
@@ -253,8 +267,8 @@ func (s *Scenario) read(r *reader, root *yaml.Node, needLoad bool) {
 	}
 	if v := top.Get("guard"); v != nil {
 		s.Guard = r.str(v, "guard")
-		if s.Guard != "repause" && s.Guard != "none" {
-			r.Failf(v, "guard", "%q is not a guard (try repause)", s.Guard)
+		if s.Guard != "repause" && s.Guard != "act" && s.Guard != "none" {
+			r.Failf(v, "guard", "%q is not a guard (try repause or act)", s.Guard)
 		}
 		if s.Guard == "none" {
 			s.Guard = ""
@@ -555,6 +569,27 @@ func (s *Scenario) readObserve(r *reader, n *yaml.Node) {
 			r.Failf(v, "observe.scaledobject", "cannot read %s: %v", o.ScaledObject, unwrapPathError(err))
 		}
 	}
+	if v := m.Get("kubernetes"); v != nil {
+		km := r.Mapping(v, "observe.kubernetes")
+		o.Kubernetes.Given = true
+		if c := km.Get("kubeconfig"); c != nil {
+			o.Kubernetes.Kubeconfig = r.str(c, "observe.kubernetes.kubeconfig")
+			if k := o.Kubernetes.Kubeconfig; k != "" && !filepath.IsAbs(k) {
+				o.Kubernetes.Kubeconfig = filepath.Join(filepath.Dir(s.File), k)
+			}
+			if o.Kubernetes.Kubeconfig != "" {
+				if _, err := os.Stat(o.Kubernetes.Kubeconfig); err != nil {
+					r.Failf(c, "observe.kubernetes.kubeconfig", "cannot read %s: %v", o.Kubernetes.Kubeconfig, unwrapPathError(err))
+				}
+			}
+		}
+		if c := km.Get("context"); c != nil {
+			o.Kubernetes.Context = r.str(c, "observe.kubernetes.context")
+		}
+		km.Finish()
+	} else if m.Given("kubernetes") {
+		o.Kubernetes.Given = true // "kubernetes:" alone: the default loading rules, and the API must answer
+	}
 	if v := m.Get("series"); v != nil {
 		sm := r.Mapping(v, "observe.series")
 		for _, k := range sm.Keys() {
@@ -598,6 +633,9 @@ func validSeriesName(s string) bool {
 	return true
 }
 
+// AfterSet reports whether observe.after was given (file or flag).
+func (s *Scenario) AfterSet() bool { return s.afterSet }
+
 // HasSim reports whether the scenario carries a sim: block.
 func (s *Scenario) HasSim() bool { return s.sim != nil }
 
@@ -634,6 +672,9 @@ type Overrides struct {
 	RestWait     *time.Duration
 	ScaledObject string
 	Expect       []string
+	Kubeconfig   string // --kubeconfig
+	Context      string // --context
+	GuardAct     bool   // --guard-act: guard: act
 }
 
 // Apply puts the overrides on the scenario. A flag that names a source
@@ -682,6 +723,18 @@ func (s *Scenario) Apply(o Overrides) error {
 			flagErr("--scaledobject", "cannot read %s: %v", o.ScaledObject, unwrapPathError(err))
 		}
 		s.Observe.ScaledObject = o.ScaledObject
+	}
+	if o.Kubeconfig != "" {
+		if _, err := os.Stat(o.Kubeconfig); err != nil {
+			flagErr("--kubeconfig", "cannot read %s: %v", o.Kubeconfig, unwrapPathError(err))
+		}
+		s.Observe.Kubernetes.Kubeconfig, s.Observe.Kubernetes.Given = o.Kubeconfig, true
+	}
+	if o.Context != "" {
+		s.Observe.Kubernetes.Context, s.Observe.Kubernetes.Given = o.Context, true
+	}
+	if o.GuardAct {
+		s.Guard = "act"
 	}
 	for i, e := range o.Expect {
 		s.Expect = append(s.Expect, Expect{Text: e, File: fmt.Sprintf("--expect[%d]", i), Col: 1})

@@ -212,7 +212,7 @@ func TestErrors(t *testing.T) {
 		{"zero rate", "load: [{duration: 1s, rate: 0/s}]\n",
 			[]string{"load[0].rate: a rate of 0 sends nothing"}},
 		{"bad guard", "guard: always\nload: [{duration: 1s, rate: 1/s}]\n",
-			[]string{`guard: "always" is not a guard (try repause)`}},
+			[]string{`guard: "always" is not a guard (try repause or act)`}},
 		{"missing prompts file", "request: {prompts: nope.jsonl}\nload: [{duration: 1s, rate: 1/s}]\n",
 			[]string{"request.prompts: cannot read nope.jsonl: no such file or directory"}},
 		{"sample without file", "request: {prompts_sample: 100}\nload: [{duration: 1s, rate: 1/s}]\n",

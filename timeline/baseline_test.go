@@ -1,6 +1,7 @@
 package timeline
 
 import (
+	"io"
 	"testing"
 	"time"
 
@@ -123,5 +124,14 @@ func TestLiveFromTheBaseline(t *testing.T) {
 		if got := l.Holds(tl); got != s.want {
 			t.Errorf("step %d (%v): holds %v, want %v", i, s.v, got, s.want)
 		}
+	}
+}
+
+// A run that ends just after a row began leaves a last row whose span
+// rounds to 0: the page still renders (no NaN rate in its data).
+func TestHTMLRowOfZeroSpan(t *testing.T) {
+	r := &Report{IntervalS: 0.1, Timeline: []Row{{T: 0, Span: 0.1, Sent: 2}, {T: 0.1, Span: 0, Sent: 1, Done: 1}}, Verdict: None}
+	if err := WriteHTML(io.Discard, r, Assets{}); err != nil {
+		t.Fatal(err)
 	}
 }

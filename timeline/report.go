@@ -82,8 +82,9 @@ type TargetInfo struct {
 
 // SeriesInfo names one observed series and its query.
 type SeriesInfo struct {
-	Name  string `json:"name"`
-	Query string `json:"query"`
+	Name   string `json:"name"`
+	Query  string `json:"query"`
+	Source string `json:"source,omitempty"` // prometheus, scrape, kubernetes API, computed
 }
 
 // LoadReport sums up the requests of the whole run, or of one stage.
@@ -228,6 +229,15 @@ const (
 	CapReached EventKind = "max_in_flight"
 	Divergence EventKind = "divergence" // observed desired did not follow the prediction
 	Note       EventKind = "note"
+
+	// Read from the Kubernetes API, at the API's own time (kube.Source).
+	K8sRescale   EventKind = "k8s_rescale"   // the HPA changed its size: its own message ("New size: 3; reason: …")
+	K8sCondition EventKind = "k8s_condition" // an HPA condition (AbleToScale, ScalingActive, ScalingLimited) changed status or reason
+	SOCondition  EventKind = "so_condition"  // a ScaledObject condition (Ready, Active, Fallback, Paused) changed
+	PodPending   EventKind = "pod_pending"   // a pod cannot be scheduled: the scheduler's reason
+	PodScheduled EventKind = "pod_scheduled" // a pod was bound to a node
+	PodReady     EventKind = "pod_ready"     // a pod's Ready condition turned True
+	K8sWatch     EventKind = "k8s_watch"     // a watch of the API lost its connection (a gap), resumed, or was listed again (410 Gone)
 )
 
 // Event is one thing that happened, on the run's clock.
@@ -274,7 +284,20 @@ type KPIs struct {
 	// gap, the earliest it can have been (keyed by the KPI's field name):
 	// the KPI lies between that and its own value.
 	Earliest map[string]float64 `json:"earliest,omitempty"`
+	// Clock says, per KPI (keyed like Earliest), which clock measured it:
+	// "API time" when it is the Kubernetes API's own timestamp of the
+	// change (the HPA's rescale event, the pod's Ready transition; whole
+	// seconds), "sample" when it is the first sample that showed it.
+	Clock map[string]string `json:"clock,omitempty"`
 }
+
+// The keys of KPIs.Earliest and KPIs.Clock for the KPIs the Kubernetes API
+// can time.
+const (
+	KPITimeToIntent = kpiTimeToIntent
+	KPITimeToReady  = kpiTimeToReady
+	KPIScaleIn      = kpiScaleIn
+)
 
 // The keys of KPIs.Earliest, one per KPI that can be first seen after a
 // gap: the JSON names of its fields above (a test holds them to the tags).
@@ -305,10 +328,26 @@ type ServerCount struct {
 
 // GuardResult is the paused-by-default guard's finding at the end of a run.
 type GuardResult struct {
-	Required string `json:"required"` // "repause"
+	Required string `json:"required"` // "repause" or "act"
 	State    string `json:"state"`    // paused, unpaused, unknown
 	OK       bool   `json:"ok"`
 	Detail   string `json:"detail"`
+	// With guard: act: the pause annotations the ScaledObject had before
+	// the run (restored after it), the window it was un-paused by the run
+	// (it costs money), how KEDA was seen to honour the pause again, and
+	// the kubectl command to run when the guard could not re-pause.
+	Before   string          `json:"before,omitempty"`
+	Unpaused *UnpausedWindow `json:"unpaused,omitempty"`
+	Verified string          `json:"verified,omitempty"`
+	Command  string          `json:"command,omitempty"`
+}
+
+// UnpausedWindow is when the guard un-paused the ScaledObject and when it
+// restored the pause (End nil: it could not).
+type UnpausedWindow struct {
+	Start     time.Time  `json:"start"`
+	End       *time.Time `json:"end"`
+	DurationS float64    `json:"duration_s"` // to End, or to when the run gave up
 }
 
 // WriteJSON writes the report as indented JSON.

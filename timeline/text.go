@@ -308,13 +308,17 @@ func writeKPIs(w *errWriter, r *Report) {
 }
 
 // kpiIn writes a KPI, as a range when it was first seen after a gap in
-// its series (KPIs.Earliest holds the range's start under key).
+// its series (KPIs.Earliest holds the range's start under key), marked
+// when the Kubernetes API's timestamp measured it.
 func kpiIn(k KPIs, key string, v *float64) string {
 	if v == nil {
 		return "not reached"
 	}
 	if low, ok := k.Earliest[key]; ok {
 		return fmt.Sprintf("%s–%s (in a gap)", span(low), span(*v))
+	}
+	if k.Clock[key] == "API time" {
+		return span(*v) + " (API time)"
 	}
 	return span(*v)
 }

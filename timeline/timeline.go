@@ -713,7 +713,7 @@ func (t *Timeline) Report(end time.Duration, m Meta) *Report {
 		Notes: m.Notes, Expectations: []Outcome{}, Baseline: t.cfg.Baseline,
 	}
 	for _, s := range t.cfg.Series {
-		r.Series = append(r.Series, SeriesInfo{Name: s.Name, Query: s.Query})
+		r.Series = append(r.Series, SeriesInfo{Name: s.Name, Query: s.Query, Source: s.Source})
 	}
 
 	// In flight at each row's end: what is sent and not yet over.

@@ -95,7 +95,8 @@ const usage = `scaleout proves vLLM autoscaling works: load, queue depth and rep
 
 Usage:
   scaleout run SCENARIO [flags]      send the scenario's load, watch, print the timeline, write the run directory
-  scaleout check SCENARIO [flags]    preflight only: target, model, Prometheus, every query, the ScaledObject
+  scaleout check SCENARIO [flags]    preflight only: target, model, Prometheus, every query, the ScaledObject, and
+                                     with a cluster (--kubeconfig, --context) the HPA, KEDA and the pods from its API
   scaleout check --target URL --prometheus URL --scaledobject FILE
                                      the same without a scenario (--scrape URL instead of --prometheus)
   scaleout sim [flags]               serve the simulated vLLM fleet (gateway, /metrics, HPA) on 127.0.0.1:8000

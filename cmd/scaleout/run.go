@@ -36,6 +36,8 @@ func bindSources(fs *pflag.FlagSet, over *scenario.Overrides) {
 	fs.StringVar(&over.Prometheus, "prometheus", "", "Prometheus base URL to query (overrides observe.prometheus and observe.scrape)")
 	fs.StringArrayVar(&over.Scrape, "scrape", nil, "a /metrics page to read directly instead of Prometheus (repeatable)")
 	fs.StringVar(&over.ScaledObject, "scaledobject", "", "a ScaledObject manifest to derive queries and predictions from, and to check the triggers of")
+	fs.StringVar(&over.Kubeconfig, "kubeconfig", "", "kubeconfig to read the Kubernetes API with (overrides observe.kubernetes.kubeconfig; default: $KUBECONFIG, ~/.kube/config, or the pod's service account)")
+	fs.StringVar(&over.Context, "context", "", "kubeconfig context to use (overrides observe.kubernetes.context)")
 }
 
 func (o *runOptions) bind(fs *pflag.FlagSet) {
@@ -49,7 +51,8 @@ func (o *runOptions) bind(fs *pflag.FlagSet) {
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "no progress; print only the verdict and the run directory")
 	fs.BoolVar(&o.run.NoPreflight, "no-preflight", false, "skip the checks before the load (target, model, queries)")
 	fs.BoolVar(&o.run.StrictGuard, "strict-guard", false, "exit 1 when the guard finds the ScaledObject un-paused at the end")
-	fs.DurationVar(&o.run.GuardWait, "guard-wait", 5*time.Minute, "with guard: repause, how long to wait at the end for the ScaledObject to be re-paused")
+	fs.DurationVar(&o.run.GuardWait, "guard-wait", 5*time.Minute, "with guard: repause, how long to wait at the end for the ScaledObject to be re-paused; with guard: act, for KEDA to honour the restored pause (and, at the start, to make the HPA)")
+	fs.BoolVar(&o.over.GuardAct, "guard-act", false, "guard: act: un-pause the ScaledObject for the run through the Kubernetes API and restore its pause annotations exactly when the run ends, however it ends (needs patch on scaledobjects: deploy/rbac.yaml)")
 	fs.StringVar(&o.run.VegetaResults, "vegeta-results", "", "also write vegeta's results encoding here (for vegeta report/plot)")
 	fs.IntVar(&o.maxRows, "rows", 80, "most timeline rows to print (more rows are thinned; timeline.csv has all)")
 	fs.DurationVar(&o.run.Drain, "drain", 10*time.Minute, "how long to wait for requests still in flight after the load before aborting them")
