@@ -297,8 +297,10 @@ func isComment(doc string) bool {
 
 // The kwok stage annotations that set a pod's delay to Ready.
 const (
-	readyDelayAnnotation  = "pod-ready.stage.kwok.x-k8s.io/delay"
-	readyJitterAnnotation = "pod-ready.stage.kwok.x-k8s.io/jitter-delay"
+	readyDelayAnnotation   = "pod-ready.stage.kwok.x-k8s.io/delay"
+	readyJitterAnnotation  = "pod-ready.stage.kwok.x-k8s.io/jitter-delay"
+	createDelayAnnotation  = "pod-create.stage.kwok.x-k8s.io/delay"
+	createJitterAnnotation = "pod-create.stage.kwok.x-k8s.io/jitter-delay"
 )
 
 // adapt fits an object to this rig (see Apply).
@@ -309,7 +311,10 @@ func (r *Rig) adapt(obj *unstructured.Unstructured) {
 		if ann == nil {
 			ann = map[string]string{}
 		}
+		// kwok's pod-create stage (scheduled → initialized) waits 1-5 s by
+		// default; the whole cold start is the pod-ready stage's, exactly.
 		d := r.opts.ColdStart.String()
+		ann[createDelayAnnotation], ann[createJitterAnnotation] = "0s", "0s"
 		ann[readyDelayAnnotation], ann[readyJitterAnnotation] = d, d
 		_ = unstructured.SetNestedStringMap(obj.Object, ann, "spec", "template", "metadata", "annotations")
 	case "ScaledObject":

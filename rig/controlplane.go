@@ -106,6 +106,7 @@ func (r *Rig) startControlPlane(ctx context.Context) error {
 		"--tls-private-key-file=" + filepath.Join(certs, "apiserver.key"),
 		"--cert-dir=" + filepath.Join(r.Dir, "apiserver"),
 		"--token-auth-file=" + filepath.Join(certs, "tokens.csv"),
+		"--client-ca-file=" + filepath.Join(certs, "ca.crt"),
 		"--authorization-mode=RBAC",
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file=" + filepath.Join(certs, "sa.pub"),

@@ -52,7 +52,9 @@ type Options struct {
 	// default is 15s).
 	HPASync time.Duration
 	// DownscaleWindow is --horizontal-pod-autoscaler-downscale-stabilization
-	// (default 30s; Kubernetes' own default is 5m).
+	// (default 60s; Kubernetes' own default is 5m): long enough that a
+	// queue-depth trigger does not flap while the load holds, short enough
+	// for a test.
 	DownscaleWindow time.Duration
 	// ColdStart is the fake pods' readiness delay: the time from a pod's
 	// start to Ready (default 5s).
@@ -79,7 +81,7 @@ func (o *Options) defaults() {
 		o.HPASync = 5 * time.Second
 	}
 	if o.DownscaleWindow == 0 {
-		o.DownscaleWindow = 30 * time.Second
+		o.DownscaleWindow = 60 * time.Second
 	}
 	if o.ColdStart == 0 {
 		o.ColdStart = 5 * time.Second
