@@ -46,6 +46,7 @@ func (o *runOptions) bind(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.run.GuardWait, "guard-wait", 5*time.Minute, "with guard: repause, how long to wait at the end for the ScaledObject to be re-paused")
 	fs.StringVar(&o.run.VegetaResults, "vegeta-results", "", "also write vegeta's results encoding here (for vegeta report/plot)")
 	fs.IntVar(&o.maxRows, "rows", 80, "most timeline rows to print (more rows are thinned; timeline.csv has all)")
+	fs.DurationVar(&o.run.DownscaleWindow, "downscale-window", 0, "the cluster's --horizontal-pod-autoscaler-downscale-stabilization (5m on most clusters): the predicted desired then holds up for it as the HPA's does; 0: the instant prediction")
 	fs.DurationVar(&o.run.Drain, "drain", 10*time.Minute, "how long to wait for requests still in flight after the load before aborting them")
 }
 
