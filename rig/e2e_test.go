@@ -398,6 +398,20 @@ func unpause(t *testing.T, ctx context.Context, r *Rig, tier Tier) {
 	waitProm(t, ctx, r, fmt.Sprintf(`kube_horizontalpodautoscaler_status_desired_replicas{namespace=%q,horizontalpodautoscaler=%q}`, tier.Namespace, hpa), func(v float64) bool { return v == 1 })
 }
 
+// liveTier un-pauses the tier's ScaledObject for the test; at its end the
+// ScaledObject is paused again and the Deployment back at one ready pod, as
+// shipped, for the next test.
+func liveTier(t *testing.T, ctx context.Context, r *Rig, tier Tier) {
+	t.Helper()
+	unpause(t, ctx, r, tier)
+	t.Cleanup(func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		_ = r.SetPaused(cctx, tier.Namespace, tier.ScaledObject, true)
+		scaleTo(t, cctx, r, tier, 1)
+	})
+}
+
 // scaleTo sets a Deployment's replicas (with its ScaledObject paused) and
 // waits until exactly n pods are ready and no other exists.
 func scaleTo(t *testing.T, ctx context.Context, r *Rig, tier Tier, n int32) {
@@ -426,17 +440,10 @@ func scaleTo(t *testing.T, ctx context.Context, r *Rig, tier Tier, n int32) {
 // Pending with the scheduler's reason, and the run ends with the
 // ScaledObject paused again (this test re-pauses it when the run asks).
 func TestGPUTier(t *testing.T) {
-	r := sharedRig(t)
-	tier := Tiers[0]
+	r, tier := sharedRig(t), Tiers[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	unpause(t, ctx, r, tier)
-	t.Cleanup(func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		_ = r.SetPaused(cctx, tier.Namespace, tier.ScaledObject, true)
-		scaleTo(t, cctx, r, tier, 1)
-	})
+	liveTier(t, ctx, r, tier)
 
 	var pending sync.Once
 	var pendingMsg string
@@ -492,17 +499,10 @@ func unschedulable(ctx context.Context, r *Rig, tier Tier) string {
 // TestCPUTier is runbook §3 on the rig: scenarios/sim-1toN.yaml scales the
 // CPU-sim tier 1→5 and back to 1 through KEDA and the real HPA.
 func TestCPUTier(t *testing.T) {
-	r := sharedRig(t)
-	tier := Tiers[1]
+	r, tier := sharedRig(t), Tiers[1]
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	unpause(t, ctx, r, tier)
-	t.Cleanup(func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		_ = r.SetPaused(cctx, tier.Namespace, tier.ScaledObject, true)
-		scaleTo(t, cctx, r, tier, 1)
-	})
+	liveTier(t, ctx, r, tier)
 	code, rep, stderr := runScenario(t, ctx, r, r.Gateways[tier.Namespace], "../scenarios/sim-1toN.yaml", "manifests/cpu-tier.yaml", nil,
 		"--interval", "3s", "--rest-wait", "2m")
 	logComparison(t, rep)
