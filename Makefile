@@ -14,7 +14,8 @@ RUN_FLAGS  ?=
 
 target_flags = $(if $(GATEWAY),--target $(GATEWAY)) $(if $(TARGET),--target $(TARGET)) $(if $(MODEL),--model $(MODEL)) $(if $(PROMETHEUS),--prometheus $(PROMETHEUS))
 
-.PHONY: all build image test test-short vet lint fmt-check run demo bench validate-gpu sim-proof sim perf perf-quick fuzz setup clean
+.PHONY: all build image test test-short vet lint fmt-check run demo bench validate-gpu sim-proof sim perf perf-quick fuzz setup clean \
+	rig-build cluster-up cluster-down test-cluster rig-unit
 
 all: build
 
@@ -24,7 +25,7 @@ build:
 # The whole suite: formatting, vet, staticcheck, every test with the race
 # detector, and a short fuzzing pass over the parsers. The end-to-end tests need the Debian
 # prometheus package (and chromium for the report page): `make setup`.
-test: fmt-check vet lint
+test: fmt-check vet lint rig-unit
 	$(GO) test -race -count=1 -timeout 12m ./...
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 10s -fuzzminimizetime 5s ./scenario/
 	$(GO) test -run '^$$' -fuzz FuzzExpectation -fuzztime 10s -fuzzminimizetime 5s ./timeline/
@@ -94,6 +95,32 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzReadStream -fuzztime 2m ./loadgen/
 	$(GO) test -run '^$$' -fuzz FuzzParseChunk -fuzztime 2m ./loadgen/
 	$(GO) test -run '^$$' -fuzz FuzzParseQuery -fuzztime 2m ./promql/
+
+# The rig (docs/cluster.md): a real control plane on loopback, in the module rig/.
+# rig-build builds its binaries once into a cache outside the repository
+# ($$SCALEOUT_RIG_CACHE, default ~/.cache/scaleout-rig): about 30 minutes the first
+# time on an idle 2-core machine, about a second afterwards.
+RIG_DIR ?= .rig
+rig-build:
+	@bash rig/build.sh >/dev/null
+
+# The rig's own unit tests and vet (part of make test); its cluster tests skip here.
+rig-unit:
+	cd rig && $(GO) vet ./... && $(GO) test -short -count=1 ./...
+
+# Start the rig in the background for a person; prints the env (KUBECONFIG, PROMETHEUS,
+# GPU_GATEWAY, SIM_GATEWAY). `bin/rig env` prints it again; cluster-down stops it.
+cluster-up: rig-build
+	cd rig && $(GO) build -o ../bin/rig ./cmd/rig
+	bin/rig up --dir $(RIG_DIR)
+
+cluster-down:
+	@if [ -x bin/rig ]; then bin/rig down --dir $(RIG_DIR); else echo "no bin/rig: nothing to stop"; fi
+
+# The end-to-end tests against the rig: smoke, a second rig, the GPU tier
+# (gpu-trigger.yaml) and the CPU-sim tier (sim-1toN.yaml) through the real scaleout binary.
+test-cluster: rig-build
+	cd rig && SCALEOUT_RIG_BIN="$$(bash build.sh 2>/dev/null | tail -n 1)" $(GO) test -count=1 -timeout 45m -v ./...
 
 # Everything a fresh machine lacks for the full test suite.
 setup:

@@ -25,12 +25,18 @@ import (
 
 // Options are how a plan is run: the command's flags and what it wires in.
 type Options struct {
-	Out           string        // run directory; "" for runs/<scenario>-<UTC time>
-	NoPreflight   bool          // skip the checks before the load
-	StrictGuard   bool          // a guard that finds the ScaledObject un-paused fails the run
-	GuardWait     time.Duration // how long the guard waits for the re-pause
-	Drain         time.Duration // how long to wait for requests in flight after the load
-	VegetaResults string        // also write vegeta's results encoding here
+	Out         string        // run directory; "" for runs/<scenario>-<UTC time>
+	NoPreflight bool          // skip the checks before the load
+	StrictGuard bool          // a guard that finds the ScaledObject un-paused fails the run
+	GuardWait   time.Duration // how long the guard waits for the re-pause
+	Drain       time.Duration // how long to wait for requests in flight after the load
+	// DownscaleWindow is the cluster's
+	// --horizontal-pod-autoscaler-downscale-stabilization: with it the
+	// predicted desired holds the highest prediction of that window, as the
+	// HPA holds desired (a ScaledObject's own scaleDown window wins). 0: the
+	// prediction is the instant recommendation.
+	DownscaleWindow time.Duration
+	VegetaResults   string // also write vegeta's results encoding here
 
 	Signals <-chan os.Signal // interrupts: the first stops the load, the next aborts requests in flight
 	Log     io.Writer        // what the run says as it goes (stderr)
@@ -279,11 +285,15 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		// would give values of a later moment than the sample's.
 		w := &promwatch.Watcher{Eval: counters.tap(r.p.Source), Series: s.Observe.Series, Epoch: epoch, Timeout: s.Observe.Interval}
 		ticker := time.NewTicker(s.Observe.Interval)
+		var stab *stabilizer
+		if r.p.Predicts {
+			stab = newStabilizer(r.p.Triggers.so, r.o.DownscaleWindow)
+		}
 		background.Go(r.safe(func() {
 			defer ticker.Stop()
 			w.Run(watchCtx, ticker.C, func(smp measure.Sample) {
 				if r.p.Predicts {
-					smp = r.p.Triggers.predict(smp, s.Observe.Series)
+					smp = stab.apply(r.p.Triggers.predict(smp, s.Observe.Series))
 				}
 				tl.AddSample(smp)
 				samples.notify()

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"math"
 	"strings"
+	"time"
 
 	"github.com/scaleout/scaleout/keda"
 	"github.com/scaleout/scaleout/measure"
@@ -108,5 +109,59 @@ func (t *Triggers) predict(smp measure.Sample, series []measure.Series) measure.
 		p = measure.Value{V: float64(n)}
 	}
 	smp.Values = append(append([]measure.Value(nil), smp.Values...), p)
+	return smp
+}
+
+// stabilizer holds the predicted desired up the way the HPA's downscale
+// stabilization holds desired: the prediction of a sample is the highest of
+// those made within the window before it (kube-controller-manager's
+// --horizontal-pod-autoscaler-downscale-stabilization, or the ScaledObject's
+// behavior.scaleDown.stabilizationWindowSeconds). A nil stabilizer, or a
+// window of 0, leaves the instant prediction alone.
+type stabilizer struct {
+	window time.Duration
+	hist   []predStamp // predictions within the window, oldest first
+}
+
+type predStamp struct {
+	at time.Duration
+	v  float64
+}
+
+// newStabilizer is the stabilizer of a run whose controller's downscale
+// window is window (0: unknown, no stabilization); a ScaledObject with
+// spec.behavior has its own window, which wins when window is set.
+func newStabilizer(so *keda.ScaledObject, window time.Duration) *stabilizer {
+	if window <= 0 {
+		return nil
+	}
+	if so != nil && so.Behavior != nil {
+		window = so.Behavior.ScaleDown.StabilizationWindow
+	}
+	return &stabilizer{window: window}
+}
+
+// apply stabilizes the prediction, the last value of smp (as predict
+// appends it). A gap neither counts nor is filled.
+func (st *stabilizer) apply(smp measure.Sample) measure.Sample {
+	if st == nil || st.window <= 0 || len(smp.Values) == 0 {
+		return smp
+	}
+	last := len(smp.Values) - 1
+	if !smp.Values[last].OK() {
+		return smp
+	}
+	cut := smp.At - st.window
+	i := 0
+	for i < len(st.hist) && st.hist[i].at <= cut {
+		i++
+	}
+	st.hist = append(st.hist[i:], predStamp{smp.At, smp.Values[last].V})
+	m := smp.Values[last].V
+	for _, h := range st.hist {
+		m = max(m, h.v)
+	}
+	smp.Values = append([]measure.Value(nil), smp.Values...)
+	smp.Values[last] = measure.Value{V: m}
 	return smp
 }

@@ -23,10 +23,18 @@ func (f *Fleet) routes() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(f.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.HTTPErrorOnError}))
 	mux.HandleFunc("GET /admin/state", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, f.State()) })
 	mux.HandleFunc("POST /admin/pause", func(w http.ResponseWriter, r *http.Request) {
+		if f.External() {
+			writeError(w, &apiError{http.StatusConflict, "ConflictError", errExternal.Error()})
+			return
+		}
 		f.SetPaused(true)
 		writeJSON(w, http.StatusOK, f.State())
 	})
 	mux.HandleFunc("POST /admin/unpause", func(w http.ResponseWriter, r *http.Request) {
+		if f.External() {
+			writeError(w, &apiError{http.StatusConflict, "ConflictError", errExternal.Error()})
+			return
+		}
 		f.SetPaused(false)
 		writeJSON(w, http.StatusOK, f.State())
 	})
@@ -34,6 +42,10 @@ func (f *Fleet) routes() http.Handler {
 		n, err := strconv.ParseInt(r.URL.Query().Get("replicas"), 10, 32)
 		if err == nil {
 			err = f.Scale(int32(n))
+		}
+		if errors.Is(err, errExternal) {
+			writeError(w, &apiError{http.StatusConflict, "ConflictError", err.Error()})
+			return
 		}
 		if err != nil {
 			writeError(w, &apiError{http.StatusBadRequest, "BadRequestError", "want ?replicas=N with N in 0..1000: " + err.Error()})

@@ -146,6 +146,7 @@ type Fleet struct {
 	pods     []*pod // live pods in creation order
 	spec     int32  // the Deployment's spec.replicas
 	paused   bool
+	external bool      // NewExternal: the pods follow SetReadyPods, no HPA
 	hpa      *keda.HPA // nil while paused: KEDA deletes the HPA
 	status   hpaStatus
 	nextSync time.Time // zero: sync at the next turn of Run
@@ -390,9 +391,12 @@ func (f *Fleet) kvUsage(p *pod) float64 {
 // SetPaused pauses or un-pauses the ScaledObject as KEDA does: pausing
 // deletes the HPA (its series disappear, replicas stay as they are);
 // un-pausing creates a fresh HPA that syncs at once.
+//
+// In external mode it does nothing: the cluster's ScaledObject is paused
+// through the cluster.
 func (f *Fleet) SetPaused(paused bool) {
 	f.mu.Lock()
-	if f.paused != paused {
+	if f.paused != paused && !f.external {
 		f.paused = paused
 		if paused {
 			f.hpa = nil
@@ -408,13 +412,17 @@ func (f *Fleet) SetPaused(paused bool) {
 }
 
 // Scale sets the Deployment's replicas by hand, like `kubectl scale`
-// (0..1000). While the ScaledObject is live its HPA decides them again at its
+// (0..1000); an error in external mode. While the ScaledObject is live its HPA decides them again at its
 // next sync, from the new size.
 func (f *Fleet) Scale(replicas int32) error {
 	if replicas < 0 || replicas > 1000 {
 		return fmt.Errorf("sim: replicas %d is outside 0..1000", replicas)
 	}
 	f.mu.Lock()
+	if f.external {
+		f.mu.Unlock()
+		return errExternal
+	}
 	f.scaleLocked(replicas, f.clk.Now())
 	f.notifyLocked()
 	f.mu.Unlock()

@@ -156,6 +156,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	spec, paused, st := f.spec, f.paused, f.status
 	hpaLive := f.hpa != nil
+	external := f.external
 	f.mu.Unlock()
 
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
@@ -176,6 +177,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstHistogram(descTTFT, p.m.ttft.n, p.m.ttft.sum, p.m.ttft.cumulative(), model, ns, p.name)
 		ch <- prometheus.MustNewConstHistogram(descE2E, p.m.e2e.n, p.m.e2e.sum, p.m.e2e.cumulative(), model, ns, p.name)
 		p.m.mu.Unlock()
+	}
+
+	if external {
+		return // the cluster's exporters publish the kube_* and keda_* series
 	}
 
 	// kube-state-metrics: the HPA exists only while the ScaledObject is live

@@ -55,6 +55,7 @@ func (o *runOptions) bind(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.over.GuardAct, "guard-act", false, "guard: act: un-pause the ScaledObject for the run through the Kubernetes API and restore its pause annotations exactly when the run ends, however it ends (needs patch on scaledobjects: deploy/rbac.yaml)")
 	fs.StringVar(&o.run.VegetaResults, "vegeta-results", "", "also write vegeta's results encoding here (for vegeta report/plot)")
 	fs.IntVar(&o.maxRows, "rows", 80, "most timeline rows to print (more rows are thinned; timeline.csv has all)")
+	fs.DurationVar(&o.run.DownscaleWindow, "downscale-window", 0, "the cluster's --horizontal-pod-autoscaler-downscale-stabilization (5m on most clusters): the predicted desired then holds up for it as the HPA's does; 0: the instant prediction")
 	fs.DurationVar(&o.run.Drain, "drain", 10*time.Minute, "how long to wait for requests still in flight after the load before aborting them")
 	o.shard.bind(fs)
 }
