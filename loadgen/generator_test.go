@@ -199,7 +199,10 @@ func TestStageBoundary(t *testing.T) {
 	}))
 	g, c := newGen(t, ts.URL, testBodies(t, "completions", true, 5), nil)
 	slow.Store(1)
-	// 20/s for 100 ms: hits at 0 and 50 ms.
+	// 20/s for 100 ms: hits at 0 and 50 ms. A machine busy enough to wake
+	// the pacer after the stage's end sends only the first: the test takes
+	// what each stage sent (at least one), since its subject is the
+	// boundary, not the count.
 	start := time.Now()
 	if err := g.Run(context.Background(), 0, Stage{Duration: 100 * time.Millisecond, Schedule: Constant(20, 100*time.Millisecond)}); err != nil {
 		t.Fatal(err)
@@ -207,34 +210,45 @@ func TestStageBoundary(t *testing.T) {
 	if el := time.Since(start); el > time.Second {
 		t.Fatalf("stage 0 of 100ms returned after %s: it waited for its requests", el)
 	}
-	gt.waitArrivals(t, 2, 5*time.Second)
-	if l := g.Live(); l.InFlight != 2 || l.Done != 0 || l.PeakInFlight != 2 {
-		t.Fatalf("live %+v after stage 0, want 2 in flight, a peak of 2", l)
+	sent0 := g.Live().Sent
+	if sent0 < 1 || sent0 > 2 {
+		t.Fatalf("stage 0 sent %d, want 1 or 2", sent0)
+	}
+	gt.waitArrivals(t, int64(sent0), 5*time.Second)
+	if l := g.Live(); l.InFlight != int64(sent0) || l.Done != 0 || l.PeakInFlight != int64(sent0) {
+		t.Fatalf("live %+v after stage 0, want %d in flight, a peak of %d", l, sent0, sent0)
 	}
 	slow.Store(0)
 	if err := g.Run(context.Background(), 1, Stage{Duration: 100 * time.Millisecond, Schedule: Constant(20, 100*time.Millisecond)}); err != nil {
 		t.Fatal(err)
 	}
-	stage1 := c.take(t, 2, 5*time.Second)
+	sent1 := g.Live().Sent - sent0
+	if sent1 < 1 {
+		t.Fatal("stage 1 sent nothing")
+	}
+	stage1 := c.take(t, int(sent1), 5*time.Second)
 	for _, r := range stage1 {
 		if r.Stage != 1 || r.Class != measure.OK {
 			t.Errorf("first records: stage %d class %q, want stage 1 done while stage 0 waits", r.Stage, r.Class)
 		}
 	}
+	// Stage 0's requests are held until the gate opens below: a stage 1
+	// that waited for them would never have started. The bound only
+	// catches a start that waited for something else.
 	w := g.Windows()
-	if len(w) != 2 || w[1].start < w[0].end || w[1].start-w[0].end > 50*time.Millisecond {
+	if len(w) != 2 || w[1].start < w[0].end || w[1].start-w[0].end > time.Second {
 		t.Errorf("windows %+v: stage 1 should start right after stage 0", w)
 	}
 	gt.open()
-	stage0 := c.take(t, 2, 5*time.Second)
+	stage0 := c.take(t, int(sent0), 5*time.Second)
 	for _, r := range stage0 {
 		if r.Stage != 0 || r.Class != measure.OK || r.Done() < w[1].start {
 			t.Errorf("held record: stage %d class %q done %s, want stage 0, ok, after stage 1 started at %s", r.Stage, r.Class, r.Done(), w[1].start)
 		}
 	}
 	waitIdle(t, g, 5*time.Second)
-	if l := g.Live(); l.InFlight != 0 || l.PeakInFlight < 2 {
-		t.Errorf("live %+v: the peak must remember the 2 held through stage 1", l)
+	if l := g.Live(); l.InFlight != 0 || l.PeakInFlight < int64(sent0) {
+		t.Errorf("live %+v: the peak must remember the %d held through stage 1", l, sent0)
 	}
 }
 
