@@ -1,0 +1,184 @@
+package rig
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// The tests of issue 13 on the rig: scaleout reading the API itself
+// (--kubeconfig), the acting guard, check's troubleshooting, RBAC. Each
+// starts from the GPU tier as shipped (paused, one pod) and leaves it so.
+
+// runKube runs the scaleout binary with args; onLine sees each stderr line
+// with the process (to signal it). It returns the exit code, stderr and the
+// report (nil when none was written).
+func runKube(t *testing.T, ctx context.Context, out string, onLine func(string, *os.Process), args ...string) (int, string, *report) {
+	t.Helper()
+	code, all := runTool(t, ctx, onLine, args...)
+	b, err := os.ReadFile(filepath.Join(out, "report.json"))
+	if err != nil {
+		return code, all, nil
+	}
+	var rep report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	return code, all, &rep
+}
+
+// shippedPaused checks the GPU tier is as shipped: paused (the exact
+// annotation), and KEDA honoured it (no HPA) within a bound.
+func shippedPaused(t *testing.T, ctx context.Context, r *Rig) {
+	t.Helper()
+	tier := Tiers[0]
+	so, err := r.Dynamic.Resource(ScaledObjects).Namespace(tier.Namespace).Get(ctx, tier.ScaledObject, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := so.GetAnnotations()[PausedAnnotation]; got != "true" {
+		t.Errorf("after the run the ScaledObject's %s = %q, want \"true\" (as shipped)", PausedAnnotation, got)
+	}
+	err = waitFor(ctx, "KEDA to delete the paused HPA", nil, 300*time.Millisecond, func(ctx context.Context) error {
+		_, err := r.Client.AutoscalingV2().HorizontalPodAutoscalers(tier.Namespace).Get(ctx, "keda-hpa-"+tier.ScaledObject, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("HPA still there: %v", err)
+	})
+	if err != nil {
+		t.Error(err)
+	}
+}
+
+// kubeArgs are the arguments of a run of scenario on the GPU tier reading
+// the API through kubeconfig, with the acting guard.
+func kubeArgs(r *Rig, scenario, out, kubeconfig string, extra ...string) []string {
+	return append([]string{"run", scenario, "--target", r.Gateways["serving"], "--prometheus", r.PrometheusURL,
+		"--scaledobject", "manifests/gpu-tier.yaml", "--kubeconfig", kubeconfig, "--guard-act", "--out", out,
+		"--rest-wait", "1m", "--guard-wait", "1m"}, extra...)
+}
+
+// shortGPU is a short scenario on the GPU tier (load of light load at 1/s)
+// for the guard's tests: what they prove is the pause restored at the end,
+// however the run ends, not the tier's intent (TestKubeGPUTierFromAPI).
+func shortGPU(t *testing.T, load, expect string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "short.yaml")
+	y := `name: gpu-short
+target: {url: "${GATEWAY:-http://127.0.0.1:1}", api: completions, stream: true}
+request: {prompt_tokens: 16, max_tokens: 32, ignore_eos: true}
+load:
+  - {name: light, duration: ` + load + `, rate: 1/s}
+observe:
+  interval: 2s
+  after: 4s
+  vllm: '{namespace="serving"}'
+  hpa: serving/keda-hpa-raw-vllm
+  deployment: serving/raw-vllm
+expect:
+  - ` + expect + `
+guard: repause
+`
+	if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// The acting guard re-pauses the ScaledObject it un-paused however the run
+// ends: a pass, a fail, a Ctrl-C and a SIGTERM (each signal sent once the
+// load runs, on the run's first progress line after the un-pause).
+func TestKubeGuardActRepauses(t *testing.T) {
+	r := sharedRig(t)
+	for _, c := range []struct {
+		name   string
+		expect string
+		sig    os.Signal
+		code   int
+	}{
+		{"pass", "ready <= 1 always", nil, 0},
+		{"fail", "ready >= 3 within 5s", nil, 1},
+		{"ctrl-c", "ready <= 1 always", os.Interrupt, 130},
+		{"sigterm", "ready <= 1 always", syscall.SIGTERM, 130},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			restoreTier(t, r, Tiers[0])
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			out := filepath.Join(t.TempDir(), "run")
+			unpaused, signalled := false, false
+			code, stderr, rep := runKube(t, ctx, out, func(line string, p *os.Process) {
+				unpaused = unpaused || strings.Contains(line, "guard: un-paused")
+				if c.sig != nil && unpaused && !signalled && strings.Contains(line, " light ") {
+					signalled = true
+					_ = p.Signal(c.sig)
+				}
+			}, kubeArgs(r, shortGPU(t, "10s", c.expect), out, r.Kubeconfig)...)
+			if !unpaused || c.sig != nil && !signalled {
+				t.Errorf("un-paused by the guard %v, signalled %v\n%s", unpaused, signalled, tail(stderr, 30))
+			}
+			if code != c.code || rep == nil || rep.Guard == nil || !rep.Guard.OK || rep.Guard.Required != "act" ||
+				rep.Guard.Unpaused == nil || rep.Guard.Unpaused.End == nil {
+				t.Errorf("exit %d (want %d), report %+v\n%s", code, c.code, rep, tail(stderr, 30))
+			}
+			shippedPaused(t, ctx, r)
+		})
+	}
+}
+
+// check names a broken trigger (FailedGetExternalMetric) with KEDA's own
+// message.
+func TestKubeCheckBrokenTrigger(t *testing.T) {
+	r := sharedRig(t)
+	restoreTier(t, r, Tiers[0])
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	patch := `{"spec":{"triggers":[{"type":"prometheus","metadata":{"serverAddress":"http://127.0.0.1:1","query":"sum(vllm:num_requests_waiting{namespace=\"serving\"})","threshold":"5"}}]}}`
+	so := r.Dynamic.Resource(ScaledObjects).Namespace("serving")
+	before, err := so.Get(ctx, "raw-vllm", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		spec, _, _ := unstructuredSpec(before.Object)
+		b, _ := json.Marshal(map[string]any{"spec": spec})
+		_, _ = so.Patch(context.Background(), "raw-vllm", "application/merge-patch+json", b, metav1.PatchOptions{})
+	})
+	if _, err := so.Patch(ctx, "raw-vllm", "application/merge-patch+json", []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetPaused(ctx, "serving", "raw-vllm", false); err != nil {
+		t.Fatal(err)
+	}
+	var last string
+	err = waitFor(ctx, "ScalingActive False", nil, time.Second, func(ctx context.Context) error {
+		cmd := exec.CommandContext(ctx, scaleoutBin(t), "check", "--target", r.Gateways["serving"], "--prometheus", r.PrometheusURL,
+			"--scaledobject", "manifests/gpu-tier.yaml", "--kubeconfig", r.Kubeconfig)
+		b, _ := cmd.CombinedOutput()
+		last = string(b)
+		if strings.Contains(last, "ScalingActive=False (FailedGetExternalMetric)") && strings.Contains(last, "KEDA says:") {
+			return nil
+		}
+		return errors.New("not yet")
+	})
+	if err != nil {
+		t.Fatalf("%v; last check:\n%s", err, last)
+	}
+}
+
+func unstructuredSpec(obj map[string]any) (map[string]any, bool, error) {
+	spec, ok := obj["spec"].(map[string]any)
+	return spec, ok, nil
+}
