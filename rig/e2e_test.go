@@ -307,10 +307,26 @@ type report struct {
 		Detail string `json:"detail"`
 	} `json:"expectations"`
 	Guard *struct {
-		State  string `json:"state"`
-		OK     bool   `json:"ok"`
-		Detail string `json:"detail"`
+		Required string `json:"required"`
+		State    string `json:"state"`
+		OK       bool   `json:"ok"`
+		Detail   string `json:"detail"`
+		Verified string `json:"verified"`
+		Command  string `json:"command"`
+		Unpaused *struct {
+			Start     time.Time  `json:"start"`
+			End       *time.Time `json:"end"`
+			DurationS float64    `json:"duration_s"`
+		} `json:"unpaused"`
 	} `json:"guard"`
+	Series []struct {
+		Name   string `json:"name"`
+		Source string `json:"source"`
+	} `json:"series"`
+	KPIs struct {
+		TimeToIntent *float64          `json:"time_to_intent_s"`
+		Clock        map[string]string `json:"clock"`
+	} `json:"kpis"`
 	Events []struct {
 		T      float64  `json:"t_s"`
 		Kind   string   `json:"kind"`
@@ -325,14 +341,11 @@ type report struct {
 	} `json:"timeline"`
 }
 
-// runScenario runs the real scaleout binary on a scenario against the rig
-// and returns its exit code, report, and stderr. While it runs, onLine sees
-// each line it prints on stderr.
-func runScenario(t *testing.T, ctx context.Context, r *Rig, gateway, scenario, scaledObject string, onLine func(string), extra ...string) (int, *report, string) {
+// runTool runs the scaleout binary with args, its stdout and stderr to the
+// shared log; onLine (when not nil) sees each stderr line with the process,
+// to signal it. It returns the exit code and all of stderr.
+func runTool(t *testing.T, ctx context.Context, onLine func(string, *os.Process), args ...string) (int, string) {
 	t.Helper()
-	out := filepath.Join(t.TempDir(), "run")
-	args := append([]string{"run", scenario, "--target", gateway, "--prometheus", r.PrometheusURL,
-		"--scaledobject", scaledObject, "--out", out, "--rows", "200"}, extra...)
 	cmd := exec.CommandContext(ctx, scaleoutBin(t), args...)
 	cmd.Stdout = &prefixWriter{"scaleout| ", sharedLog}
 	stderr, err := cmd.StderrPipe()
@@ -349,7 +362,7 @@ func runScenario(t *testing.T, ctx context.Context, r *Rig, gateway, scenario, s
 		all.WriteString(line + "\n")
 		fmt.Fprintln(sharedLog, "scaleout! "+line)
 		if onLine != nil {
-			onLine(line)
+			onLine(line, cmd.Process)
 		}
 	}
 	err = cmd.Wait()
@@ -360,9 +373,25 @@ func runScenario(t *testing.T, ctx context.Context, r *Rig, gateway, scenario, s
 	} else if err != nil {
 		t.Fatalf("scaleout: %v", err)
 	}
+	return code, all.String()
+}
+
+// runScenario runs the real scaleout binary on a scenario against the rig
+// and returns its exit code, report, and stderr. While it runs, onLine sees
+// each line it prints on stderr.
+func runScenario(t *testing.T, ctx context.Context, r *Rig, gateway, scenario, scaledObject string, onLine func(string), extra ...string) (int, *report, string) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "run")
+	args := append([]string{"run", scenario, "--target", gateway, "--prometheus", r.PrometheusURL,
+		"--scaledobject", scaledObject, "--out", out, "--rows", "200"}, extra...)
+	var line func(string, *os.Process)
+	if onLine != nil {
+		line = func(l string, _ *os.Process) { onLine(l) }
+	}
+	code, all := runTool(t, ctx, line, args...)
 	b, err := os.ReadFile(filepath.Join(out, "report.json"))
 	if err != nil {
-		t.Fatalf("scaleout exit %d and no report.json: %v\n%s", code, err, all.String())
+		t.Fatalf("scaleout exit %d and no report.json: %v\n%s", code, err, all)
 	}
 	var rep report
 	if err := json.Unmarshal(b, &rep); err != nil {
@@ -372,7 +401,7 @@ func runScenario(t *testing.T, ctx context.Context, r *Rig, gateway, scenario, s
 		_ = os.MkdirAll(keep, 0o755)
 		_ = os.WriteFile(filepath.Join(keep, filepath.Base(scenario)+".report.json"), b, 0o644)
 	}
-	return code, &rep, all.String()
+	return code, &rep, all
 }
 
 // unpause un-pauses a tier's ScaledObject and waits for its HPA to have
@@ -404,6 +433,12 @@ func unpause(t *testing.T, ctx context.Context, r *Rig, tier Tier) {
 func liveTier(t *testing.T, ctx context.Context, r *Rig, tier Tier) {
 	t.Helper()
 	unpause(t, ctx, r, tier)
+	restoreTier(t, r, tier)
+}
+
+// restoreTier pauses the tier's ScaledObject and scales its Deployment back
+// to one ready pod at the end of the test, as shipped, for the next test.
+func restoreTier(t *testing.T, r *Rig, tier Tier) {
 	t.Cleanup(func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
