@@ -93,7 +93,7 @@ func TestKubeGPUTierFromAPI(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	out := filepath.Join(t.TempDir(), "run")
-	code, stderr, rep := runKube(t, ctx, out, nil, kubeArgs(r, "../scenarios/gpu-trigger.yaml", out, r.Kubeconfig, "--rows", "200", "--interval", "3s", "--after", "20s")...)
+	code, stderr, rep := runKube(t, ctx, out, nil, kubeArgs(r, storyScenario(t, "../scenarios/gpu-trigger.yaml"), out, r.Kubeconfig, "--rows", "200", "--interval", "3s", "--after", "20s")...)
 	if code != 0 || rep == nil || rep.Verdict != "pass" {
 		t.Fatalf("exit %d, report %+v\n%s", code, rep, tail(stderr, 40))
 	}
