@@ -139,6 +139,7 @@ observe:
 expect:
   - ` + expect + `
 guard: repause
+client_check: {max_send_lag: 1s, max_shortfall: 10%}
 `
 	if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
 		t.Fatal(err)
