@@ -116,7 +116,11 @@ func hpaFindings(ctx context.Context, c *Client, t Targets, h *autoscalingv2.Hor
 	r := t.HPA
 	ok := true
 	for _, cd := range h.Status.Conditions {
-		if cd.Status == corev1.ConditionTrue || cd.Type == autoscalingv2.ScalingLimited {
+		// Only AbleToScale and ScalingActive False mean the HPA cannot do
+		// its work. Others are states, not faults: ScalingLimited (at min
+		// or max), ScaledToZero False (the workload is not at zero, which
+		// is the normal case), and any type a later release adds.
+		if cd.Status == corev1.ConditionTrue || (cd.Type != autoscalingv2.AbleToScale && cd.Type != autoscalingv2.ScalingActive) {
 			continue
 		}
 		ok = false

@@ -71,6 +71,32 @@ func TestDiagnoseBrokenTrigger(t *testing.T) {
 	}
 }
 
+// Conditions that are states, not faults, are no failure: ScaledToZero
+// False (the workload is simply not at zero: seen on the rig when the
+// acting guard un-paused a tier left at 3 replicas), ScalingLimited, and a
+// type this release does not know.
+func TestDiagnoseHPAStatesAreNotFaults(t *testing.T) {
+	conds := []autoscalingv2.HorizontalPodAutoscalerCondition{
+		{Type: autoscalingv2.AbleToScale, Status: corev1.ConditionTrue, Reason: "ReadyForNewScale"},
+		{Type: autoscalingv2.ScalingActive, Status: corev1.ConditionTrue, Reason: "ValidMetricFound"},
+		{Type: autoscalingv2.ScalingLimited, Status: corev1.ConditionFalse, Reason: "DesiredWithinRange"},
+		{Type: "ScaledToZero", Status: corev1.ConditionFalse, Reason: "NotScaledToZero", Message: "the HPA controller did not scale the workload to zero"},
+		{Type: "SomethingNew", Status: corev1.ConditionFalse, Reason: "Whatever"},
+	}
+	k := newCluster(t, []runtime.Object{hpaObj(3, 3, conds...), depObj(1), podObj("raw-vllm-a")},
+		soObj(nil, soCond("Ready", "True", "ScaledObjectReady", "ScaledObject is defined correctly and is ready for scaling")),
+		apiService("True", "Passed", "all checks passed"))
+	fs := Diagnose(context.Background(), k.c, gpu, false)
+	for _, f := range fs {
+		if f.Severity == Failure {
+			t.Errorf("a state taken for a fault: %+v", f)
+		}
+	}
+	if _, ok := find(fs, Info, "able to scale"); !ok {
+		t.Errorf("no able-to-scale finding: %+v", fs)
+	}
+}
+
 // A paused ScaledObject explains the missing HPA (and is no failure when
 // the guard will un-pause it); a missing Deployment is named.
 func TestDiagnosePausedAndMissing(t *testing.T) {
