@@ -419,11 +419,11 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	}
 	counters.finish(ctx, rep, 2*s.Observe.Interval)
 	rep.Expectations = evaluate(r.p.Expect, rep)
-	cc := s.ClientCheck
-	if cc.MaxSendLag == 0 { // a scenario not read from a file: the defaults
-		cc = scenario.ClientCheck{MaxSendLag: scenario.DefaultMaxSendLag, MaxShortfall: scenario.DefaultMaxShortfall}
+	// A scenario not read from a file has no client_check: CheckClient
+	// then judges by its defaults and records them.
+	if cc := s.ClientCheck; cc.MaxSendLag > 0 {
+		rep.ClientCheck = &timeline.ClientCheck{MaxSendLagMS: float64(cc.MaxSendLag.Microseconds()) / 1000, MaxShortfall: cc.MaxShortfall}
 	}
-	rep.ClientCheck = &timeline.ClientCheck{MaxSendLagMS: float64(cc.MaxSendLag.Microseconds()) / 1000, MaxShortfall: cc.MaxShortfall}
 	timeline.CheckClient(rep)
 	r.guard(ctx, rep)
 	// The verdict, then the files. When they cannot all be written the
