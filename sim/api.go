@@ -482,11 +482,13 @@ func (f *Fleet) generate(ctx context.Context, w http.ResponseWriter, j *job, rq 
 	} else if j.out == j.maxTok {
 		reason = reasonLength
 	}
-	var lastOut time.Time // when the end began its way out
+	var lastOut time.Time // when the end began its way out (read only for onServed)
 	if !aborted {
 		if rq.stream {
 			buf = f.appendEpilogue(buf, head, rq, j, reasonNames[reason])
-			lastOut = f.clk.Now()
+			if f.onServed != nil {
+				lastOut = f.clk.Now()
+			}
 			write(true)
 		} else {
 			werr = f.writeCompletion(w, j, rq, id, created, reasonNames[reason])
