@@ -319,14 +319,15 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		before := gen.Live()
 		by, err := r.stage(loadCtx, i, start, gen, tl, samples, usage)
 		tl.StageEnded(i, time.Since(epoch), by)
-		// The stage's max_in_flight: in flight at its start and end, and
-		// the client's peak when it rose during the stage (the timeline
-		// adds its rows' ends).
+		// The stage's max_in_flight (the timeline adds its rows' ends): the
+		// client's peak when it rose during the stage, which no instant of
+		// the stage passes; else the more of its start's and end's.
 		after := gen.Live()
-		tl.StageInFlight(i, max(before.InFlight, after.InFlight))
+		peak := max(before.InFlight, after.InFlight)
 		if after.PeakInFlight > before.PeakInFlight {
-			tl.StageInFlight(i, after.PeakInFlight)
+			peak = after.PeakInFlight
 		}
+		tl.StageInFlight(i, peak)
 		r.stageEnded(i, startOff, by)
 		if err != nil {
 			failure = cannotRun(fmt.Errorf("stage %s: %w", st.Name, err))
@@ -418,11 +419,11 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	}
 	counters.finish(ctx, rep, 2*s.Observe.Interval)
 	rep.Expectations = evaluate(r.p.Expect, rep)
-	cc := s.ClientCheck
-	if cc.MaxSendLag == 0 { // a scenario not read from a file: the defaults
-		cc = scenario.ClientCheck{MaxSendLag: scenario.DefaultMaxSendLag, MaxShortfall: scenario.DefaultMaxShortfall}
+	// A scenario not read from a file has no client_check: CheckClient
+	// then judges by its defaults and records them.
+	if cc := s.ClientCheck; cc.MaxSendLag > 0 {
+		rep.ClientCheck = &timeline.ClientCheck{MaxSendLagMS: float64(cc.MaxSendLag.Microseconds()) / 1000, MaxShortfall: cc.MaxShortfall}
 	}
-	rep.ClientCheck = &timeline.ClientCheck{MaxSendLagMS: float64(cc.MaxSendLag.Microseconds()) / 1000, MaxShortfall: cc.MaxShortfall}
 	timeline.CheckClient(rep)
 	r.guard(ctx, rep)
 	// The verdict, then the files. When they cannot all be written the

@@ -3,9 +3,19 @@ package run
 import (
 	"errors"
 	"testing"
+	"time"
 
+	"github.com/scaleout/scaleout/scenario"
 	"github.com/scaleout/scaleout/timeline"
 )
+
+// A scenario file's client_check starts from scenario's defaults; a plan
+// without one is judged by timeline's. The two must be the same limits.
+func TestClientCheckDefaultsAgree(t *testing.T) {
+	if lag := time.Duration(timeline.LagLimitMS * float64(time.Millisecond)); lag != scenario.DefaultMaxSendLag || timeline.ShortfallLimit != scenario.DefaultMaxShortfall {
+		t.Errorf("timeline's client-check defaults (%v, %v) differ from scenario's (%v, %v)", lag, timeline.ShortfallLimit, scenario.DefaultMaxSendLag, scenario.DefaultMaxShortfall)
+	}
+}
 
 // Every input that bears on the verdict moves it, and the order in which
 // they were gathered does not.

@@ -22,29 +22,28 @@ func (f *Fleet) routes() http.Handler {
 	mux.HandleFunc("POST /v1/chat/completions", func(w http.ResponseWriter, r *http.Request) { f.handleCompletion(w, r, true) })
 	mux.Handle("GET /metrics", promhttp.HandlerFor(f.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.HTTPErrorOnError}))
 	mux.HandleFunc("GET /admin/state", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, f.State()) })
-	mux.HandleFunc("POST /admin/pause", func(w http.ResponseWriter, r *http.Request) {
-		if f.External() {
-			writeError(w, &apiError{http.StatusConflict, "ConflictError", errExternal.Error()})
-			return
-		}
-		f.SetPaused(true)
-		writeJSON(w, http.StatusOK, f.State())
-	})
-	mux.HandleFunc("POST /admin/unpause", func(w http.ResponseWriter, r *http.Request) {
-		if f.External() {
-			writeError(w, &apiError{http.StatusConflict, "ConflictError", errExternal.Error()})
-			return
-		}
-		f.SetPaused(false)
-		writeJSON(w, http.StatusOK, f.State())
-	})
+	// In external mode the cluster owns the replicas and the pause: the
+	// admin actions answer 409.
+	external := func(w http.ResponseWriter) {
+		writeError(w, &apiError{http.StatusConflict, "ConflictError", errExternal.Error()})
+	}
+	for action, paused := range map[string]bool{"pause": true, "unpause": false} {
+		mux.HandleFunc("POST /admin/"+action, func(w http.ResponseWriter, r *http.Request) {
+			if f.External() {
+				external(w)
+				return
+			}
+			f.SetPaused(paused)
+			writeJSON(w, http.StatusOK, f.State())
+		})
+	}
 	mux.HandleFunc("POST /admin/scale", func(w http.ResponseWriter, r *http.Request) {
 		n, err := strconv.ParseInt(r.URL.Query().Get("replicas"), 10, 32)
 		if err == nil {
 			err = f.Scale(int32(n))
 		}
 		if errors.Is(err, errExternal) {
-			writeError(w, &apiError{http.StatusConflict, "ConflictError", err.Error()})
+			external(w)
 			return
 		}
 		if err != nil {
@@ -483,11 +482,13 @@ func (f *Fleet) generate(ctx context.Context, w http.ResponseWriter, j *job, rq 
 	} else if j.out == j.maxTok {
 		reason = reasonLength
 	}
-	var lastOut time.Time // when the end began its way out
+	var lastOut time.Time // when the end began its way out (read only for onServed)
 	if !aborted {
 		if rq.stream {
 			buf = f.appendEpilogue(buf, head, rq, j, reasonNames[reason])
-			lastOut = f.clk.Now()
+			if f.onServed != nil {
+				lastOut = f.clk.Now()
+			}
 			write(true)
 		} else {
 			werr = f.writeCompletion(w, j, rq, id, created, reasonNames[reason])

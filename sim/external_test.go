@@ -2,7 +2,6 @@ package sim
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"testing"
 
 	"github.com/scaleout/scaleout/platform"
@@ -15,12 +14,7 @@ func newExternalHarness(t *testing.T, cfg Config) *harness {
 	if err != nil {
 		t.Fatalf("NewExternal: %v", err)
 	}
-	h := &harness{t: t, f: f, clk: clk, srv: httptest.NewServer(f.Handler())}
-	t.Cleanup(func() {
-		h.srv.CloseClientConnections()
-		h.srv.Close()
-	})
-	return h
+	return serveHarness(t, f, clk, false)
 }
 
 // TestExternalFollowsReadyPods: the fleet serves through exactly the pods

@@ -42,6 +42,13 @@ func newHarness(t *testing.T, cfg Config, run bool) *harness {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	return serveHarness(t, f, clk, run)
+}
+
+// serveHarness serves f, made on clk, for the test, with Run going when
+// asked for.
+func serveHarness(t *testing.T, f *Fleet, clk *FakeClock, run bool) *harness {
+	t.Helper()
 	h := &harness{t: t, f: f, clk: clk, srv: httptest.NewServer(f.Handler())}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -26,6 +26,12 @@ type ClientCheck struct {
 // CPU they got. On an idle machine it stays near 0.02.
 const busyWait = 0.25
 
+// busy says the client's threads waited for a CPU at least busyWait per
+// second of CPU they got: other processes kept the machine busy.
+func (c *ClientUse) busy() bool {
+	return c != nil && c.CPUWaitS != nil && c.CPUSeconds > 0 && *c.CPUWaitS >= busyWait*c.CPUSeconds
+}
+
 // CheckClient marks the stages the load generator could not deliver as
 // planned, with the reasons it can tell (max_in_flight, file descriptors
 // or ports, CPU, a machine busy with other processes), and makes the
@@ -61,7 +67,7 @@ func CheckClient(r *Report) {
 		if c := s.Client; c != nil && c.Cores > 0 && c.CPUCores >= 0.9*float64(c.Cores) {
 			ls.Reasons = append(ls.Reasons, fmt.Sprintf("CPU: the client used %.2f of its %d cores (give it its own machine or more cores)", c.CPUCores, c.Cores))
 		}
-		if c := s.Client; c != nil && c.CPUWaitS != nil && c.CPUSeconds > 0 && *c.CPUWaitS >= busyWait*c.CPUSeconds {
+		if c := s.Client; c.busy() {
 			ls.Busy = true
 			loosen := "client_check.max_send_lag"
 			if short {

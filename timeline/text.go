@@ -355,7 +355,7 @@ func writeStages(w *errWriter, r *Report) {
 			if c.RSSMB > 0 { // 0: the platform does not tell (only Linux does)
 				cost += fmt.Sprintf(", %.0f MB", c.RSSMB)
 			}
-			if c.CPUWaitS != nil && c.CPUSeconds > 0 && *c.CPUWaitS >= busyWait*c.CPUSeconds {
+			if c.busy() {
 				cost += fmt.Sprintf(", waited %s for a CPU (a busy machine)", span(*c.CPUWaitS))
 			}
 			costs = append(costs, cost)

@@ -350,8 +350,9 @@ func (t *Timeline) StageEnded(i int, at time.Duration, by EndedBy) {
 }
 
 // StageInFlight tells stage i's timeline that n requests were in flight
-// at one instant of the stage (the run reads it at the stage's start and
-// end, and the client's peak when it rose during the stage). A stage's
+// at one instant of the stage (the run tells it once, at the stage's end:
+// the client's peak when it rose during the stage, else the more of the
+// counts at the stage's start and end). A stage's
 // max_in_flight is the most of these and of the in-flight counts at the
 // ends of the rows within it.
 func (t *Timeline) StageInFlight(i int, n int64) {

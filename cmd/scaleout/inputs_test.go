@@ -46,6 +46,7 @@ func TestOutHoldingARunIsRefused(t *testing.T) {
 	}
 	writeFile(t, out, "report.json", `{"version": 1}`)
 	writeFile(t, out, "report.html", "old")
+	writeFile(t, out, "histograms.json", "{}")
 	c := newCLI()
 	if code := c.run(t, "run", p, "--out", out); code != exitUsage {
 		t.Fatalf("exit %d, want 2\n%s", code, c.stderr.String())
@@ -62,7 +63,7 @@ func TestOutHoldingARunIsRefused(t *testing.T) {
 	if code := c.run(t, "run", p, "--out", out, "--overwrite"); code != exitCannotRun {
 		t.Fatalf("--overwrite: exit %d, want 3 (target down)\n%s", code, c.stderr.String())
 	}
-	for _, f := range []string{"report.json", "report.html"} {
+	for _, f := range []string{"report.json", "report.html", "histograms.json"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err == nil {
 			t.Errorf("--overwrite left the old %s", f)
 		}

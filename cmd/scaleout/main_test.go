@@ -426,6 +426,9 @@ func TestStarvedRunIsClientLimited(t *testing.T) {
 	if r.Load.MaxInFlight == nil || *r.Load.MaxInFlight != 2 {
 		t.Errorf("in flight at most %v, want 2", r.Load.MaxInFlight)
 	}
+	if m := r.Stages[0].MaxInFlight; m == nil || *m != 2 {
+		t.Errorf("the stage's max_in_flight %v, want 2", m)
+	}
 }
 
 // A stage whose until never holds ends at its duration, and the run goes

@@ -59,7 +59,7 @@ load: [{name: light, duration: 1s, rate: 5/s}]
 client_check: {max_send_lag: 2s, max_shortfall: 50%}
 observe:
   scrape: [`+url+`/metrics]
-  interval: 100ms
+  interval: 500ms         # also each scrape's timeout: 100ms let a busy machine time out every reading of a 1s rest wait
   after: 0s
   vllm: '{namespace="inference"}'
   hpa: inference/keda-hpa-vllm-sim

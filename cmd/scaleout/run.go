@@ -127,7 +127,7 @@ func cmdRun(ctx context.Context, e env, args []string) error {
 }
 
 // runFiles are the files of a run directory (docs/report.md).
-var runFiles = []string{"report.json", "timeline.csv", "report.html", "requests.jsonl", "scenario.yaml"}
+var runFiles = []string{"report.json", "timeline.csv", "report.html", "histograms.json", "requests.jsonl", "scenario.yaml"}
 
 // claimOut refuses an --out directory that already holds a run (exit 2),
 // unless overwrite says to replace it: then the old run's files go first,

@@ -113,6 +113,9 @@ func TestCPUWait(t *testing.T) {
 	}
 	before, ok := CPUWait()
 	if !ok {
+		if _, err := os.Stat("/proc/self/schedstat"); err == nil {
+			t.Fatal("CPUWait not ok, yet this kernel keeps /proc/self/schedstat")
+		}
 		t.Skip("this kernel keeps no schedstat")
 	}
 	var hogs []*exec.Cmd

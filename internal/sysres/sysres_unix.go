@@ -42,15 +42,22 @@ func RSS() (bytes int64, ok bool) {
 	if err != nil {
 		return 0, false
 	}
-	f := strings.Fields(string(b))
-	if len(f) < 2 {
-		return 0, false
-	}
-	pages, err := strconv.ParseInt(f[1], 10, 64)
-	if err != nil {
+	pages, ok := intField(b, 1)
+	if !ok {
 		return 0, false
 	}
 	return pages * int64(os.Getpagesize()), true
+}
+
+// intField is field i (from 0) of a /proc file's space-separated text, as
+// an integer; ok is false when there is no such field or it is not one.
+func intField(b []byte, i int) (n int64, ok bool) {
+	f := strings.Fields(string(b))
+	if len(f) <= i {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(f[i], 10, 64)
+	return n, err == nil
 }
 
 // CPUWait is how long this process's threads have waited, runnable, for
@@ -69,12 +76,8 @@ func CPUWait() (wait time.Duration, ok bool) {
 		if err != nil {
 			continue // the thread has exited meanwhile
 		}
-		f := strings.Fields(string(b))
-		if len(f) < 2 {
-			return 0, false
-		}
-		ns, err := strconv.ParseInt(f[1], 10, 64)
-		if err != nil {
+		ns, read := intField(b, 1)
+		if !read {
 			return 0, false
 		}
 		wait += time.Duration(ns)
