@@ -46,13 +46,13 @@ func readShard(dir string) (*shardRun, error) {
 		}
 		return nil
 	}
-	if err := read("report.json", func(r io.Reader) (err error) { s.report, err = timeline.ReadJSON(r); return }); err != nil {
+	if err := read(reportFile, func(r io.Reader) (err error) { s.report, err = timeline.ReadJSON(r); return }); err != nil {
 		return nil, err
 	}
-	if err := read("histograms.json", func(r io.Reader) (err error) { s.hist, err = timeline.ReadHistograms(r); return }); err != nil {
+	if err := read(histogramsFile, func(r io.Reader) (err error) { s.hist, err = timeline.ReadHistograms(r); return }); err != nil {
 		return nil, err
 	}
-	if raw, err := os.ReadFile(filepath.Join(dir, "scenario.yaml")); err == nil {
+	if raw, err := os.ReadFile(filepath.Join(dir, scenarioFile)); err == nil {
 		s.scenario = raw
 	}
 	return s, nil
@@ -156,7 +156,7 @@ func Merge(dirs []string, out string) (*timeline.Report, error) {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return nil, cannotRun(fmt.Errorf("cannot create %s: %w", out, err))
 	}
-	lines, err := mergeRequests(shards, filepath.Join(out, "requests.jsonl"))
+	lines, err := mergeRequests(shards, filepath.Join(out, requestsFile))
 	if err != nil {
 		return nil, cannotRun(err)
 	}
@@ -168,7 +168,7 @@ func Merge(dirs []string, out string) (*timeline.Report, error) {
 	d := &runDir{dir: out, fs: atomicfile.OS}
 	if first.scenario != nil {
 		raw := first.scenario
-		if err := atomicfile.Write(atomicfile.OS, filepath.Join(out, "scenario.yaml"), func(w io.Writer) error { _, err := w.Write(raw); return err }); err != nil {
+		if err := atomicfile.Write(atomicfile.OS, filepath.Join(out, scenarioFile), func(w io.Writer) error { _, err := w.Write(raw); return err }); err != nil {
 			return nil, cannotRun(err)
 		}
 	}
@@ -223,7 +223,7 @@ func sameRun(shards []*shardRun) error {
 func mergeRequests(shards []*shardRun, path string) (int64, error) {
 	h := &lineHeap{}
 	for _, s := range shards {
-		f, err := os.Open(filepath.Join(s.dir, "requests.jsonl"))
+		f, err := os.Open(filepath.Join(s.dir, requestsFile))
 		if err != nil {
 			return 0, fmt.Errorf("%s: %w", s.dir, err)
 		}

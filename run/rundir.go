@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
@@ -16,6 +17,45 @@ import (
 	"github.com/scaleout/scaleout/scenario"
 	"github.com/scaleout/scaleout/timeline"
 )
+
+// The files of a run directory (docs/report.md).
+const (
+	reportFile     = "report.json"
+	csvFile        = "timeline.csv"
+	htmlFile       = "report.html"
+	histogramsFile = "histograms.json"
+	requestsFile   = "requests.jsonl"
+	scenarioFile   = "scenario.yaml"
+)
+
+var runFiles = []string{reportFile, csvFile, htmlFile, histogramsFile, requestsFile, scenarioFile}
+
+// ClaimDir refuses an --out directory that already holds a run (a usage
+// error), unless overwrite says to replace it: then the old run's files
+// go first, so none of them can outlive the new run beside its records.
+func ClaimDir(dir string, overwrite bool) error {
+	if dir == "" {
+		return nil
+	}
+	var held []string
+	for _, f := range runFiles {
+		if _, err := os.Lstat(filepath.Join(dir, f)); err == nil {
+			held = append(held, f)
+		}
+	}
+	if len(held) == 0 {
+		return nil
+	}
+	if !overwrite {
+		return usagef("--out %s already holds a run (%s): give a new directory, or add --overwrite to replace it", dir, strings.Join(held, ", "))
+	}
+	for _, f := range held {
+		if err := os.Remove(filepath.Join(dir, f)); err != nil {
+			return cannotRun(fmt.Errorf("--overwrite: cannot remove the old run: %w", err))
+		}
+	}
+	return nil
+}
 
 // runDir is the run directory: requests.jsonl while the run goes on, the
 // report, the timeline CSV and the HTML page at the end. Every file but
@@ -34,7 +74,7 @@ func createRunDir(fsys atomicfile.FS, dir string, s *scenario.Scenario, vegetaPa
 		return nil, fmt.Errorf("cannot create the run directory: %w", err)
 	}
 	if raw, err := os.ReadFile(s.File); err == nil {
-		err := atomicfile.Write(fsys, filepath.Join(dir, "scenario.yaml"), func(w io.Writer) error {
+		err := atomicfile.Write(fsys, filepath.Join(dir, scenarioFile), func(w io.Writer) error {
 			_, err := w.Write(raw)
 			return err
 		})
@@ -42,7 +82,7 @@ func createRunDir(fsys atomicfile.FS, dir string, s *scenario.Scenario, vegetaPa
 			return nil, fmt.Errorf("cannot write the run directory: %w", err)
 		}
 	}
-	f, err := fsys.Create(filepath.Join(dir, "requests.jsonl"))
+	f, err := fsys.Create(filepath.Join(dir, requestsFile))
 	if err != nil {
 		return nil, fmt.Errorf("cannot create requests.jsonl: %w", err)
 	}
@@ -62,10 +102,10 @@ func createRunDir(fsys atomicfile.FS, dir string, s *scenario.Scenario, vegetaPa
 func (d *runDir) writeReport(r *timeline.Report, h *timeline.Histograms) error {
 	path := func(name string) string { return filepath.Join(d.dir, name) }
 	return atomicfile.WriteAll(d.fs, []atomicfile.Entry{
-		{Path: path("report.json"), Render: func(w io.Writer) error { return timeline.WriteJSON(w, r) }},
-		{Path: path("timeline.csv"), Render: func(w io.Writer) error { return timeline.WriteCSV(w, r) }},
-		{Path: path("report.html"), Render: func(w io.Writer) error { return timeline.WriteHTML(w, r, HTMLAssets()) }},
-		{Path: path("histograms.json"), Render: func(w io.Writer) error { return timeline.WriteHistograms(w, h) }},
+		{Path: path(reportFile), Render: func(w io.Writer) error { return timeline.WriteJSON(w, r) }},
+		{Path: path(csvFile), Render: func(w io.Writer) error { return timeline.WriteCSV(w, r) }},
+		{Path: path(htmlFile), Render: func(w io.Writer) error { return timeline.WriteHTML(w, r, HTMLAssets()) }},
+		{Path: path(histogramsFile), Render: func(w io.Writer) error { return timeline.WriteHistograms(w, h) }},
 	})
 }
 

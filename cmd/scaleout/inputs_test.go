@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scaleout/scaleout/run"
 	"github.com/scaleout/scaleout/timeline"
 )
 
@@ -73,7 +74,7 @@ func TestOutHoldingARunIsRefused(t *testing.T) {
 	if err := os.MkdirAll(empty, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := claimOut(empty, false); err != nil {
+	if err := run.ClaimDir(empty, false); err != nil {
 		t.Errorf("an empty --out directory: %v", err)
 	}
 }

@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -70,7 +67,7 @@ func cmdRun(ctx context.Context, e env, args []string) error {
 	if fs.NArg() != 1 {
 		return usagef("run takes one scenario file (e.g. scaleout run scenarios/demo.yaml), got %d arguments", fs.NArg())
 	}
-	if err := claimOut(o.run.Out, o.overwrite); err != nil {
+	if err := run.ClaimDir(o.run.Out, o.overwrite); err != nil {
 		return err
 	}
 	if fs.Changed("after") {
@@ -122,36 +119,6 @@ func cmdRun(ctx context.Context, e env, args []string) error {
 		return silent(exitInterrupted)
 	case r.Verdict == timeline.Fail:
 		return silent(exitFailed)
-	}
-	return nil
-}
-
-// runFiles are the files of a run directory (docs/report.md).
-var runFiles = []string{"report.json", "timeline.csv", "report.html", "histograms.json", "requests.jsonl", "scenario.yaml"}
-
-// claimOut refuses an --out directory that already holds a run (exit 2),
-// unless overwrite says to replace it: then the old run's files go first,
-// so none of them can outlive the new run beside its records.
-func claimOut(dir string, overwrite bool) error {
-	if dir == "" {
-		return nil
-	}
-	var held []string
-	for _, f := range runFiles {
-		if _, err := os.Lstat(filepath.Join(dir, f)); err == nil {
-			held = append(held, f)
-		}
-	}
-	if len(held) == 0 {
-		return nil
-	}
-	if !overwrite {
-		return usagef("--out %s already holds a run (%s): give a new directory, or add --overwrite to replace it", dir, strings.Join(held, ", "))
-	}
-	for _, f := range held {
-		if err := os.Remove(filepath.Join(dir, f)); err != nil {
-			return withCode(exitCannotRun, fmt.Errorf("--overwrite: cannot remove the old run: %w", err))
-		}
 	}
 	return nil
 }
