@@ -92,10 +92,9 @@ func (l *load) state() LoadState {
 
 // addState adds a decoded state to l.
 func (l *load) addState(s LoadState) error {
-	o := newLoad()
-	o.requests, o.ok, o.aborted, o.good, o.promptTok, o.outTok = s.Requests, s.OK, s.Aborted, s.Good, s.PromptTokens, s.OutputTokens
-	maps.Copy(o.errors, s.Errors)
-	maps.Copy(o.samples, s.ErrorSamples)
+	// Its distributions are the decoded ones: none is made to be replaced.
+	o := &load{requests: s.Requests, ok: s.OK, aborted: s.Aborted, good: s.Good, promptTok: s.PromptTokens, outTok: s.OutputTokens,
+		errors: s.Errors, samples: s.ErrorSamples}
 	for _, h := range []struct {
 		name string
 		enc  string
