@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"os/exec"
@@ -128,16 +129,22 @@ func mergeShards(t *testing.T, dir string, dirs []string) string {
 
 func readHistograms(t *testing.T, dir string) *timeline.Histograms {
 	t.Helper()
-	f, err := os.Open(filepath.Join(dir, "histograms.json"))
+	return readRunFile(t, dir, "histograms.json", timeline.ReadHistograms)
+}
+
+// readRunFile reads the file name of a run directory with read.
+func readRunFile[T any](t *testing.T, dir, name string, read func(io.Reader) (T, error)) T {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, name))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	h, err := timeline.ReadHistograms(f)
+	v, err := read(f)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: %v", f.Name(), err)
 	}
-	return h
+	return v
 }
 
 // line is what the proof reads of a requests.jsonl line.
