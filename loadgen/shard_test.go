@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"sync"
 	"testing"
@@ -160,14 +161,19 @@ func TestShardConcurrency(t *testing.T) {
 	}
 }
 
+// tinyServer answers every request with tinyStream.
+func tinyServer(t *testing.T) *httptest.Server {
+	return newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		io.WriteString(w, tinyStream)
+	}))
+}
+
 // A stage given a start already past keeps every hit at the instant it
 // was due on that clock: the hits due before Run go out at once (late),
 // and the stage ends at start + duration.
 func TestStageStartInThePast(t *testing.T) {
-	ts := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		io.WriteString(w, tinyStream)
-	}))
+	ts := tinyServer(t)
 	// The epoch a second back: offsets stay positive (a negative Scheduled
 	// would read as a closed loop's).
 	g, c := newGen(t, ts.URL, testBodies(t, "completions", true, 5), func(c *Config) { c.Epoch = time.Now().Add(-time.Second) })
@@ -202,10 +208,7 @@ func TestStageStartInThePast(t *testing.T) {
 
 // A stage given a future start waits for it.
 func TestStageStartInTheFuture(t *testing.T) {
-	ts := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		io.WriteString(w, tinyStream)
-	}))
+	ts := tinyServer(t)
 	g, c := newGen(t, ts.URL, testBodies(t, "completions", true, 5), nil)
 	start := time.Now().Add(150 * time.Millisecond)
 	st := Stage{Name: "later", Duration: 100 * time.Millisecond, Schedule: Constant(20, 100*time.Millisecond), Start: start}

@@ -137,7 +137,7 @@ func (r *runner) guard(ctx context.Context, rep *timeline.Report) {
 		return
 	}
 	if r.o.StrictGuard {
-		rep.Expectations = append(rep.Expectations, timeline.Outcome{Expr: "the ScaledObject is paused again after the run (--strict-guard)", Detail: g.Detail})
+		rep.Expectations = append(rep.Expectations, timeline.Outcome{Expr: strictGuardExpr, Detail: g.Detail})
 	}
 	if g.State == "unpaused" {
 		fmt.Fprintf(r.o.Log, `

@@ -52,6 +52,7 @@ const lateStart = time.Second
 // ParseShard reads --shard K/N and --start-at TIME (RFC 3339, in the
 // future from now). Both or neither must be given.
 func ParseShard(spec, startAt string, now time.Time) (Shard, error) {
+	example := now.Add(time.Minute).UTC().Truncate(time.Second).Format(time.RFC3339) // a --start-at to suggest
 	switch {
 	case spec == "" && startAt == "":
 		return Shard{}, nil
@@ -59,7 +60,7 @@ func ParseShard(spec, startAt string, now time.Time) (Shard, error) {
 		return Shard{}, usagef("--start-at needs --shard K/N (the start is the common clock of a sharded run)")
 	case startAt == "":
 		return Shard{}, usagef("--shard %s needs --start-at TIME: the instant every shard starts its load, RFC 3339 and in the future (e.g. --start-at %s)",
-			spec, now.Add(time.Minute).UTC().Truncate(time.Second).Format(time.RFC3339))
+			spec, example)
 	}
 	ks, ns, ok := strings.Cut(spec, "/")
 	k, kerr := strconv.Atoi(ks)
@@ -72,11 +73,11 @@ func ParseShard(spec, startAt string, now time.Time) (Shard, error) {
 	}
 	at, err := time.Parse(time.RFC3339Nano, startAt)
 	if err != nil {
-		return Shard{}, usagef("--start-at %q: want an RFC 3339 time, e.g. %s", startAt, now.Add(time.Minute).UTC().Truncate(time.Second).Format(time.RFC3339))
+		return Shard{}, usagef("--start-at %q: want an RFC 3339 time, e.g. %s", startAt, example)
 	}
 	if !at.After(now) {
 		return Shard{}, usagef("--start-at %s is %s in the past: give an instant every shard can still wait for (e.g. %s)",
-			startAt, scenario.FormatDuration(now.Sub(at).Round(time.Second)), now.Add(time.Minute).UTC().Truncate(time.Second).Format(time.RFC3339))
+			startAt, scenario.FormatDuration(now.Sub(at).Round(time.Second)), example)
 	}
 	return Shard{Index: k, Count: n, StartAt: at}, nil
 }

@@ -92,10 +92,9 @@ func (l *load) state() LoadState {
 
 // addState adds a decoded state to l.
 func (l *load) addState(s LoadState) error {
-	o := newLoad()
-	o.requests, o.ok, o.aborted, o.good, o.promptTok, o.outTok = s.Requests, s.OK, s.Aborted, s.Good, s.PromptTokens, s.OutputTokens
-	maps.Copy(o.errors, s.Errors)
-	maps.Copy(o.samples, s.ErrorSamples)
+	// Its distributions are the decoded ones: none is made to be replaced.
+	o := &load{requests: s.Requests, ok: s.OK, aborted: s.Aborted, good: s.Good, promptTok: s.PromptTokens, outTok: s.OutputTokens,
+		errors: s.Errors, samples: s.ErrorSamples}
 	for _, h := range []struct {
 		name string
 		enc  string
@@ -111,36 +110,8 @@ func (l *load) addState(s LoadState) error {
 	return nil
 }
 
-// Histograms returns the run's distributions and counts (histograms.json).
-// Call it once the run is over, after Report: it closes the rows still
-// open as Report does.
-func (t *Timeline) Histograms(end time.Duration) *Histograms {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, rw := range t.rows[t.closed:] {
-		t.closeRow(rw)
-	}
-	t.closed = len(t.rows)
-	loadEnd := t.loadEnd
-	if loadEnd < 0 {
-		loadEnd = end
-	}
-	h := &Histograms{Version: HistogramsVersion, Unit: "us", Encoding: "hdr-v2-base64", Expect: []string{}}
-	all := newLoad()
-	all.merge(t.run)
-	for _, st := range t.stages {
-		all.merge(st.load)
-		ss := StageState{Name: st.plan.Name, LoadState: st.load.state()}
-		if st.started {
-			stEnd := st.end
-			if stEnd < 0 {
-				stEnd = loadEnd
-			}
-			ss.Planned = st.plan.planned(stEnd - st.start)
-		}
-		h.Stages = append(h.Stages, ss)
-	}
-	h.Run = all.state()
+// state is the closed row's entry in histograms.json.
+func (rw *row) state() RowState {
 	enc := func(s measure.Sparse) string {
 		if s.Empty() {
 			return ""
@@ -148,8 +119,58 @@ func (t *Timeline) Histograms(end time.Duration) *Histograms {
 		e, _ := s.Dist().Encode() // cannot fail: the histogram is well formed
 		return e
 	}
+	return RowState{TTFT: enc(rw.ttftKept), SendLag: enc(rw.lagKept), Tokens: rw.tokens}
+}
+
+// addState adds a row's entry in histograms.json to the open row rw: its
+// tokens and its distributions.
+func (rw *row) addState(s RowState) error {
+	rw.tokens += s.Tokens
+	for _, h := range []struct {
+		name string
+		enc  string
+		into **measure.Dist
+	}{{"ttft", s.TTFT, &rw.ttft}, {"send_lag", s.SendLag, &rw.lag}} {
+		if h.enc == "" {
+			continue
+		}
+		d, err := measure.DecodeDist(h.enc)
+		if err != nil {
+			return fmt.Errorf("%s: %w", h.name, err)
+		}
+		if d.Count() == 0 {
+			continue
+		}
+		if *h.into == nil {
+			*h.into = measure.NewDist(2) // a row's precision, as the timeline keeps it
+		}
+		(*h.into).Merge(d)
+	}
+	return nil
+}
+
+// Histograms returns the run's distributions and counts (histograms.json).
+// Call it once the run is over, after Report: it closes the rows still
+// open as Report does.
+func (t *Timeline) Histograms(end time.Duration) *Histograms {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.closeAll()
+	loadEnd := t.loadEnd
+	if loadEnd < 0 {
+		loadEnd = end
+	}
+	h := &Histograms{Version: HistogramsVersion, Unit: "us", Encoding: "hdr-v2-base64", Expect: []string{}}
+	for _, st := range t.stages {
+		ss := StageState{Name: st.plan.Name, LoadState: st.load.state()}
+		if st.started {
+			ss.Planned = st.plan.planned(st.endOr(loadEnd) - st.start)
+		}
+		h.Stages = append(h.Stages, ss)
+	}
+	h.Run = t.total().state()
 	for _, rw := range t.rows {
-		h.Rows = append(h.Rows, RowState{TTFT: enc(rw.ttftKept), SendLag: enc(rw.lagKept), Tokens: rw.tokens})
+		h.Rows = append(h.Rows, rw.state())
 	}
 	return h
 }
@@ -336,7 +357,8 @@ func Merge(parts []Part) (*Report, *Histograms, error) {
 		}
 	}
 
-	// Rows: added on the common clock; each row's distributions merged.
+	// Rows: added on the common clock, each row's distributions merged,
+	// and its figures computed as the timeline computes a row's.
 	n := 0
 	for _, p := range parts {
 		n = max(n, len(p.Report.Timeline), len(p.Histograms.Rows))
@@ -344,66 +366,47 @@ func Merge(parts []Part) (*Report, *Histograms, error) {
 	end := time.Duration(m.DurationS * float64(time.Second))
 	var inflight int64
 	for i := range n {
-		at := time.Duration(i) * interval
-		rowEnd := min(at+interval, max(end, at+1))
-		row := Row{T: secs(at), Span: secs(rowEnd - at), Stage: "-", Series: map[string]*float64{}}
+		rw := &row{}
+		var target float64
+		stage := "-"
+		if i < len(first.Timeline) {
+			stage = first.Timeline[i].Stage
+		}
+		for k, p := range parts {
+			if i < len(p.Report.Timeline) {
+				pr := p.Report.Timeline[i]
+				rw.sent += pr.Sent
+				rw.done += pr.Done
+				rw.errs += pr.Errors
+				rw.aborted += pr.Aborted
+				rw.capped = rw.capped || pr.Capped
+				target += pr.TargetRPS
+				if stage == "-" {
+					stage = pr.Stage
+				}
+			}
+			if i < len(p.Histograms.Rows) {
+				if err := rw.addState(p.Histograms.Rows[i]); err != nil {
+					return nil, nil, fmt.Errorf("part %d: row %d: %w", k, i, err)
+				}
+			}
+		}
+		rw.close(func(*measure.Dist) {})
+		row := rw.report(rowSpan(i, interval, end))
+		row.Stage, row.TargetRPS = stage, Round3(target)
 		if i < len(first.Timeline) {
 			fr := first.Timeline[i]
-			row.Stage, row.SampleT, row.Series, row.Gaps = fr.Stage, fr.SampleT, fr.Series, fr.Gaps
+			row.SampleT, row.Series, row.Gaps = fr.SampleT, fr.Series, fr.Gaps
 		} else {
 			for _, s := range first.Series {
 				row.Series[s.Name] = nil
 			}
 		}
-		ttft, lag := measure.NewDist(2), measure.NewDist(2)
-		var tokens float64
-		for k, p := range parts {
-			if i < len(p.Report.Timeline) {
-				pr := p.Report.Timeline[i]
-				row.Sent += pr.Sent
-				row.Done += pr.Done
-				row.Errors += pr.Errors
-				row.Aborted += pr.Aborted
-				row.TargetRPS += pr.TargetRPS
-				row.Capped = row.Capped || pr.Capped
-				if row.Stage == "-" {
-					row.Stage = pr.Stage
-				}
-			}
-			if i < len(p.Histograms.Rows) {
-				hr := p.Histograms.Rows[i]
-				tokens += hr.Tokens
-				for _, d := range []struct {
-					enc  string
-					into *measure.Dist
-				}{{hr.TTFT, ttft}, {hr.SendLag, lag}} {
-					if d.enc == "" {
-						continue
-					}
-					dd, err := measure.DecodeDist(d.enc)
-					if err != nil {
-						return nil, nil, fmt.Errorf("part %d: row %d: %w", k, i, err)
-					}
-					d.into.Merge(dd)
-				}
-			}
-		}
-		row.TargetRPS = Round3(row.TargetRPS)
-		row.OutputTPS = Round3(tokens / (rowEnd - at).Seconds())
-		hr := RowState{Tokens: tokens}
-		if ttft.Count() > 0 {
-			row.TTFTP50, row.TTFTP95 = ms(ttft.Quantile(.5)), ms(ttft.Quantile(.95))
-			hr.TTFT, _ = ttft.Encode()
-		}
-		if lag.Count() > 0 {
-			row.LagP50, row.LagP99, row.LagMax = ms(lag.Quantile(.5)), ms(lag.Quantile(.99)), ms(lag.Max())
-			hr.SendLag, _ = lag.Encode()
-		}
-		inflight += row.Sent - row.Done - row.Aborted
+		inflight += rw.net()
 		row.InFlight = inflight
 		peak = max(peak, inflight)
 		m.Timeline = append(m.Timeline, row)
-		mh.Rows = append(mh.Rows, hr)
+		mh.Rows = append(mh.Rows, rw.state())
 	}
 	m.Load.MaxInFlight = &peak
 	return m, mh, nil

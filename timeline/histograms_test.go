@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -135,11 +136,14 @@ func TestMergeEqualsTheWholeRun(t *testing.T) {
 		g := m.Timeline[i]
 		if g.Sent != w.Sent || g.Done != w.Done || g.Aborted != w.Aborted || g.InFlight != w.InFlight || g.Errors != w.Errors || g.Stage != w.Stage ||
 			!reflect.DeepEqual(g.TTFTP50, w.TTFTP50) || !reflect.DeepEqual(g.TTFTP95, w.TTFTP95) ||
-			!reflect.DeepEqual(g.LagP99, w.LagP99) || !reflect.DeepEqual(g.LagMax, w.LagMax) ||
+			!reflect.DeepEqual(g.LagP50, w.LagP50) || !reflect.DeepEqual(g.LagP99, w.LagP99) || !reflect.DeepEqual(g.LagMax, w.LagMax) ||
 			math.Abs(g.OutputTPS-w.OutputTPS) > 0.002 || math.Abs(g.TargetRPS-w.TargetRPS) > 0.002 ||
 			!reflect.DeepEqual(g.Series, w.Series) {
 			t.Errorf("row %d: merged %+v\nwhole %+v", i, g, w)
 		}
+	}
+	if m.Load.MaxInFlight == nil || *m.Load.MaxInFlight != *whole.Load.MaxInFlight {
+		t.Errorf("max in flight: merged %s, whole %d", peakOf(m.Load.MaxInFlight), *whole.Load.MaxInFlight)
 	}
 	if !reflect.DeepEqual(m.KPIs, whole.KPIs) {
 		t.Errorf("KPIs: merged %+v, whole %+v", m.KPIs, whole.KPIs)
@@ -152,6 +156,35 @@ func TestMergeEqualsTheWholeRun(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(again.Load.TTFT, m.Load.TTFT) {
 		t.Errorf("merging the merge: %v, ttft %s then %s", err, showSummary(again.Load.TTFT), showSummary(m.Load.TTFT))
 	}
+}
+
+// The merged run's peak in flight is no lower than any part's own (a
+// client's peak between row ends), and a part that measured none is
+// merged all the same.
+func TestMergeMaxInFlight(t *testing.T) {
+	_, parts := shardedRun(t, 2)
+	m, _, err := Merge(parts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := *m.Load.MaxInFlight
+	high, none := *parts[0].Report, *parts[1].Report
+	high.Load.MaxInFlight = new(rows + 50)
+	none.Load.MaxInFlight = nil
+	m, _, err = Merge([]Part{{Report: &high, Histograms: parts[0].Histograms}, {Report: &none, Histograms: parts[1].Histograms}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Load.MaxInFlight == nil || *m.Load.MaxInFlight != rows+50 {
+		t.Errorf("max in flight %s, want part 0's own peak %d (the merged rows reach %d)", peakOf(m.Load.MaxInFlight), rows+50, rows)
+	}
+}
+
+func peakOf(p *int64) string {
+	if p == nil {
+		return "null"
+	}
+	return strconv.FormatInt(*p, 10)
 }
 
 func showSummary(s measure.Summary) string {

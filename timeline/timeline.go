@@ -128,6 +128,15 @@ type stageState struct {
 	inFlight int64
 }
 
+// endOr is when the stage ended: loadEnd when it had not ended by then
+// (the load stopped in it).
+func (st *stageState) endOr(loadEnd time.Duration) time.Duration {
+	if st.end < 0 {
+		return loadEnd
+	}
+	return st.end
+}
+
 type row struct {
 	sent, done, errs  int64
 	aborted           int64 // ended by the user (second Ctrl-C): neither done nor failed
@@ -301,20 +310,56 @@ func (t *Timeline) closeBefore(at time.Duration) {
 }
 
 func (t *Timeline) closeRow(rw *row) {
+	rw.close(func(d *measure.Dist) {
+		d.Reset()
+		t.free = append(t.free, d)
+	})
+}
+
+// closeAll closes the rows still open (the run is over).
+func (t *Timeline) closeAll() {
+	for _, rw := range t.rows[t.closed:] {
+		t.closeRow(rw)
+	}
+	t.closed = len(t.rows)
+}
+
+// close reduces the row's distributions to the percentiles the report
+// shows, keeps a sparse copy of each for histograms.json, and hands each
+// distribution to done (which may use its memory again).
+func (rw *row) close(done func(*measure.Dist)) {
 	if rw.ttft != nil {
 		rw.ttftP50, rw.ttftP95 = ms(rw.ttft.Quantile(.5)), ms(rw.ttft.Quantile(.95))
 		rw.ttftKept = rw.ttft.Sparse()
-		rw.ttft.Reset()
-		t.free = append(t.free, rw.ttft)
+		done(rw.ttft)
 		rw.ttft = nil
 	}
 	if rw.lag != nil {
 		rw.lagP50, rw.lagP99, rw.lagMax = ms(rw.lag.Quantile(.5)), ms(rw.lag.Quantile(.99)), ms(rw.lag.Max())
 		rw.lagKept = rw.lag.Sparse()
-		rw.lag.Reset()
-		t.free = append(t.free, rw.lag)
+		done(rw.lag)
 		rw.lag = nil
 	}
+}
+
+// net is how many requests the row added to those in flight: sent, less
+// those that ended in it.
+func (rw *row) net() int64 { return rw.sent - rw.done - rw.aborted }
+
+// rowSpan is where row i starts and ends: an interval, the run's last row
+// cut at the run's end (never empty).
+func rowSpan(i int, interval, end time.Duration) (at, rowEnd time.Duration) {
+	at = time.Duration(i) * interval
+	return at, min(at+interval, max(end, at+1))
+}
+
+// report is the closed row as report.json shows it, from [at, rowEnd):
+// its counts, percentiles and output rate. Its stage, target rate, in
+// flight and series are the run's to say.
+func (rw *row) report(at, rowEnd time.Duration) Row {
+	return Row{T: secs(at), Span: secs(rowEnd - at), Sent: rw.sent, Done: rw.done, Errors: rw.errs, Aborted: rw.aborted,
+		TTFTP50: rw.ttftP50, TTFTP95: rw.ttftP95, LagP50: rw.lagP50, LagP99: rw.lagP99, LagMax: rw.lagMax, Capped: rw.capped,
+		OutputTPS: Round3(rw.tokens / (rowEnd - at).Seconds()), Series: map[string]*float64{}}
 }
 
 func ms(d time.Duration) *float64 {
@@ -702,10 +747,7 @@ func (t *Timeline) Report(end time.Duration, m Meta) *Report {
 		loadEnd = end
 	}
 	t.rowAt(max(end-1, 0)) // rows reach the end of the run
-	for _, rw := range t.rows[t.closed:] {
-		t.closeRow(rw)
-	}
-	t.closed = len(t.rows)
+	t.closeAll()
 
 	r := &Report{
 		Version: ReportVersion, Scenario: m.Scenario, File: m.File, Started: m.Started.UTC(),
@@ -721,7 +763,7 @@ func (t *Timeline) Report(end time.Duration, m Meta) *Report {
 	ends := make([]int64, len(t.rows))
 	var inflight int64
 	for i, rw := range t.rows {
-		inflight += rw.sent - rw.done - rw.aborted
+		inflight += rw.net()
 		ends[i] = inflight
 	}
 
@@ -734,12 +776,9 @@ func (t *Timeline) Report(end time.Duration, m Meta) *Report {
 			r.Stages = append(r.Stages, sr)
 			continue
 		}
-		stEnd := st.end
-		if stEnd < 0 {
-			stEnd = loadEnd
-			if sr.EndedBy == "" {
-				sr.EndedBy = ByInterrupt
-			}
+		stEnd := st.endOr(loadEnd)
+		if st.end < 0 && sr.EndedBy == "" {
+			sr.EndedBy = ByInterrupt
 		}
 		sr.StartS, sr.EndS = secs(st.start), secs(stEnd)
 		planned := st.plan.planned(stEnd - st.start)
@@ -756,23 +795,15 @@ func (t *Timeline) Report(end time.Duration, m Meta) *Report {
 		}
 		r.Stages = append(r.Stages, sr)
 	}
-	all := newLoad()
-	all.merge(t.run)
-	for _, st := range t.stages {
-		all.merge(st.load)
-	}
-	r.Load = all.report(loadEnd, plannedAll, t.cfg.SLO)
+	r.Load = t.total().report(loadEnd, plannedAll, t.cfg.SLO)
 	r.Load.CapReached = m.CapReached
 	r.MaxInFlightCap = m.MaxInFlight
 
 	// Rows.
 	r.Load.MaxInFlight = new(int64(0))
 	for i, rw := range t.rows {
-		at := time.Duration(i) * t.cfg.Interval
-		rowEnd := min(at+t.cfg.Interval, max(end, at+1))
-		row := Row{T: secs(at), Span: secs(rowEnd - at), Sent: rw.sent, Done: rw.done, Errors: rw.errs, Aborted: rw.aborted, TTFTP50: rw.ttftP50, TTFTP95: rw.ttftP95,
-			LagP50: rw.lagP50, LagP99: rw.lagP99, LagMax: rw.lagMax, Capped: rw.capped,
-			OutputTPS: Round3(rw.tokens / (rowEnd - at).Seconds()), Series: map[string]*float64{}}
+		at, rowEnd := rowSpan(i, t.cfg.Interval, end)
+		row := rw.report(at, rowEnd)
 		row.InFlight = ends[i]
 		if ends[i] > *r.Load.MaxInFlight {
 			*r.Load.MaxInFlight = ends[i]
@@ -784,10 +815,7 @@ func (t *Timeline) Report(end time.Duration, m Meta) *Report {
 			row.Stage = "after"
 		}
 		for j, st := range t.stages {
-			stEnd := st.end
-			if stEnd < 0 {
-				stEnd = loadEnd
-			}
+			stEnd := st.endOr(loadEnd)
 			from := st.start
 			if j == 0 {
 				from = 0 // the first stage starts a moment after the epoch
@@ -851,6 +879,17 @@ func (t *Timeline) Report(end time.Duration, m Meta) *Report {
 // Round3 rounds to three decimals, half away from zero: the precision of
 // report.json's rates, seconds and sizes.
 func Round3(v float64) float64 { return math.Round(v*1000) / 1000 }
+
+// total is the run's load: its stages' and that of requests of no known
+// stage.
+func (t *Timeline) total() *load {
+	all := newLoad()
+	all.merge(t.run)
+	for _, st := range t.stages {
+		all.merge(st.load)
+	}
+	return all
+}
 
 // load accumulates requests into the run's or a stage's summary.
 type load struct {

@@ -66,16 +66,7 @@ func writeFile(t *testing.T, dir, name, text string) string {
 
 func readReportFile(t *testing.T, dir string) *timeline.Report {
 	t.Helper()
-	f, err := os.Open(filepath.Join(dir, "report.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := timeline.ReadJSON(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return readRunFile(t, dir, "report.json", timeline.ReadJSON)
 }
 
 func countLines(t *testing.T, path string) int {
