@@ -587,11 +587,3 @@ func logComparison(t *testing.T, rep *report) {
 	}
 	t.Logf("predicted vs observed:\n%s", b.String())
 }
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
