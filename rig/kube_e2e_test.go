@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -147,6 +146,22 @@ client_check: {max_send_lag: 1s, max_shortfall: 10%}
 	return path
 }
 
+// loadWatch follows a run's stderr (its line is runKube's onLine): it
+// notes the acting guard's un-pause, and calls do once, with the process,
+// on the first progress line of the load (the "light" stage) after it.
+type loadWatch struct {
+	do             func(*os.Process) // nil: only watch
+	unpaused, done bool
+}
+
+func (w *loadWatch) line(l string, p *os.Process) {
+	w.unpaused = w.unpaused || strings.Contains(l, "guard: un-paused")
+	if w.do != nil && w.unpaused && !w.done && strings.Contains(l, " light ") {
+		w.done = true
+		w.do(p)
+	}
+}
+
 // The acting guard re-pauses the ScaledObject it un-paused however the run
 // ends: a pass, a fail, a Ctrl-C and a SIGTERM (each signal sent once the
 // load runs, on the run's first progress line after the un-pause).
@@ -168,16 +183,13 @@ func TestKubeGuardActRepauses(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
 			out := filepath.Join(t.TempDir(), "run")
-			unpaused, signalled := false, false
-			code, stderr, rep := runKube(t, ctx, out, func(line string, p *os.Process) {
-				unpaused = unpaused || strings.Contains(line, "guard: un-paused")
-				if c.sig != nil && unpaused && !signalled && strings.Contains(line, " light ") {
-					signalled = true
-					_ = p.Signal(c.sig)
-				}
-			}, kubeArgs(r, shortGPU(t, "10s", c.expect), out, r.Kubeconfig)...)
-			if !unpaused || c.sig != nil && !signalled {
-				t.Errorf("un-paused by the guard %v, signalled %v\n%s", unpaused, signalled, tail(stderr, 30))
+			w := &loadWatch{}
+			if c.sig != nil {
+				w.do = func(p *os.Process) { _ = p.Signal(c.sig) }
+			}
+			code, stderr, rep := runKube(t, ctx, out, w.line, kubeArgs(r, shortGPU(t, "10s", c.expect), out, r.Kubeconfig)...)
+			if !w.unpaused || c.sig != nil && !w.done {
+				t.Errorf("un-paused by the guard %v, signalled %v\n%s", w.unpaused, w.done, tail(stderr, 30))
 			}
 			if code != c.code || !guardRestored(rep) {
 				t.Errorf("exit %d (want %d), report %+v\n%s", code, c.code, rep, tail(stderr, 30))
@@ -305,19 +317,10 @@ func TestKubeAPIServerRestartMidRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	out := filepath.Join(t.TempDir(), "run")
-	unpaused, started := false, false
-	var once sync.Once
 	restarted := make(chan error, 1)
-	code, stderr, rep := runKube(t, ctx, out, func(line string, _ *os.Process) {
-		unpaused = unpaused || strings.Contains(line, "guard: un-paused")
-		if unpaused && strings.Contains(line, " light ") {
-			once.Do(func() {
-				started = true
-				go func() { restarted <- r.RestartAPIServer(ctx) }()
-			})
-		}
-	}, kubeArgs(r, shortGPU(t, "30s", "ready <= 1 always"), out, r.Kubeconfig)...)
-	if !started {
+	w := &loadWatch{do: func(*os.Process) { go func() { restarted <- r.RestartAPIServer(ctx) }() }}
+	code, stderr, rep := runKube(t, ctx, out, w.line, kubeArgs(r, shortGPU(t, "30s", "ready <= 1 always"), out, r.Kubeconfig)...)
+	if !w.done {
 		t.Fatalf("the API server was not restarted during the run\n%s", tail(stderr, 30))
 	}
 	if err := <-restarted; err != nil {
