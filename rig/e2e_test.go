@@ -470,37 +470,62 @@ func scaleTo(t *testing.T, ctx context.Context, r *Rig, tier Tier, n int32) {
 }
 
 // TestGPUTier is runbook §2 on the rig: scenarios/gpu-trigger.yaml through
-// the real scaleout binary, KEDA and the HPA controller. The HPA's desired
-// rises to 2 or more while one pod stays ready (one GPU), the second pod is
-// Pending with the scheduler's reason, and the run ends with the
-// ScaledObject paused again (this test re-pauses it when the run asks).
+// the real scaleout binary, KEDA and the HPA controller, read from the API
+// (--kubeconfig) with Prometheus beside it as the cross-check, and the
+// acting guard. One run proves both: the HPA's desired rises to 2 or more
+// (a k8s_rescale with the HPA's own reason, on API time; desired_prom from
+// Prometheus agrees) while one pod stays ready (one GPU); the second pod is
+// Pending with the scheduler's reason; and the guard leaves the
+// ScaledObject paused as shipped.
 func TestGPUTier(t *testing.T) {
 	r, tier := sharedRig(t), Tiers[0]
+	restoreTier(t, r, tier)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	liveTier(t, ctx, r, tier)
-
-	var pending sync.Once
-	var pendingMsg string
-	code, rep, stderr := runScenario(t, ctx, r, r.Gateways[tier.Namespace], storyScenario(t, "../scenarios/gpu-trigger.yaml"), "manifests/gpu-tier.yaml",
-		func(line string) {
-			if strings.Contains(line, "re-pause it now") {
-				pending.Do(func() { pendingMsg = unschedulable(ctx, r, tier) })
-				if err := r.SetPaused(ctx, tier.Namespace, tier.ScaledObject, true); err != nil {
-					t.Errorf("re-pause: %v", err)
-				}
-			}
-		},
-		"--interval", "3s", "--after", "20s", "--rest-wait", "2m", "--guard-wait", "2m")
+	out := filepath.Join(t.TempDir(), "run")
+	code, stderr, rep := runKube(t, ctx, out, nil, kubeArgs(r, storyScenario(t, "../scenarios/gpu-trigger.yaml"), out, r.Kubeconfig, "--rows", "200", "--interval", "3s", "--after", "20s")...)
+	if code != 0 || rep == nil || rep.Verdict != "pass" {
+		t.Fatalf("exit %d, report %+v\n%s", code, rep, tail(stderr, 40))
+	}
 	logComparison(t, rep)
-	if code != 0 || rep.Verdict != "pass" {
-		t.Errorf("scaleout exit %d, verdict %q; expectations %+v\n%s", code, rep.Verdict, rep.Expectations, tail(stderr, 30))
+	var rescale, pending bool
+	for _, e := range rep.Events {
+		rescale = rescale || e.Kind == "k8s_rescale" && e.To != nil && *e.To >= 2 && strings.Contains(e.Text, "reason: external metric") && strings.Contains(e.Text, "above target")
+		pending = pending || e.Kind == "pod_pending" && strings.Contains(e.Text, "Insufficient "+GPUResource)
 	}
-	if rep.Guard == nil || !rep.Guard.OK || rep.Guard.State != "paused" {
-		t.Errorf("guard: %+v, want paused and ok", rep.Guard)
+	if !rescale || !pending {
+		t.Errorf("rescale with the HPA's reason %v, pod Pending for want of a GPU %v: %+v", rescale, pending, rep.Events)
 	}
-	if !strings.Contains(pendingMsg, "Insufficient "+GPUResource) {
-		t.Errorf("the second pod while desired >= 2: %q, want the scheduler's Insufficient %s", pendingMsg, GPUResource)
+	if rep.KPIs.TimeToIntent == nil || rep.KPIs.Clock["time_to_intent_s"] != "API time" {
+		t.Errorf("time to intent %v on clock %v, want the API's", rep.KPIs.TimeToIntent, rep.KPIs.Clock)
+	}
+	sources := map[string]string{}
+	for _, s := range rep.Series {
+		sources[s.Name] = s.Source
+	}
+	if src, ok := sources["desired"]; !ok || src != "kubernetes API" {
+		t.Errorf("desired from %q (present %v), want the API", src, ok)
+	}
+	// Prometheus's desired (kube-state-metrics) is read beside the API's and
+	// sees the same intent: the path a run without --kubeconfig takes.
+	promMax := -1.0
+	for _, row := range rep.Timeline {
+		if v := row.Series["desired_prom"]; v != nil {
+			promMax = max(promMax, *v)
+		}
+	}
+	if promMax < 2 {
+		t.Errorf("desired_prom (Prometheus, source %q) peaked at %g, want >= 2 as the API's", sources["desired_prom"], promMax)
+	}
+	if !guardRestored(rep) || rep.Guard.State != "paused" {
+		t.Errorf("guard: %+v, want paused and ok after the acting guard's restore", rep.Guard)
+	}
+	shippedPaused(t, ctx, r)
+	// The scheduler's own word on the second pod, and the Deployment as KEDA
+	// left it: the paused ScaledObject keeps its replicas, so desired >= 2
+	// still holds here.
+	if msg := unschedulable(ctx, r, tier); !strings.Contains(msg, "Insufficient "+GPUResource) {
+		t.Errorf("the second pod while desired >= 2: %q, want the scheduler's Insufficient %s", msg, GPUResource)
 	}
 	d, err := r.Client.AppsV1().Deployments(tier.Namespace).Get(ctx, tier.Deployment, metav1.GetOptions{})
 	if err != nil {

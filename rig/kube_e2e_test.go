@@ -82,45 +82,9 @@ func kubeArgs(r *Rig, scenario, out, kubeconfig string, extra ...string) []strin
 		"--rest-wait", "1m", "--guard-wait", "1m"}, extra...)
 }
 
-// The GPU tier from the API: desired rises to 2 with the HPA's own reason,
-// the second pod is Pending with Insufficient nvidia.com/gpu, time to
-// intent is the rescale's API time, and the acting guard leaves the
-// ScaledObject paused after the pass.
-func TestKubeGPUTierFromAPI(t *testing.T) {
-	r := sharedRig(t)
-	restoreTier(t, r, Tiers[0])
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
-	out := filepath.Join(t.TempDir(), "run")
-	code, stderr, rep := runKube(t, ctx, out, nil, kubeArgs(r, storyScenario(t, "../scenarios/gpu-trigger.yaml"), out, r.Kubeconfig, "--rows", "200", "--interval", "3s", "--after", "20s")...)
-	if code != 0 || rep == nil || rep.Verdict != "pass" {
-		t.Fatalf("exit %d, report %+v\n%s", code, rep, tail(stderr, 40))
-	}
-	var rescale, pending bool
-	for _, e := range rep.Events {
-		rescale = rescale || e.Kind == "k8s_rescale" && e.To != nil && *e.To >= 2 && strings.Contains(e.Text, "reason: external metric") && strings.Contains(e.Text, "above target")
-		pending = pending || e.Kind == "pod_pending" && strings.Contains(e.Text, "Insufficient "+GPUResource)
-	}
-	if !rescale || !pending {
-		t.Errorf("rescale with the HPA's reason %v, pod Pending for want of a GPU %v: %+v", rescale, pending, rep.Events)
-	}
-	if rep.KPIs.TimeToIntent == nil || rep.KPIs.Clock["time_to_intent_s"] != "API time" {
-		t.Errorf("time to intent %v on clock %v, want the API's", rep.KPIs.TimeToIntent, rep.KPIs.Clock)
-	}
-	for _, s := range rep.Series {
-		if s.Name == "desired" && s.Source != "kubernetes API" {
-			t.Errorf("desired from %q", s.Source)
-		}
-	}
-	if !guardRestored(rep) {
-		t.Errorf("guard %+v", rep.Guard)
-	}
-	shippedPaused(t, ctx, r)
-}
-
 // shortGPU is a short scenario on the GPU tier (load of light load at 1/s)
 // for the guard's tests: what they prove is the pause restored at the end,
-// however the run ends, not the tier's intent (TestKubeGPUTierFromAPI).
+// however the run ends, not the tier's intent (TestGPUTier).
 func shortGPU(t *testing.T, load, expect string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "short.yaml")
