@@ -377,31 +377,18 @@ func runTool(t *testing.T, ctx context.Context, onLine func(string, *os.Process)
 }
 
 // runScenario runs the real scaleout binary on a scenario against the rig
-// and returns its exit code, report, and stderr. While it runs, onLine sees
-// each line it prints on stderr.
-func runScenario(t *testing.T, ctx context.Context, r *Rig, gateway, scenario, scaledObject string, onLine func(string), extra ...string) (int, *report, string) {
+// (Prometheus alone, no --kubeconfig) and returns its exit code, report,
+// and stderr.
+func runScenario(t *testing.T, ctx context.Context, r *Rig, gateway, scenario, scaledObject string, extra ...string) (int, *report, string) {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "run")
 	args := append([]string{"run", scenario, "--target", gateway, "--prometheus", r.PrometheusURL,
 		"--scaledobject", scaledObject, "--out", out, "--rows", "200"}, extra...)
-	var line func(string, *os.Process)
-	if onLine != nil {
-		line = func(l string, _ *os.Process) { onLine(l) }
+	code, all, rep := runKube(t, ctx, out, nil, args...)
+	if rep == nil {
+		t.Fatalf("scaleout exit %d and no report.json in %s\n%s", code, out, all)
 	}
-	code, all := runTool(t, ctx, line, args...)
-	b, err := os.ReadFile(filepath.Join(out, "report.json"))
-	if err != nil {
-		t.Fatalf("scaleout exit %d and no report.json: %v\n%s", code, err, all)
-	}
-	var rep report
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatal(err)
-	}
-	if keep := os.Getenv("SCALEOUT_RIG_KEEP_REPORTS"); keep != "" {
-		_ = os.MkdirAll(keep, 0o755)
-		_ = os.WriteFile(filepath.Join(keep, filepath.Base(scenario)+".report.json"), b, 0o644)
-	}
-	return code, &rep, all
+	return code, rep, all
 }
 
 // unpause un-pauses a tier's ScaledObject and waits for its HPA to have
@@ -563,7 +550,7 @@ func TestCPUTier(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	liveTier(t, ctx, r, tier)
-	code, rep, stderr := runScenario(t, ctx, r, r.Gateways[tier.Namespace], storyScenario(t, "../scenarios/sim-1toN.yaml"), "manifests/cpu-tier.yaml", nil,
+	code, rep, stderr := runScenario(t, ctx, r, r.Gateways[tier.Namespace], storyScenario(t, "../scenarios/sim-1toN.yaml"), "manifests/cpu-tier.yaml",
 		"--interval", "3s", "--rest-wait", "2m", "--downscale-window", r.opts.DownscaleWindow.String())
 	logComparison(t, rep)
 	if code != 0 || rep.Verdict != "pass" {

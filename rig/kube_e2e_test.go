@@ -23,15 +23,21 @@ import (
 // (--kubeconfig), the acting guard, check's troubleshooting, RBAC. Each
 // starts from the GPU tier as shipped (paused, one pod) and leaves it so.
 
-// runKube runs the scaleout binary with args; onLine sees each stderr line
-// with the process (to signal it). It returns the exit code, stderr and the
-// report (nil when none was written).
+// runKube runs the scaleout binary with args (a run whose --out is out);
+// onLine sees each stderr line with the process (to signal it). It returns
+// the exit code, stderr and the report (nil when none was written). With
+// SCALEOUT_RIG_KEEP_REPORTS set, the report is kept there as
+// <test name>.report.json.
 func runKube(t *testing.T, ctx context.Context, out string, onLine func(string, *os.Process), args ...string) (int, string, *report) {
 	t.Helper()
 	code, all := runTool(t, ctx, onLine, args...)
 	b, err := os.ReadFile(filepath.Join(out, "report.json"))
 	if err != nil {
 		return code, all, nil
+	}
+	if keep := os.Getenv("SCALEOUT_RIG_KEEP_REPORTS"); keep != "" {
+		_ = os.MkdirAll(keep, 0o755)
+		_ = os.WriteFile(filepath.Join(keep, strings.ReplaceAll(t.Name(), "/", "_")+".report.json"), b, 0o644)
 	}
 	var rep report
 	if err := json.Unmarshal(b, &rep); err != nil {
