@@ -147,31 +147,30 @@ func (r *Rig) startControlPlane(ctx context.Context) error {
 		return err
 	}
 
-	kubeconf := "--kubeconfig=" + r.Kubeconfig
-	kcm, err := r.run("kube-controller-manager", []string{
-		kubeconf,
-		"--authentication-kubeconfig=" + r.Kubeconfig,
-		"--authorization-kubeconfig=" + r.Kubeconfig,
-		"--bind-address=127.0.0.1",
-		"--secure-port=" + strconv.Itoa(kcmPort),
-		"--cert-dir=" + filepath.Join(r.Dir, "kube-controller-manager"),
-		"--leader-elect=false",
-		"--controllers=deployment-controller,replicaset-controller,horizontal-pod-autoscaler-controller," +
+	// What the controller manager and the scheduler share: the admin
+	// kubeconfig for the API and for their own serving port's auth, on
+	// loopback, no leader election.
+	component := func(port int, more ...string) []string {
+		return append([]string{
+			"--kubeconfig=" + r.Kubeconfig,
+			"--authentication-kubeconfig=" + r.Kubeconfig,
+			"--authorization-kubeconfig=" + r.Kubeconfig,
+			"--bind-address=127.0.0.1",
+			"--secure-port=" + strconv.Itoa(port),
+			"--leader-elect=false",
+		}, more...)
+	}
+	kcm, err := r.run("kube-controller-manager", component(kcmPort,
+		"--cert-dir="+filepath.Join(r.Dir, "kube-controller-manager"),
+		"--controllers=deployment-controller,replicaset-controller,horizontal-pod-autoscaler-controller,"+
 			"serviceaccount-controller,garbage-collector-controller,namespace-controller",
-		"--horizontal-pod-autoscaler-sync-period=" + r.opts.HPASync.String(),
-		"--horizontal-pod-autoscaler-downscale-stabilization=" + r.opts.DownscaleWindow.String(),
-	})
+		"--horizontal-pod-autoscaler-sync-period="+r.opts.HPASync.String(),
+		"--horizontal-pod-autoscaler-downscale-stabilization="+r.opts.DownscaleWindow.String(),
+	))
 	if err != nil {
 		return err
 	}
-	sched, err := r.run("kube-scheduler", []string{
-		kubeconf,
-		"--authentication-kubeconfig=" + r.Kubeconfig,
-		"--authorization-kubeconfig=" + r.Kubeconfig,
-		"--bind-address=127.0.0.1",
-		"--secure-port=" + strconv.Itoa(schedPort),
-		"--leader-elect=false",
-	})
+	sched, err := r.run("kube-scheduler", component(schedPort))
 	if err != nil {
 		return err
 	}

@@ -377,31 +377,18 @@ func runTool(t *testing.T, ctx context.Context, onLine func(string, *os.Process)
 }
 
 // runScenario runs the real scaleout binary on a scenario against the rig
-// and returns its exit code, report, and stderr. While it runs, onLine sees
-// each line it prints on stderr.
-func runScenario(t *testing.T, ctx context.Context, r *Rig, gateway, scenario, scaledObject string, onLine func(string), extra ...string) (int, *report, string) {
+// (Prometheus alone, no --kubeconfig) and returns its exit code, report,
+// and stderr.
+func runScenario(t *testing.T, ctx context.Context, r *Rig, gateway, scenario, scaledObject string, extra ...string) (int, *report, string) {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "run")
 	args := append([]string{"run", scenario, "--target", gateway, "--prometheus", r.PrometheusURL,
 		"--scaledobject", scaledObject, "--out", out, "--rows", "200"}, extra...)
-	var line func(string, *os.Process)
-	if onLine != nil {
-		line = func(l string, _ *os.Process) { onLine(l) }
+	code, all, rep := runKube(t, ctx, out, nil, args...)
+	if rep == nil {
+		t.Fatalf("scaleout exit %d and no report.json in %s\n%s", code, out, all)
 	}
-	code, all := runTool(t, ctx, line, args...)
-	b, err := os.ReadFile(filepath.Join(out, "report.json"))
-	if err != nil {
-		t.Fatalf("scaleout exit %d and no report.json: %v\n%s", code, err, all)
-	}
-	var rep report
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatal(err)
-	}
-	if keep := os.Getenv("SCALEOUT_RIG_KEEP_REPORTS"); keep != "" {
-		_ = os.MkdirAll(keep, 0o755)
-		_ = os.WriteFile(filepath.Join(keep, filepath.Base(scenario)+".report.json"), b, 0o644)
-	}
-	return code, &rep, all
+	return code, rep, all
 }
 
 // unpause un-pauses a tier's ScaledObject and waits for its HPA to have
@@ -470,37 +457,62 @@ func scaleTo(t *testing.T, ctx context.Context, r *Rig, tier Tier, n int32) {
 }
 
 // TestGPUTier is runbook §2 on the rig: scenarios/gpu-trigger.yaml through
-// the real scaleout binary, KEDA and the HPA controller. The HPA's desired
-// rises to 2 or more while one pod stays ready (one GPU), the second pod is
-// Pending with the scheduler's reason, and the run ends with the
-// ScaledObject paused again (this test re-pauses it when the run asks).
+// the real scaleout binary, KEDA and the HPA controller, read from the API
+// (--kubeconfig) with Prometheus beside it as the cross-check, and the
+// acting guard. One run proves both: the HPA's desired rises to 2 or more
+// (a k8s_rescale with the HPA's own reason, on API time; desired_prom from
+// Prometheus agrees) while one pod stays ready (one GPU); the second pod is
+// Pending with the scheduler's reason; and the guard leaves the
+// ScaledObject paused as shipped.
 func TestGPUTier(t *testing.T) {
 	r, tier := sharedRig(t), Tiers[0]
+	restoreTier(t, r, tier)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	liveTier(t, ctx, r, tier)
-
-	var pending sync.Once
-	var pendingMsg string
-	code, rep, stderr := runScenario(t, ctx, r, r.Gateways[tier.Namespace], storyScenario(t, "../scenarios/gpu-trigger.yaml"), "manifests/gpu-tier.yaml",
-		func(line string) {
-			if strings.Contains(line, "re-pause it now") {
-				pending.Do(func() { pendingMsg = unschedulable(ctx, r, tier) })
-				if err := r.SetPaused(ctx, tier.Namespace, tier.ScaledObject, true); err != nil {
-					t.Errorf("re-pause: %v", err)
-				}
-			}
-		},
-		"--interval", "3s", "--after", "20s", "--rest-wait", "2m", "--guard-wait", "2m")
+	out := filepath.Join(t.TempDir(), "run")
+	code, stderr, rep := runKube(t, ctx, out, nil, kubeArgs(r, storyScenario(t, "../scenarios/gpu-trigger.yaml"), out, r.Kubeconfig, "--rows", "200", "--interval", "3s", "--after", "20s")...)
+	if code != 0 || rep == nil || rep.Verdict != "pass" {
+		t.Fatalf("exit %d, report %+v\n%s", code, rep, tail(stderr, 40))
+	}
 	logComparison(t, rep)
-	if code != 0 || rep.Verdict != "pass" {
-		t.Errorf("scaleout exit %d, verdict %q; expectations %+v\n%s", code, rep.Verdict, rep.Expectations, tail(stderr, 30))
+	var rescale, pending bool
+	for _, e := range rep.Events {
+		rescale = rescale || e.Kind == "k8s_rescale" && e.To != nil && *e.To >= 2 && strings.Contains(e.Text, "reason: external metric") && strings.Contains(e.Text, "above target")
+		pending = pending || e.Kind == "pod_pending" && strings.Contains(e.Text, "Insufficient "+GPUResource)
 	}
-	if rep.Guard == nil || !rep.Guard.OK || rep.Guard.State != "paused" {
-		t.Errorf("guard: %+v, want paused and ok", rep.Guard)
+	if !rescale || !pending {
+		t.Errorf("rescale with the HPA's reason %v, pod Pending for want of a GPU %v: %+v", rescale, pending, rep.Events)
 	}
-	if !strings.Contains(pendingMsg, "Insufficient "+GPUResource) {
-		t.Errorf("the second pod while desired >= 2: %q, want the scheduler's Insufficient %s", pendingMsg, GPUResource)
+	if rep.KPIs.TimeToIntent == nil || rep.KPIs.Clock["time_to_intent_s"] != "API time" {
+		t.Errorf("time to intent %v on clock %v, want the API's", rep.KPIs.TimeToIntent, rep.KPIs.Clock)
+	}
+	sources := map[string]string{}
+	for _, s := range rep.Series {
+		sources[s.Name] = s.Source
+	}
+	if src, ok := sources["desired"]; !ok || src != "kubernetes API" {
+		t.Errorf("desired from %q (present %v), want the API", src, ok)
+	}
+	// Prometheus's desired (kube-state-metrics) is read beside the API's and
+	// sees the same intent: the path a run without --kubeconfig takes.
+	promMax := -1.0
+	for _, row := range rep.Timeline {
+		if v := row.Series["desired_prom"]; v != nil {
+			promMax = max(promMax, *v)
+		}
+	}
+	if promMax < 2 {
+		t.Errorf("desired_prom (Prometheus, source %q) peaked at %g, want >= 2 as the API's", sources["desired_prom"], promMax)
+	}
+	if !guardRestored(rep) || rep.Guard.State != "paused" {
+		t.Errorf("guard: %+v, want paused and ok after the acting guard's restore", rep.Guard)
+	}
+	shippedPaused(t, ctx, r)
+	// The scheduler's own word on the second pod, and the Deployment as KEDA
+	// left it: the paused ScaledObject keeps its replicas, so desired >= 2
+	// still holds here.
+	if msg := unschedulable(ctx, r, tier); !strings.Contains(msg, "Insufficient "+GPUResource) {
+		t.Errorf("the second pod while desired >= 2: %q, want the scheduler's Insufficient %s", msg, GPUResource)
 	}
 	d, err := r.Client.AppsV1().Deployments(tier.Namespace).Get(ctx, tier.Deployment, metav1.GetOptions{})
 	if err != nil {
@@ -538,7 +550,7 @@ func TestCPUTier(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	liveTier(t, ctx, r, tier)
-	code, rep, stderr := runScenario(t, ctx, r, r.Gateways[tier.Namespace], storyScenario(t, "../scenarios/sim-1toN.yaml"), "manifests/cpu-tier.yaml", nil,
+	code, rep, stderr := runScenario(t, ctx, r, r.Gateways[tier.Namespace], storyScenario(t, "../scenarios/sim-1toN.yaml"), "manifests/cpu-tier.yaml",
 		"--interval", "3s", "--rest-wait", "2m", "--downscale-window", r.opts.DownscaleWindow.String())
 	logComparison(t, rep)
 	if code != 0 || rep.Verdict != "pass" {
@@ -586,12 +598,4 @@ func logComparison(t *testing.T, rep *report) {
 		}
 	}
 	t.Logf("predicted vs observed:\n%s", b.String())
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,15 +23,21 @@ import (
 // (--kubeconfig), the acting guard, check's troubleshooting, RBAC. Each
 // starts from the GPU tier as shipped (paused, one pod) and leaves it so.
 
-// runKube runs the scaleout binary with args; onLine sees each stderr line
-// with the process (to signal it). It returns the exit code, stderr and the
-// report (nil when none was written).
+// runKube runs the scaleout binary with args (a run whose --out is out);
+// onLine sees each stderr line with the process (to signal it). It returns
+// the exit code, stderr and the report (nil when none was written). With
+// SCALEOUT_RIG_KEEP_REPORTS set, the report is kept there as
+// <test name>.report.json.
 func runKube(t *testing.T, ctx context.Context, out string, onLine func(string, *os.Process), args ...string) (int, string, *report) {
 	t.Helper()
 	code, all := runTool(t, ctx, onLine, args...)
 	b, err := os.ReadFile(filepath.Join(out, "report.json"))
 	if err != nil {
 		return code, all, nil
+	}
+	if keep := os.Getenv("SCALEOUT_RIG_KEEP_REPORTS"); keep != "" {
+		_ = os.MkdirAll(keep, 0o755)
+		_ = os.WriteFile(filepath.Join(keep, strings.ReplaceAll(t.Name(), "/", "_")+".report.json"), b, 0o644)
 	}
 	var rep report
 	if err := json.Unmarshal(b, &rep); err != nil {
@@ -83,45 +88,9 @@ func kubeArgs(r *Rig, scenario, out, kubeconfig string, extra ...string) []strin
 		"--rest-wait", "1m", "--guard-wait", "1m"}, extra...)
 }
 
-// The GPU tier from the API: desired rises to 2 with the HPA's own reason,
-// the second pod is Pending with Insufficient nvidia.com/gpu, time to
-// intent is the rescale's API time, and the acting guard leaves the
-// ScaledObject paused after the pass.
-func TestKubeGPUTierFromAPI(t *testing.T) {
-	r := sharedRig(t)
-	restoreTier(t, r, Tiers[0])
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
-	out := filepath.Join(t.TempDir(), "run")
-	code, stderr, rep := runKube(t, ctx, out, nil, kubeArgs(r, storyScenario(t, "../scenarios/gpu-trigger.yaml"), out, r.Kubeconfig, "--rows", "200", "--interval", "3s", "--after", "20s")...)
-	if code != 0 || rep == nil || rep.Verdict != "pass" {
-		t.Fatalf("exit %d, report %+v\n%s", code, rep, tail(stderr, 40))
-	}
-	var rescale, pending bool
-	for _, e := range rep.Events {
-		rescale = rescale || e.Kind == "k8s_rescale" && e.To != nil && *e.To >= 2 && strings.Contains(e.Text, "reason: external metric") && strings.Contains(e.Text, "above target")
-		pending = pending || e.Kind == "pod_pending" && strings.Contains(e.Text, "Insufficient "+GPUResource)
-	}
-	if !rescale || !pending {
-		t.Errorf("rescale with the HPA's reason %v, pod Pending for want of a GPU %v: %+v", rescale, pending, rep.Events)
-	}
-	if rep.KPIs.TimeToIntent == nil || rep.KPIs.Clock["time_to_intent_s"] != "API time" {
-		t.Errorf("time to intent %v on clock %v, want the API's", rep.KPIs.TimeToIntent, rep.KPIs.Clock)
-	}
-	for _, s := range rep.Series {
-		if s.Name == "desired" && s.Source != "kubernetes API" {
-			t.Errorf("desired from %q", s.Source)
-		}
-	}
-	if !guardRestored(rep) {
-		t.Errorf("guard %+v", rep.Guard)
-	}
-	shippedPaused(t, ctx, r)
-}
-
 // shortGPU is a short scenario on the GPU tier (load of light load at 1/s)
 // for the guard's tests: what they prove is the pause restored at the end,
-// however the run ends, not the tier's intent (TestKubeGPUTierFromAPI).
+// however the run ends, not the tier's intent (TestGPUTier).
 func shortGPU(t *testing.T, load, expect string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "short.yaml")
@@ -147,6 +116,22 @@ client_check: {max_send_lag: 1s, max_shortfall: 10%}
 	return path
 }
 
+// loadWatch follows a run's stderr (its line is runKube's onLine): it
+// notes the acting guard's un-pause, and calls do once, with the process,
+// on the first progress line of the load (the "light" stage) after it.
+type loadWatch struct {
+	do             func(*os.Process) // nil: only watch
+	unpaused, done bool
+}
+
+func (w *loadWatch) line(l string, p *os.Process) {
+	w.unpaused = w.unpaused || strings.Contains(l, "guard: un-paused")
+	if w.do != nil && w.unpaused && !w.done && strings.Contains(l, " light ") {
+		w.done = true
+		w.do(p)
+	}
+}
+
 // The acting guard re-pauses the ScaledObject it un-paused however the run
 // ends: a pass, a fail, a Ctrl-C and a SIGTERM (each signal sent once the
 // load runs, on the run's first progress line after the un-pause).
@@ -168,16 +153,13 @@ func TestKubeGuardActRepauses(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
 			out := filepath.Join(t.TempDir(), "run")
-			unpaused, signalled := false, false
-			code, stderr, rep := runKube(t, ctx, out, func(line string, p *os.Process) {
-				unpaused = unpaused || strings.Contains(line, "guard: un-paused")
-				if c.sig != nil && unpaused && !signalled && strings.Contains(line, " light ") {
-					signalled = true
-					_ = p.Signal(c.sig)
-				}
-			}, kubeArgs(r, shortGPU(t, "10s", c.expect), out, r.Kubeconfig)...)
-			if !unpaused || c.sig != nil && !signalled {
-				t.Errorf("un-paused by the guard %v, signalled %v\n%s", unpaused, signalled, tail(stderr, 30))
+			w := &loadWatch{}
+			if c.sig != nil {
+				w.do = func(p *os.Process) { _ = p.Signal(c.sig) }
+			}
+			code, stderr, rep := runKube(t, ctx, out, w.line, kubeArgs(r, shortGPU(t, "10s", c.expect), out, r.Kubeconfig)...)
+			if !w.unpaused || c.sig != nil && !w.done {
+				t.Errorf("un-paused by the guard %v, signalled %v\n%s", w.unpaused, w.done, tail(stderr, 30))
 			}
 			if code != c.code || !guardRestored(rep) {
 				t.Errorf("exit %d (want %d), report %+v\n%s", code, c.code, rep, tail(stderr, 30))
@@ -305,19 +287,10 @@ func TestKubeAPIServerRestartMidRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	out := filepath.Join(t.TempDir(), "run")
-	unpaused, started := false, false
-	var once sync.Once
 	restarted := make(chan error, 1)
-	code, stderr, rep := runKube(t, ctx, out, func(line string, _ *os.Process) {
-		unpaused = unpaused || strings.Contains(line, "guard: un-paused")
-		if unpaused && strings.Contains(line, " light ") {
-			once.Do(func() {
-				started = true
-				go func() { restarted <- r.RestartAPIServer(ctx) }()
-			})
-		}
-	}, kubeArgs(r, shortGPU(t, "30s", "ready <= 1 always"), out, r.Kubeconfig)...)
-	if !started {
+	w := &loadWatch{do: func(*os.Process) { go func() { restarted <- r.RestartAPIServer(ctx) }() }}
+	code, stderr, rep := runKube(t, ctx, out, w.line, kubeArgs(r, shortGPU(t, "30s", "ready <= 1 always"), out, r.Kubeconfig)...)
+	if !w.done {
 		t.Fatalf("the API server was not restarted during the run\n%s", tail(stderr, 30))
 	}
 	if err := <-restarted; err != nil {

@@ -74,10 +74,7 @@ func (f *Fleet) SetReadyPods(names []string) error {
 	}
 	for _, n := range names {
 		if !f.hasPodLocked(n) {
-			f.podSeq++
-			p := &pod{name: n, seq: f.podSeq, phase: phaseReady, readyAt: now}
-			p.m.init()
-			f.pods = append(f.pods, p)
+			f.appendPodLocked(n, phaseReady).readyAt = now
 		}
 	}
 	f.spec = int32(len(names))

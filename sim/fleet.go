@@ -461,8 +461,13 @@ func (f *Fleet) addPodLocked() *pod {
 			break
 		}
 	}
+	return f.appendPodLocked(name, phasePending)
+}
+
+// appendPodLocked adds a pod of that name and phase, the newest.
+func (f *Fleet) appendPodLocked(name string, ph phase) *pod {
 	f.podSeq++
-	p := &pod{name: name, seq: f.podSeq, phase: phasePending}
+	p := &pod{name: name, seq: f.podSeq, phase: ph}
 	p.m.init()
 	f.pods = append(f.pods, p)
 	return p
