@@ -1,6 +1,7 @@
 package job
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -117,13 +119,12 @@ func GetStatus(ctx context.Context, core kubernetes.Interface, namespace, name s
 			}
 		}
 	}
-	sel, err := metav1.LabelSelectorAsSelector(j.Spec.Selector)
-	if err != nil || j.Spec.Selector == nil {
-		sel = nil
-	}
+	// The Job's own selector (its controller-uid), else its name's label.
 	lo := metav1.ListOptions{LabelSelector: "batch.kubernetes.io/job-name=" + name}
-	if sel != nil {
-		lo.LabelSelector = sel.String()
+	if j.Spec.Selector != nil {
+		if sel, err := metav1.LabelSelectorAsSelector(j.Spec.Selector); err == nil {
+			lo.LabelSelector = sel.String()
+		}
 	}
 	pods, err := core.CoreV1().Pods(namespace).List(ctx, lo)
 	if err != nil {
@@ -148,22 +149,9 @@ func GetStatus(ctx context.Context, core kubernetes.Interface, namespace, name s
 		st.Pods = append(st.Pods, ps)
 	}
 	slices.SortFunc(st.Pods, func(a, b PodStatus) int {
-		if a.Index != b.Index {
-			return a.Index - b.Index
-		}
-		return compareStrings(a.Name, b.Name)
+		return cmp.Or(cmp.Compare(a.Index, b.Index), strings.Compare(a.Name, b.Name))
 	})
 	return st, nil
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // LogFunc opens a pod's container log.

@@ -34,6 +34,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	sigsyaml "sigs.k8s.io/yaml"
 
+	"github.com/scaleout/scaleout/deploy"
 	"github.com/scaleout/scaleout/scenario"
 )
 
@@ -63,9 +64,6 @@ const (
 	IndexAnnotation = "batch.kubernetes.io/job-completion-index"
 	indexEnv        = "JOB_COMPLETION_INDEX"
 )
-
-//go:embed rbac.yaml
-var rbacYAML []byte
 
 // LauncherRBAC is the Role a person needs to apply, follow and collect a
 // Job (launcher.yaml); scaleout job does not render it.
@@ -280,8 +278,9 @@ func PodArgs(o Options) []string {
 }
 
 // Manifests renders everything `scaleout job` applies, in the order it is
-// applied: the pods' ServiceAccount, Roles and RoleBindings (rbac.yaml, in
-// the Job's namespace), the ConfigMap, the Job. The same bundle and options give the same objects.
+// applied: the pods' ServiceAccount, Roles and RoleBindings (the namespaced
+// objects of deploy/rbac.yaml, moved to the Job's namespace), the
+// ConfigMap, the Job. The same bundle and options give the same objects.
 func Manifests(b Bundle, o Options) ([]*unstructured.Unstructured, error) {
 	if err := o.Check(); err != nil {
 		return nil, err
@@ -457,9 +456,10 @@ func toUnstructured(obj runtime.Object) (*unstructured.Unstructured, error) {
 	return u, nil
 }
 
-// RBAC is the pods' ServiceAccount, Roles and RoleBindings (rbac.yaml).
+// RBAC is deploy/rbac.yaml's objects, as written (namespace serving, the
+// cluster-scoped ones too).
 func RBAC() ([]*unstructured.Unstructured, error) {
-	return decodeAll(rbacYAML)
+	return decodeAll(deploy.RBAC)
 }
 
 func decodeAll(data []byte) ([]*unstructured.Unstructured, error) {

@@ -3,8 +3,10 @@ package job
 import (
 	"bytes"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -154,6 +156,17 @@ func TestManifestsParseBack(t *testing.T) {
 			t.Errorf("namespace %q, want load", m)
 		}
 	}
+	// The pods' Roles are deploy/rbac.yaml's, rule for rule: an in-cluster
+	// run may do what the tool needs, no more.
+	tool := toolRoles(t)
+	if len(r.roles) != len(tool) {
+		t.Errorf("%d Roles rendered, deploy/rbac.yaml has %d", len(r.roles), len(tool))
+	}
+	for _, x := range r.roles {
+		if want, ok := tool[x.Name]; !ok || !reflect.DeepEqual(x.Rules, want) {
+			t.Errorf("Role %s grants %+v; deploy/rbac.yaml's %+v", x.Name, x.Rules, want)
+		}
+	}
 	// Each binding binds the pods' ServiceAccount, in the Job's namespace,
 	// to a Role rendered beside it.
 	for _, rb := range r.rbs {
@@ -241,6 +254,30 @@ func TestManifestsParseBack(t *testing.T) {
 	if !strings.Contains(cm.Data["scenario.yaml"], "${GATEWAY_URL}") {
 		t.Error("the scenario in the ConfigMap is not the file as written (its ${NAME} is for the pods)")
 	}
+}
+
+// toolRoles reads deploy/rbac.yaml from the tree (not the embedded copy):
+// its Roles by name, which must include the read and guard Roles.
+func toolRoles(t *testing.T) map[string][]rbacv1.PolicyRule {
+	t.Helper()
+	data, err := os.ReadFile("../deploy/rbac.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	roles := map[string][]rbacv1.PolicyRule{}
+	for _, doc := range strings.Split(string(data), "\n---\n") {
+		var role rbacv1.Role
+		if err := sigsyaml.Unmarshal([]byte(doc), &role); err != nil {
+			t.Fatal(err)
+		}
+		if role.Kind == "Role" {
+			roles[role.Name] = role.Rules
+		}
+	}
+	if roles["scaleout-read"] == nil || roles["scaleout-guard"] == nil {
+		t.Fatalf("deploy/rbac.yaml: Roles %v, want scaleout-read and scaleout-guard among them", slices.Collect(maps.Keys(roles)))
+	}
+	return roles
 }
 
 func TestLoadBundleRefuses(t *testing.T) {

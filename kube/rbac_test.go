@@ -76,18 +76,3 @@ func roleRules(t *testing.T, path string) map[string][]string {
 	}
 	return roles
 }
-
-// scaleout job gives its pods the same Roles as deploy/rbac.yaml (its own
-// copy, job/rbac.yaml, embedded in the binary): an in-cluster run may do
-// what the tool needs, no more.
-func TestJobRBACIsTheToolsRBAC(t *testing.T) {
-	tool, job := roleRules(t, "../deploy/rbac.yaml"), roleRules(t, "../job/rbac.yaml")
-	for _, name := range []string{"scaleout-read", "scaleout-guard"} {
-		a, b := tool[name], job[name]
-		sort.Strings(a)
-		sort.Strings(b)
-		if strings.Join(a, ",") != strings.Join(b, ",") {
-			t.Errorf("Role %s: deploy/rbac.yaml grants %v, job/rbac.yaml %v", name, a, b)
-		}
-	}
-}

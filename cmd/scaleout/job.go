@@ -163,10 +163,7 @@ func cmdJobRender(ctx context.Context, e env, args []string) error {
 	if jo.o.Name == "" {
 		jo.o.Name = job.DefaultName(b.Scenario, jo.o.StartAt)
 	}
-	if err := jo.o.Check(); err != nil {
-		return withCode(exitUsage, err)
-	}
-	objs, err := job.Manifests(b, jo.o)
+	objs, err := job.Manifests(b, jo.o) // checks the options first (Options.Check)
 	if err != nil {
 		return withCode(exitUsage, err)
 	}
