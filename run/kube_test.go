@@ -591,9 +591,16 @@ func TestPlanKubeReachability(t *testing.T) {
 		t.Fatalf("unreachable, not named: kube %v, notes %v, err %v", p.Kube, p.Notes, err)
 	}
 	p.Close()
+	// Reachable, not named, allowed: the API's series beside the pages'
+	// (the scrape mode does not take the API's queries for its own).
+	f := newFakeKEDA(t, nil)
+	p, err = Prepare(context.Background(), plain, scenario.Overrides{})
+	if err != nil || p.Kube == nil {
+		t.Fatalf("reachable and allowed, with observe.scrape: err %v", err)
+	}
+	p.Close()
 	// Reachable, not named, and not allowed to watch events: a note, the
 	// run as before.
-	f := newFakeKEDA(t, nil)
 	f.deny = func(verb, resource string) bool { return verb == "watch" && resource == "events" }
 	p, err = Prepare(context.Background(), plain, scenario.Overrides{})
 	if err != nil || p.Kube != nil || len(p.Notes) != 1 || !strings.Contains(p.Notes[0], "not allowed to watch events in namespace serving") {
