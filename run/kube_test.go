@@ -46,9 +46,10 @@ type fakeKEDA struct {
 	dyn  *dynfake.FakeDynamicClient
 	c    *kube.Client
 
-	mu     sync.Mutex
-	deny   func(verb, resource string) bool
-	before map[string]string // the ScaledObject's annotations at the start
+	mu      sync.Mutex
+	deny    func(verb, resource string) bool
+	reviews int               // access reviews asked
+	before  map[string]string // the ScaledObject's annotations at the start
 }
 
 func newFakeKEDA(t *testing.T, ann map[string]string) *fakeKEDA {
@@ -83,6 +84,7 @@ func newFakeKEDA(t *testing.T, ann map[string]string) *fakeKEDA {
 		ra := r.Spec.ResourceAttributes
 		f.mu.Lock()
 		deny := f.deny
+		f.reviews++
 		f.mu.Unlock()
 		r.Status.Allowed = deny == nil || !deny(ra.Verb, ra.Resource)
 		return true, r, nil
@@ -616,6 +618,67 @@ func TestPlanKubeReachability(t *testing.T) {
 }
 
 type measureSeries = measure.Series
+
+// The access review is asked once per run, whoever asks first: the plan
+// (a cluster found, not named), the acting guard, or the preflight; and
+// scaleout check of a scenario with guard: act reviews the patch too.
+func TestAccessReviewAskedOnce(t *testing.T) {
+	_, url := serveSim(t)
+	all := kube.Targets{HPA: kube.Ref{Namespace: "serving", Name: "keda-hpa-raw-vllm"}, Deployment: kube.Ref{Namespace: "serving", Name: "raw-vllm"},
+		ScaledObject: kube.Ref{Namespace: "serving", Name: "raw-vllm"}}
+	reviews := func(f *fakeKEDA) int {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.reviews
+	}
+	t.Run("found, not named", func(t *testing.T) {
+		f := newFakeKEDA(t, nil)
+		plain := filepath.Join(t.TempDir(), "plain.yaml")
+		if err := os.WriteFile(plain, []byte("target: {url: "+url+"}\nload: [{duration: 1s, rate: 1/s}]\nobserve: {scrape: ["+url+"/metrics], hpa: serving/keda-hpa-raw-vllm}\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p, err := Prepare(context.Background(), plain, scenario.Overrides{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		if p.Kube == nil {
+			t.Fatalf("the plan does not read the Kubernetes API: %v", p.Notes)
+		}
+		findings, _ := Check(context.Background(), p)
+		want := len(kube.Needs(p.Kube.targets, false))
+		if n := reviews(f); n != want {
+			t.Errorf("%d access reviews, want %d (one per permission): %v", n, want, findings)
+		}
+	})
+	t.Run("guard act", func(t *testing.T) {
+		f := newFakeKEDA(t, pausedAnn)
+		res, err := runAct(t, actScenario(t, url, "ready >= 1 at end"), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, want := reviews(f), len(kube.Needs(all, true)); n != want {
+			t.Errorf("%d access reviews, want %d (one per permission)", n, want)
+		}
+		checkGuard(t, res)
+	})
+	t.Run("check with guard act", func(t *testing.T) {
+		f := newFakeKEDA(t, pausedAnn)
+		f.deny = func(verb, resource string) bool { return verb == "patch" && resource == "scaledobjects" }
+		p, err := Prepare(context.Background(), actScenario(t, url, "ready >= 1 at end"), scenario.Overrides{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		findings, err := Check(context.Background(), p)
+		if err == nil || !strings.Contains(err.Error(), "not allowed to patch scaledobjects.keda.sh in namespace serving") {
+			t.Errorf("check of guard: act without patch: err %v, findings %v", err, findings)
+		}
+		if n, want := reviews(f), len(kube.Needs(all, true)); n != want {
+			t.Errorf("%d access reviews, want %d", n, want)
+		}
+	})
+}
 
 // A pause the guard cannot put back (the API refuses the patch): the run
 // fails, the report says the ScaledObject is still un-paused, and the exact
