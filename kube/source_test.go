@@ -32,6 +32,11 @@ func TestSourceTellsTheGPUTier(t *testing.T) {
 	if v, _ := s.Value(Query(gpu, Min)); !v.OK() || v.V != 1 {
 		t.Fatalf("min = %+v, want 1", v)
 	}
+	for _, q := range []string{"", QueryPrefix + "HorizontalPodAutoscaler serving/other .status.desiredReplicas"} {
+		if v, ok := s.Value(q); ok {
+			t.Errorf("Value(%q) = %+v: the source answers only its own queries", q, v)
+		}
+	}
 	if len(s.Events()) != 0 {
 		t.Fatalf("the state found at the start is no event: %v", s.Events())
 	}
