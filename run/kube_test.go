@@ -420,11 +420,11 @@ func TestMissingVerbRefusesBeforeTheLoad(t *testing.T) {
 	fleet, url := serveSim(t)
 	_, err := runAct(t, actScenario(t, url, "ready >= 1 at end"), Options{})
 	var pe *PreflightError
-	if !errorsAs(err, &pe) || !strings.Contains(err.Error(), "not allowed to patch scaledobjects.keda.sh in namespace serving") {
+	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "not allowed to patch scaledobjects.keda.sh in namespace serving") {
 		t.Fatalf("err = %v, want the missing patch named", err)
 	}
 	var re *Error
-	if !errorsAs(err, &re) || re.Class != CannotRun {
+	if !errors.As(err, &re) || re.Class != CannotRun {
 		t.Errorf("err class: %v (want CannotRun, exit 3)", err)
 	}
 	if n := fleet.Stats().Received; n != 0 {
@@ -489,8 +489,6 @@ func TestAPIEventsAndKPIs(t *testing.T) {
 	}
 }
 
-func errorsAs(err error, target any) bool { return errors.As(err, target) }
-
 // scaleout check names a broken trigger (FailedGetExternalMetric) with
 // KEDA's own message, and its fix.
 func TestCheckNamesBrokenTrigger(t *testing.T) {
@@ -543,7 +541,7 @@ func TestCheckNamesBrokenTrigger(t *testing.T) {
 // stay as a cross-check; without Prometheus they are dropped.
 func TestAPISeries(t *testing.T) {
 	tg := kube.Targets{HPA: kube.Ref{Namespace: "serving", Name: "keda-hpa-raw-vllm"}, Deployment: kube.Ref{Namespace: "serving", Name: "raw-vllm"}}
-	in := []measureSeries{{Name: "waiting", Query: "sum(vllm:num_requests_waiting)"}, {Name: "desired", Query: "kube_desired"}, {Name: "ready", Query: "kube_ready"}}
+	in := []measure.Series{{Name: "waiting", Query: "sum(vllm:num_requests_waiting)"}, {Name: "desired", Query: "kube_desired"}, {Name: "ready", Query: "kube_ready"}}
 	got := apiSeries(in, tg, true)
 	var names []string
 	for _, s := range got {
@@ -616,8 +614,6 @@ func TestPlanKubeReachability(t *testing.T) {
 		t.Errorf("unreachable and named by --context: %v, want exit 3", err)
 	}
 }
-
-type measureSeries = measure.Series
 
 // The access review is asked once per run, whoever asks first: the plan
 // (a cluster found, not named), the acting guard, or the preflight; and
