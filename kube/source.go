@@ -109,9 +109,6 @@ func NewSource(c *Client, t Targets) *Source {
 		changed: make(chan struct{})}
 }
 
-// Targets are the objects the source follows.
-func (s *Source) Targets() Targets { return s.t }
-
 // Start begins following every target on its own goroutine until ctx
 // ends; Wait waits for them to end.
 func (s *Source) Start(ctx context.Context) {
@@ -816,11 +813,4 @@ func (s *Source) Value(query string) (measure.Value, bool) {
 		return measure.Value{V: float64(s.hpa.Status.CurrentReplicas)}, true
 	}
 	return measure.Value{V: float64(ptrOr(s.hpa.Spec.MinReplicas, 1))}, true
-}
-
-// HPAExists reports whether the HPA is there (after the first list).
-func (s *Source) HPAExists() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.hpa != nil
 }
