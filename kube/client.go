@@ -54,14 +54,20 @@ var APIServices = schema.GroupVersionResource{Group: "apiregistration.k8s.io", V
 // ExternalMetricsAPIService is the APIService KEDA's metrics adapter serves.
 const ExternalMetricsAPIService = "v1beta1.external.metrics.k8s.io"
 
-// Connect loads the client configuration. It does not talk to the cluster:
-// Reachable does.
-func Connect(c Config) (*Client, error) {
+// Loader is the client configuration c names, not loaded yet: client-go's
+// default loading rules with the file and the context c gives.
+func (c Config) Loader() clientcmd.ClientConfig {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	if c.Kubeconfig != "" {
 		rules.ExplicitPath = c.Kubeconfig
 	}
-	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: c.Context})
+	return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: c.Context})
+}
+
+// Connect loads the client configuration. It does not talk to the cluster:
+// Reachable does.
+func Connect(c Config) (*Client, error) {
+	cc := c.Loader()
 	rc, err := cc.ClientConfig()
 	if err != nil {
 		if clientcmd.IsEmptyConfig(err) {

@@ -45,7 +45,7 @@ func Diagnose(ctx context.Context, c *Client, t Targets, act bool) []Finding {
 		case apierrors.IsNotFound(err):
 			add(Failure, "ScaledObject "+r.String()+" does not exist in the cluster", "kubectl apply -f the ScaledObject manifest (or fix its namespace/name)")
 		case err != nil:
-			add(Failure, "cannot read ScaledObject "+r.String()+": "+short(err), "check access: kubectl apply -f deploy/rbac.yaml")
+			fs = append(fs, cannotRead("ScaledObject "+r.String(), err))
 		default:
 			so = u
 			p := PauseOf(u.GetAnnotations())
@@ -81,7 +81,7 @@ func Diagnose(ctx context.Context, c *Client, t Targets, act bool) []Finding {
 		case apierrors.IsNotFound(err):
 			add(Failure, "HPA "+r.String()+" does not exist", "check observe.hpa (KEDA names it keda-hpa-<ScaledObject>)")
 		case err != nil:
-			add(Failure, "cannot read HPA "+r.String()+": "+short(err), "check access: kubectl apply -f deploy/rbac.yaml")
+			fs = append(fs, cannotRead("HPA "+r.String(), err))
 		default:
 			fs = append(fs, hpaFindings(ctx, c, t, h, so)...)
 		}
@@ -93,7 +93,7 @@ func Diagnose(ctx context.Context, c *Client, t Targets, act bool) []Finding {
 		case apierrors.IsNotFound(err):
 			add(Failure, "Deployment "+r.String()+" does not exist: the ScaledObject has nothing to scale", "fix scaleTargetRef (or observe.deployment), or deploy it")
 		case err != nil:
-			add(Failure, "cannot read Deployment "+r.String()+": "+short(err), "check access: kubectl apply -f deploy/rbac.yaml")
+			fs = append(fs, cannotRead("Deployment "+r.String(), err))
 		default:
 			add(Info, fmt.Sprintf("Deployment %s: %d replicas, %d ready", r, d.Status.Replicas, d.Status.ReadyReplicas), "")
 			if d.Spec.Selector != nil {
@@ -138,6 +138,11 @@ func hpaFindings(ctx context.Context, c *Client, t Targets, h *autoscalingv2.Hor
 		fs = append(fs, Finding{Info, fmt.Sprintf("HPA %s: desired %d, current %d (min %d, max %d), able to scale", r, h.Status.DesiredReplicas, h.Status.CurrentReplicas, ptrOr(h.Spec.MinReplicas, 1), h.Spec.MaxReplicas), ""})
 	}
 	return fs
+}
+
+// cannotRead is the finding for an object the API would not give.
+func cannotRead(what string, err error) Finding {
+	return Finding{Failure, "cannot read " + what + ": " + short(err), "check access: kubectl apply -f deploy/rbac.yaml"}
 }
 
 func ptrOr(p *int32, def int32) int32 {
@@ -206,7 +211,7 @@ func apiServiceFindings(ctx context.Context, c *Client) []Finding {
 func podFindings(ctx context.Context, c *Client, ns, selector string) []Finding {
 	pods, err := c.Core.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
 	if err != nil {
-		return []Finding{{Failure, "cannot list the Deployment's pods: " + short(err), "check access: kubectl apply -f deploy/rbac.yaml"}}
+		return []Finding{cannotRead("the Deployment's pods", err)}
 	}
 	var fs []Finding
 	for _, p := range pods.Items {

@@ -2,15 +2,19 @@ package kube
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	k8stesting "k8s.io/client-go/testing"
 )
 
 func apiService(available string, reason, msg string) *unstructured.Unstructured {
@@ -122,5 +126,18 @@ func TestDiagnosePausedAndMissing(t *testing.T) {
 	fs = Diagnose(context.Background(), k.c, gpu, false)
 	if _, ok := find(fs, Failure, "does not exist though the ScaledObject is not paused: KEDA has not made it"); !ok {
 		t.Errorf("no missing-HPA finding: %+v", fs)
+	}
+}
+
+// An object the API refuses to give is a failure that names it and the
+// access to grant.
+func TestDiagnoseForbidden(t *testing.T) {
+	k := newCluster(t, []runtime.Object{hpaObj(1, 1), depObj(1)}, soObj(nil), apiService("True", "Passed", "all checks passed"))
+	k.core.PrependReactor("get", "deployments", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "apps", Resource: "deployments"}, depRef.Name, errors.New("no role"))
+	})
+	fs := Diagnose(context.Background(), k.c, gpu, false)
+	if f, ok := find(fs, Failure, "cannot read Deployment serving/raw-vllm: "); !ok || !strings.Contains(f.Fix, "deploy/rbac.yaml") {
+		t.Errorf("no forbidden-Deployment finding with the fix: %+v", fs)
 	}
 }

@@ -183,12 +183,3 @@ func start(t *testing.T, k *cluster, tg Targets) *Source {
 	}
 	return s
 }
-
-type (
-	k8stestingAction = k8stesting.Action
-	watchInterface   = watch.Interface
-)
-
-func contextWithCancel() (context.Context, context.CancelFunc) {
-	return context.WithCancel(context.Background())
-}

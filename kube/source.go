@@ -68,9 +68,10 @@ const (
 // resume). Events carry the API's timestamps; values are what the last
 // object said.
 type Source struct {
-	c   *Client
-	t   Targets
-	now func() time.Time
+	c       *Client
+	t       Targets
+	queries map[string]string // Query(t, name) → name, for the values t gives
+	now     func() time.Time
 	// Backoff bounds the pause between attempts while the API is down.
 	Backoff time.Duration
 
@@ -96,14 +97,17 @@ type Source struct {
 
 // NewSource returns a source for t; Run starts it.
 func NewSource(c *Client, t Targets) *Source {
-	return &Source{c: c, t: t, now: time.Now, Backoff: 2 * time.Second,
+	queries := map[string]string{}
+	for _, name := range []string{Desired, Current, Ready, Min} {
+		if q := Query(t, name); q != "" {
+			queries[q] = name
+		}
+	}
+	return &Source{c: c, t: t, queries: queries, now: time.Now, Backoff: 2 * time.Second,
 		listed: map[string]bool{}, down: map[string]string{}, downAt: map[string]time.Time{},
 		pods: map[string]*corev1.Pod{}, conds: map[string]string{}, seen: map[string]int32{},
 		changed: make(chan struct{})}
 }
-
-// Targets are the objects the source follows.
-func (s *Source) Targets() Targets { return s.t }
 
 // Start begins following every target on its own goroutine until ctx
 // ends; Wait waits for them to end.
@@ -475,13 +479,24 @@ func (s *Source) applyHPA(typ watch.EventType, o runtime.Object) {
 		return
 	}
 	keep(&s.mu, &s.hpa, typ, h)
+	conds := make([]Condition, len(h.Status.Conditions))
+	for i, c := range h.Status.Conditions {
+		conds[i] = Condition{Type: string(c.Type), Status: string(c.Status), Reason: c.Reason, Message: c.Message, LastTransitionTime: c.LastTransitionTime.Time}
+	}
+	s.applyConditions(typ, "hpa/", conds, timeline.K8sCondition, "HPA",
+		fmt.Sprintf("HPA %s deleted (KEDA deletes it when the ScaledObject is paused or deleted)", s.t.HPA))
+}
+
+// applyConditions tells the condition changes of an object a watch
+// reported (who names its kind in the text), or its deletion.
+func (s *Source) applyConditions(typ watch.EventType, obj string, conds []Condition, kind timeline.EventKind, who, deleted string) {
 	if typ == watch.Deleted {
-		s.add(Event{At: s.now(), Kind: timeline.K8sCondition, Text: fmt.Sprintf("HPA %s deleted (KEDA deletes it when the ScaledObject is paused or deleted)", s.t.HPA)})
-		s.forget("hpa/")
+		s.add(Event{At: s.now(), Kind: kind, Text: deleted})
+		s.forget(obj)
 		return
 	}
-	for _, c := range h.Status.Conditions {
-		s.condition("hpa/", string(c.Type), string(c.Status), c.Reason, c.Message, c.LastTransitionTime.Time, timeline.K8sCondition, "HPA")
+	for _, c := range conds {
+		s.condition(obj, c, kind, who)
 	}
 }
 
@@ -496,32 +511,40 @@ func (s *Source) forget(prefix string) {
 	}
 }
 
-// condition tells a condition whose status or reason changed, at its
-// transition time (the time it was seen when only the reason changed: the
-// API keeps the transition time of the status). The state first seen is
-// the starting point, told only when its transition came after the source
-// started.
-func (s *Source) condition(obj, typ, status, reason, msg string, at time.Time, kind timeline.EventKind, who string) {
-	k := obj + typ
-	now := status + "/" + reason
-	s.mu.Lock()
-	prev, known := s.conds[k]
-	s.conds[k] = now
-	s.mu.Unlock()
-	if known && prev == now || !known && !s.fresh(at) {
+// condition tells a condition whose status or reason changed.
+func (s *Source) condition(obj string, c Condition, kind timeline.EventKind, who string) {
+	at, news := s.transition(obj+c.Type, c.Status+"/"+c.Reason, c.LastTransitionTime)
+	if !news {
 		return
 	}
+	text := fmt.Sprintf("%s %s=%s", who, c.Type, c.Status)
+	if c.Reason != "" {
+		text += " (" + c.Reason + ")"
+	}
+	if c.Message != "" {
+		text += ": " + c.Message
+	}
+	s.add(Event{At: at, Kind: kind, Text: text})
+}
+
+// transition keeps state (STATUS/…) as the condition k's and says whether
+// it is news, and its time: the transition time at, or the time it was
+// seen when only what follows the status changed (the API keeps the
+// transition time of the status). The state first seen is the starting
+// point, news only when its transition came after the source started.
+func (s *Source) transition(k, state string, at time.Time) (time.Time, bool) {
+	s.mu.Lock()
+	prev, known := s.conds[k]
+	s.conds[k] = state
+	s.mu.Unlock()
+	if known && prev == state || !known && !s.fresh(at) {
+		return at, false
+	}
+	status, _, _ := strings.Cut(state, "/")
 	if prevStatus, _, _ := strings.Cut(prev, "/"); at.IsZero() || known && prevStatus == status {
 		at = s.now()
 	}
-	text := fmt.Sprintf("%s %s=%s", who, typ, status)
-	if reason != "" {
-		text += " (" + reason + ")"
-	}
-	if msg != "" {
-		text += ": " + msg
-	}
-	s.add(Event{At: at, Kind: kind, Text: text})
+	return at, true
 }
 
 var newSize = regexp.MustCompile(`New size: (\d+)`)
@@ -643,18 +666,9 @@ func (s *Source) applyPod(typ watch.EventType, o runtime.Object) {
 		return
 	}
 	for _, c := range p.Status.Conditions {
-		k := obj + string(c.Type)
-		cur := string(c.Status) + "/" + c.Reason + "/" + c.Message
-		s.mu.Lock()
-		prev, seen := s.conds[k]
-		s.conds[k] = cur
-		s.mu.Unlock()
-		at := c.LastTransitionTime.Time
-		if seen && prev == cur || !seen && !s.fresh(at) {
+		at, news := s.transition(obj+string(c.Type), string(c.Status)+"/"+c.Reason+"/"+c.Message, c.LastTransitionTime.Time)
+		if !news {
 			continue // no change, or the state it had before the source started
-		}
-		if prevStatus, _, _ := strings.Cut(prev, "/"); at.IsZero() || seen && prevStatus == string(c.Status) {
-			at = s.now()
 		}
 		switch {
 		case c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse:
@@ -700,14 +714,8 @@ func (s *Source) applySO(typ watch.EventType, o runtime.Object) {
 		return
 	}
 	keep(&s.mu, &s.so, typ, u)
-	if typ == watch.Deleted {
-		s.add(Event{At: s.now(), Kind: timeline.SOCondition, Text: "ScaledObject " + s.t.ScaledObject.String() + " deleted: KEDA no longer scales the Deployment"})
-		s.forget("so/")
-		return
-	}
-	for _, c := range Conditions(u) {
-		s.condition("so/", c.Type, c.Status, c.Reason, c.Message, c.LastTransitionTime, timeline.SOCondition, "ScaledObject")
-	}
+	s.applyConditions(typ, "so/", Conditions(u), timeline.SOCondition, "ScaledObject",
+		"ScaledObject "+s.t.ScaledObject.String()+" deleted: KEDA no longer scales the Deployment")
 }
 
 // Condition is one status condition of an object read without its Go type.
@@ -766,8 +774,12 @@ func Query(t Targets, name string) string {
 
 // Value answers a query made by Query: the last object's field, or a gap
 // while its watch is down, before it has listed, or when the object does
-// not exist.
+// not exist. It asks the API nothing: the watches keep the objects.
 func (s *Source) Value(query string) (measure.Value, bool) {
+	name, ok := s.queries[query]
+	if !ok {
+		return measure.Value{}, false
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	gap := func(w string) (string, bool) {
@@ -779,39 +791,26 @@ func (s *Source) Value(query string) (measure.Value, bool) {
 		}
 		return "", false
 	}
-	for _, name := range []string{Desired, Current, Ready, Min} {
-		if query == "" || query != Query(s.t, name) {
-			continue
-		}
-		if name == Ready {
-			if g, ok := gap(watchDeploy); ok {
-				return measure.Value{Gap: g}, true
-			}
-			if s.dep == nil {
-				return measure.Value{Gap: "no Deployment " + s.t.Deployment.String()}, true
-			}
-			return measure.Value{V: float64(s.dep.Status.ReadyReplicas)}, true
-		}
-		if g, ok := gap(watchHPA); ok {
+	if name == Ready {
+		if g, ok := gap(watchDeploy); ok {
 			return measure.Value{Gap: g}, true
 		}
-		if s.hpa == nil {
-			return measure.Value{Gap: "no HPA " + s.t.HPA.String() + " (KEDA deletes it while the ScaledObject is paused)"}, true
+		if s.dep == nil {
+			return measure.Value{Gap: "no Deployment " + s.t.Deployment.String()}, true
 		}
-		switch name {
-		case Desired:
-			return measure.Value{V: float64(s.hpa.Status.DesiredReplicas)}, true
-		case Current:
-			return measure.Value{V: float64(s.hpa.Status.CurrentReplicas)}, true
-		}
-		return measure.Value{V: float64(ptrOr(s.hpa.Spec.MinReplicas, 1))}, true
+		return measure.Value{V: float64(s.dep.Status.ReadyReplicas)}, true
 	}
-	return measure.Value{}, false
-}
-
-// HPAExists reports whether the HPA is there (after the first list).
-func (s *Source) HPAExists() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.hpa != nil
+	if g, ok := gap(watchHPA); ok {
+		return measure.Value{Gap: g}, true
+	}
+	if s.hpa == nil {
+		return measure.Value{Gap: "no HPA " + s.t.HPA.String() + " (KEDA deletes it while the ScaledObject is paused)"}, true
+	}
+	switch name {
+	case Desired:
+		return measure.Value{V: float64(s.hpa.Status.DesiredReplicas)}, true
+	case Current:
+		return measure.Value{V: float64(s.hpa.Status.CurrentReplicas)}, true
+	}
+	return measure.Value{V: float64(ptrOr(s.hpa.Spec.MinReplicas, 1))}, true
 }

@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"sync/atomic"
@@ -13,6 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
+	k8stesting "k8s.io/client-go/testing"
 )
 
 const insufficientGPU = "0/1 nodes are available: 1 Insufficient nvidia.com/gpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod."
@@ -31,6 +34,11 @@ func TestSourceTellsTheGPUTier(t *testing.T) {
 	}
 	if v, _ := s.Value(Query(gpu, Min)); !v.OK() || v.V != 1 {
 		t.Fatalf("min = %+v, want 1", v)
+	}
+	for _, q := range []string{"", QueryPrefix + "HorizontalPodAutoscaler serving/other .status.desiredReplicas"} {
+		if v, ok := s.Value(q); ok {
+			t.Errorf("Value(%q) = %+v: the source answers only its own queries", q, v)
+		}
 	}
 	if len(s.Events()) != 0 {
 		t.Fatalf("the state found at the start is no event: %v", s.Events())
@@ -144,7 +152,7 @@ func TestSourceRelistsOnGone(t *testing.T) {
 	s := start(t, k, Targets{HPA: hpaRef})
 	k.awaitOpen(t, "horizontalpodautoscalers", 1)
 	var lists atomic.Int32
-	k.core.PrependReactor("list", "horizontalpodautoscalers", func(a k8stestingAction) (bool, runtime.Object, error) {
+	k.core.PrependReactor("list", "horizontalpodautoscalers", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		lists.Add(1)
 		return false, nil, nil
 	})
@@ -174,12 +182,12 @@ func TestSourceRelistsOnGone(t *testing.T) {
 func TestSourcePanicIsRouted(t *testing.T) {
 	k := newCluster(t, []runtime.Object{hpaObj(1, 1)})
 	got := make(chan any, 1)
-	k.core.PrependWatchReactor("horizontalpodautoscalers", func(k8stestingAction) (bool, watchInterface, error) {
+	k.core.PrependWatchReactor("horizontalpodautoscalers", func(k8stesting.Action) (bool, watch.Interface, error) {
 		panic("reactor exploded")
 	})
 	s := NewSource(k.c, Targets{HPA: hpaRef})
 	s.Panic = func(v any) { got <- v }
-	ctx, cancel := contextWithCancel()
+	ctx, cancel := context.WithCancel(context.Background())
 	defer func() { cancel(); s.Wait() }()
 	s.Start(ctx)
 	select {

@@ -165,10 +165,10 @@ const restoreWait = 30 * time.Second
 // annotations and waits for KEDA to make the HPA.
 func (r *runner) unpause(ctx context.Context) error {
 	k := r.p.Kube
-	r.access = k.accessFindings(ctx, true)
-	for _, f := range r.access {
+	access := k.accessFindings(ctx, true)
+	for _, f := range access {
 		if f.Level == Fail {
-			r.o.Display.Preflight(r.access, cannotRun(&PreflightError{[]Finding{f}}))
+			r.o.Display.Preflight(access, cannotRun(&PreflightError{[]Finding{f}}))
 			return cannotRun(&PreflightError{[]Finding{f}})
 		}
 	}

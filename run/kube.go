@@ -30,6 +30,10 @@ type kubeSide struct {
 	targets kube.Targets
 	src     *kube.Source
 	stop    context.CancelFunc
+	// denied is the access review's answer by act (the permissions this
+	// identity lacks): asked once, whoever asks first (planKube, the
+	// acting guard, the preflight).
+	denied map[bool][]string
 }
 
 // SourceAPI is the Source of the series read from the Kubernetes API.
@@ -81,11 +85,12 @@ func (p *Plan) planKube(ctx context.Context) (note string, err error) {
 		}
 		return err.Error() + ": desired, current and ready come from Prometheus alone", nil
 	}
+	k8s := &kubeSide{client: c, targets: t}
 	if !must {
 		// Found by the default loading rules, not asked for: an identity
 		// that may not read the objects (a Job's service account without
 		// deploy/rbac.yaml, a narrow context) keeps the run as it was.
-		missing, err := c.Missing(ctx, kube.Needs(t, false))
+		missing, err := k8s.missing(ctx, false)
 		switch {
 		case err != nil:
 			return err.Error() + ": desired, current and ready come from Prometheus alone", nil
@@ -94,7 +99,7 @@ func (p *Plan) planKube(ctx context.Context) (note string, err error) {
 				c.Where, strings.Join(missing, "; ")), nil
 		}
 	}
-	p.Kube = &kubeSide{client: c, targets: t}
+	p.Kube = k8s
 	p.Scenario.Observe.Series = apiSeries(s.Observe.Series, t, s.Observe.Source())
 	if !s.Observe.Source() && !s.AfterSet() {
 		p.Scenario.Observe.After = scenario.DefaultAfter
@@ -222,8 +227,7 @@ func (k *kubeSide) close() {
 // run will (deploy/rbac.yaml grants exactly that): a missing verb fails
 // before anything is changed or sent.
 func (k *kubeSide) accessFindings(ctx context.Context, act bool) []Finding {
-	needs := kube.Needs(k.targets, act)
-	missing, err := k.client.Missing(ctx, needs)
+	missing, err := k.missing(ctx, act)
 	if err != nil {
 		return []Finding{{Fail, err.Error(), "is the cluster reachable with these credentials? (--kubeconfig, --context)"}}
 	}
@@ -238,7 +242,24 @@ func (k *kubeSide) accessFindings(ctx context.Context, act bool) []Finding {
 	if act {
 		what += ", and patch the ScaledObject (guard: act)"
 	}
-	return []Finding{{OK, fmt.Sprintf("kubernetes API at %s: allowed to %s (%d permissions checked)", k.client.Where, what, len(needs)), ""}}
+	return []Finding{{OK, fmt.Sprintf("kubernetes API at %s: allowed to %s (%d permissions checked)", k.client.Where, what, len(kube.Needs(k.targets, act))), ""}}
+}
+
+// missing asks the API server, once per act, which of the run's needs
+// this identity lacks (an error is not kept: the next caller asks again).
+func (k *kubeSide) missing(ctx context.Context, act bool) ([]string, error) {
+	if m, ok := k.denied[act]; ok {
+		return m, nil
+	}
+	m, err := k.client.Missing(ctx, kube.Needs(k.targets, act))
+	if err != nil {
+		return nil, err
+	}
+	if k.denied == nil {
+		k.denied = map[bool][]string{}
+	}
+	k.denied[act] = m
+	return m, nil
 }
 
 // diagnoseFindings are the runbook's troubleshooting checks, as findings.

@@ -46,9 +46,10 @@ type fakeKEDA struct {
 	dyn  *dynfake.FakeDynamicClient
 	c    *kube.Client
 
-	mu     sync.Mutex
-	deny   func(verb, resource string) bool
-	before map[string]string // the ScaledObject's annotations at the start
+	mu      sync.Mutex
+	deny    func(verb, resource string) bool
+	reviews int               // access reviews asked
+	before  map[string]string // the ScaledObject's annotations at the start
 }
 
 func newFakeKEDA(t *testing.T, ann map[string]string) *fakeKEDA {
@@ -83,6 +84,7 @@ func newFakeKEDA(t *testing.T, ann map[string]string) *fakeKEDA {
 		ra := r.Spec.ResourceAttributes
 		f.mu.Lock()
 		deny := f.deny
+		f.reviews++
 		f.mu.Unlock()
 		r.Status.Allowed = deny == nil || !deny(ra.Verb, ra.Resource)
 		return true, r, nil
@@ -170,12 +172,17 @@ func serveSim(t *testing.T) (*sim.Fleet, string) {
 	return fleet, srv.URL
 }
 
+// relaxedClientCheck keeps the client's self-check out of these runs'
+// verdicts: they test the API's side, and on a shared machine a few
+// sends go out late.
+const relaxedClientCheck = "client_check: {max_send_lag: 10s, max_shortfall: 50%}\n"
+
 // apiScenario writes a short run reading the API alone (the scenario's
 // load and expectations, then observe); it returns the file's path.
 func apiScenario(t *testing.T, url, rest string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "api.yaml")
-	text := "target: {url: " + url + "}\nrequest: {prompt_tokens: 8, max_tokens: 4}\n" + rest +
+	text := "target: {url: " + url + "}\nrequest: {prompt_tokens: 8, max_tokens: 4}\n" + relaxedClientCheck + rest +
 		"observe: {interval: 100ms, after: 0s, rest_wait: 0s, hpa: serving/keda-hpa-raw-vllm, deployment: serving/raw-vllm, kubernetes: {}}\n"
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
@@ -191,7 +198,7 @@ func actScenario(t *testing.T, url, expect string) string {
 	text := `
 target: {url: ` + url + `}
 request: {prompt_tokens: 8, max_tokens: 4}
-load: [{name: light, duration: 1s, rate: 5/s}]
+` + relaxedClientCheck + `load: [{name: light, duration: 1s, rate: 5/s}]
 observe:
   interval: 100ms
   after: 0s
@@ -418,11 +425,11 @@ func TestMissingVerbRefusesBeforeTheLoad(t *testing.T) {
 	fleet, url := serveSim(t)
 	_, err := runAct(t, actScenario(t, url, "ready >= 1 at end"), Options{})
 	var pe *PreflightError
-	if !errorsAs(err, &pe) || !strings.Contains(err.Error(), "not allowed to patch scaledobjects.keda.sh in namespace serving") {
+	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "not allowed to patch scaledobjects.keda.sh in namespace serving") {
 		t.Fatalf("err = %v, want the missing patch named", err)
 	}
 	var re *Error
-	if !errorsAs(err, &re) || re.Class != CannotRun {
+	if !errors.As(err, &re) || re.Class != CannotRun {
 		t.Errorf("err class: %v (want CannotRun, exit 3)", err)
 	}
 	if n := fleet.Stats().Received; n != 0 {
@@ -487,8 +494,6 @@ func TestAPIEventsAndKPIs(t *testing.T) {
 	}
 }
 
-func errorsAs(err error, target any) bool { return errors.As(err, target) }
-
 // scaleout check names a broken trigger (FailedGetExternalMetric) with
 // KEDA's own message, and its fix.
 func TestCheckNamesBrokenTrigger(t *testing.T) {
@@ -541,7 +546,7 @@ func TestCheckNamesBrokenTrigger(t *testing.T) {
 // stay as a cross-check; without Prometheus they are dropped.
 func TestAPISeries(t *testing.T) {
 	tg := kube.Targets{HPA: kube.Ref{Namespace: "serving", Name: "keda-hpa-raw-vllm"}, Deployment: kube.Ref{Namespace: "serving", Name: "raw-vllm"}}
-	in := []measureSeries{{Name: "waiting", Query: "sum(vllm:num_requests_waiting)"}, {Name: "desired", Query: "kube_desired"}, {Name: "ready", Query: "kube_ready"}}
+	in := []measure.Series{{Name: "waiting", Query: "sum(vllm:num_requests_waiting)"}, {Name: "desired", Query: "kube_desired"}, {Name: "ready", Query: "kube_ready"}}
 	got := apiSeries(in, tg, true)
 	var names []string
 	for _, s := range got {
@@ -591,9 +596,16 @@ func TestPlanKubeReachability(t *testing.T) {
 		t.Fatalf("unreachable, not named: kube %v, notes %v, err %v", p.Kube, p.Notes, err)
 	}
 	p.Close()
+	// Reachable, not named, allowed: the API's series beside the pages'
+	// (the scrape mode does not take the API's queries for its own).
+	f := newFakeKEDA(t, nil)
+	p, err = Prepare(context.Background(), plain, scenario.Overrides{})
+	if err != nil || p.Kube == nil {
+		t.Fatalf("reachable and allowed, with observe.scrape: err %v", err)
+	}
+	p.Close()
 	// Reachable, not named, and not allowed to watch events: a note, the
 	// run as before.
-	f := newFakeKEDA(t, nil)
 	f.deny = func(verb, resource string) bool { return verb == "watch" && resource == "events" }
 	p, err = Prepare(context.Background(), plain, scenario.Overrides{})
 	if err != nil || p.Kube != nil || len(p.Notes) != 1 || !strings.Contains(p.Notes[0], "not allowed to watch events in namespace serving") {
@@ -608,7 +620,66 @@ func TestPlanKubeReachability(t *testing.T) {
 	}
 }
 
-type measureSeries = measure.Series
+// The access review is asked once per run, whoever asks first: the plan
+// (a cluster found, not named), the acting guard, or the preflight; and
+// scaleout check of a scenario with guard: act reviews the patch too.
+func TestAccessReviewAskedOnce(t *testing.T) {
+	_, url := serveSim(t)
+	all := kube.Targets{HPA: kube.Ref{Namespace: "serving", Name: "keda-hpa-raw-vllm"}, Deployment: kube.Ref{Namespace: "serving", Name: "raw-vllm"},
+		ScaledObject: kube.Ref{Namespace: "serving", Name: "raw-vllm"}}
+	reviews := func(f *fakeKEDA) int {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.reviews
+	}
+	t.Run("found, not named", func(t *testing.T) {
+		f := newFakeKEDA(t, nil)
+		plain := filepath.Join(t.TempDir(), "plain.yaml")
+		if err := os.WriteFile(plain, []byte("target: {url: "+url+"}\nload: [{duration: 1s, rate: 1/s}]\nobserve: {scrape: ["+url+"/metrics], hpa: serving/keda-hpa-raw-vllm}\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p, err := Prepare(context.Background(), plain, scenario.Overrides{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		if p.Kube == nil {
+			t.Fatalf("the plan does not read the Kubernetes API: %v", p.Notes)
+		}
+		findings, _ := Check(context.Background(), p)
+		want := len(kube.Needs(p.Kube.targets, false))
+		if n := reviews(f); n != want {
+			t.Errorf("%d access reviews, want %d (one per permission): %v", n, want, findings)
+		}
+	})
+	t.Run("guard act", func(t *testing.T) {
+		f := newFakeKEDA(t, pausedAnn)
+		res, err := runAct(t, actScenario(t, url, "ready >= 1 at end"), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, want := reviews(f), len(kube.Needs(all, true)); n != want {
+			t.Errorf("%d access reviews, want %d (one per permission)", n, want)
+		}
+		checkGuard(t, res)
+	})
+	t.Run("check with guard act", func(t *testing.T) {
+		f := newFakeKEDA(t, pausedAnn)
+		f.deny = func(verb, resource string) bool { return verb == "patch" && resource == "scaledobjects" }
+		p, err := Prepare(context.Background(), actScenario(t, url, "ready >= 1 at end"), scenario.Overrides{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		findings, err := Check(context.Background(), p)
+		if err == nil || !strings.Contains(err.Error(), "not allowed to patch scaledobjects.keda.sh in namespace serving") {
+			t.Errorf("check of guard: act without patch: err %v, findings %v", err, findings)
+		}
+		if n, want := reviews(f), len(kube.Needs(all, true)); n != want {
+			t.Errorf("%d access reviews, want %d", n, want)
+		}
+	})
+}
 
 // A pause the guard cannot put back (the API refuses the patch): the run
 // fails, the report says the ScaledObject is still un-paused, and the exact

@@ -230,6 +230,9 @@ func newSource(s *scenario.Scenario, redact func(string) string) (promwatch.Eval
 	case len(o.Scrape) > 0:
 		var errs []string
 		for _, ser := range o.Series {
+			if ser.Source == SourceAPI {
+				continue // read from the Kubernetes API, not the pages
+			}
 			if err := promwatch.ValidateScrapeQuery(ser.Query); err != nil {
 				errs = append(errs, fmt.Sprintf("%s: observe.series.%s: %v (scrape mode reads /metrics pages and evaluates agg(metric{labels}) only; use observe.prometheus for full PromQL)", s.File, ser.Name, err))
 			}

@@ -181,19 +181,18 @@ func checkScaledObject(trig *Triggers, src promwatch.Evaluator, fs *[]Finding) {
 }
 
 // checkKube checks, when the run reads the Kubernetes API, that this
-// identity may do what the run will (unless the guard asked already), and
-// runs the runbook's troubleshooting checks on the objects.
+// identity may do what the run will (the review the acting guard or the
+// plan made already is not asked again), and runs the runbook's
+// troubleshooting checks on the objects.
 func checkKube(ctx context.Context, p *Plan, fs *[]Finding) {
 	if p.Kube == nil {
 		return
 	}
 	act := p.Scenario.Guard == "act"
-	if !act {
-		access := p.Kube.accessFindings(ctx, false)
-		*fs = append(*fs, access...)
-		if slices.ContainsFunc(access, func(f Finding) bool { return f.Level == Fail }) {
-			return
-		}
+	access := p.Kube.accessFindings(ctx, act)
+	*fs = append(*fs, access...)
+	if slices.ContainsFunc(access, func(f Finding) bool { return f.Level == Fail }) {
+		return
 	}
 	*fs = append(*fs, p.Kube.diagnoseFindings(ctx, act)...)
 }

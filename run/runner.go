@@ -88,9 +88,6 @@ type runner struct {
 	pauser *kube.Pauser
 	// repaused: the report's guard has tried to restore the pause.
 	repaused bool
-	// access are the findings of the access review made before the guard
-	// acted (shown with the preflight's).
-	access []Finding
 
 	panicMu  sync.Mutex
 	panicked *goPanic // the first panic recovered in a goroutine of the run
@@ -188,7 +185,6 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		r.sig.set(stopPre, stopPre)
 		var err error
 		findings, model, err = preflight(preCtx, r.p)
-		findings = append(append([]Finding(nil), r.access...), findings...)
 		stopPre()
 		if r.sig.count() > 0 {
 			return nil, ErrInterrupted

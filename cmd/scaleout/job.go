@@ -12,12 +12,10 @@ import (
 
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/scaleout/scaleout/job"
+	"github.com/scaleout/scaleout/kube"
 )
 
 const jobUsage = `scaleout job runs a scenario in the cluster: an Indexed Job whose pods are shards of one run.
@@ -60,12 +58,8 @@ func (k *kubeFlags) bind(fs *pflag.FlagSet) {
 	fs.StringVarP(&k.namespace, "namespace", "n", "", "namespace (default: the context's, else default)")
 }
 
-func (k *kubeFlags) clientConfig() clientcmd.ClientConfig {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if k.kubeconfig != "" {
-		rules.ExplicitPath = k.kubeconfig
-	}
-	return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: k.context})
+func (k *kubeFlags) config() kube.Config {
+	return kube.Config{Kubeconfig: k.kubeconfig, Context: k.context}
 }
 
 // ns is --namespace, else the kubeconfig context's, else default. It reads
@@ -74,27 +68,27 @@ func (k *kubeFlags) ns() string {
 	if k.namespace != "" {
 		return k.namespace
 	}
-	if ns, _, err := k.clientConfig().Namespace(); err == nil && ns != "" {
+	if ns, _, err := k.config().Loader().Namespace(); err == nil && ns != "" {
 		return ns
 	}
 	return "default"
 }
 
-func (k *kubeFlags) rest() (*rest.Config, error) {
-	rc, err := k.clientConfig().ClientConfig()
+// connect builds the cluster's clients, as a run does (kube.Connect).
+func (k *kubeFlags) connect() (*kube.Client, error) {
+	c, err := kube.Connect(k.config())
 	if err != nil {
 		return nil, withCode(exitCannotRun, fmt.Errorf("kubeconfig: %w", err))
 	}
-	rc.UserAgent = "scaleout"
-	return rc, nil
+	return c, nil
 }
 
 func (k *kubeFlags) core() (kubernetes.Interface, error) {
-	rc, err := k.rest()
+	c, err := k.connect()
 	if err != nil {
 		return nil, err
 	}
-	return kubernetes.NewForConfig(rc)
+	return c.Core, nil
 }
 
 // minStartLead is the least time --apply leaves between now and the
@@ -179,19 +173,15 @@ func cmdJobRender(ctx context.Context, e env, args []string) error {
 		return usagef("--start-at %s is %s away: the pods could not all be running by then, and a shard that starts late refuses to run (give a later --start-at, or none: now + --start-delay)",
 			jo.o.StartAt.Format(time.RFC3339), lead.Round(time.Second))
 	}
-	rc, err := jo.kube.rest()
+	c, err := jo.kube.connect()
 	if err != nil {
 		return err
-	}
-	dyn, err := dynamic.NewForConfig(rc)
-	if err != nil {
-		return withCode(exitCannotRun, err)
 	}
 	verb := "applied"
 	if jo.dryRun {
 		verb = "admitted (server-side dry run, nothing stored)"
 	}
-	err = job.Apply(ctx, dyn, objs, jo.dryRun, func(u *unstructured.Unstructured) {
+	err = job.Apply(ctx, c.Dyn, objs, jo.dryRun, func(u *unstructured.Unstructured) {
 		fmt.Fprintf(e.stdout, "%s %s/%s %s\n", strings.ToLower(u.GetKind()), u.GetNamespace(), u.GetName(), verb)
 	})
 	if err != nil {
