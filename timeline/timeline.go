@@ -622,7 +622,7 @@ func (t *Timeline) reached(key string, at float64, since map[string]float64, ser
 // the scale-down stabilization holding replicas, which is by design. While
 // the queue keeps growing the newest prediction is always a step ahead of
 // the last sync, so desired is compared with the prediction of one grace
-// ago, not the newest.
+// ago, not the newest (or a lower one made since).
 func (t *Timeline) divergence(s measure.Sample) []Event {
 	if p, ok := t.val(s.Values, platform.Predicted); ok {
 		t.preds = append(t.preds, stamp{s.At, p})
@@ -642,7 +642,14 @@ func (t *Timeline) divergence(s measure.Sample) []Event {
 	if len(t.preds) == 0 || t.preds[0].at > cut {
 		return nil
 	}
+	// The lowest prediction since then: a controller that followed a
+	// falling prediction down (the stabilized one falls when its window
+	// ends) is where it should be, not behind the higher one before it.
+	// It is due since the older one was made.
 	due := t.preds[0]
+	for _, p := range t.preds[1:] {
+		due.v = min(due.v, p.v)
+	}
 	at := secs(s.At)
 	if d < due.v {
 		if t.behind < 0 {

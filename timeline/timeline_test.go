@@ -348,6 +348,40 @@ func TestNoDivergenceWhileFollowing(t *testing.T) {
 	}
 }
 
+// A stabilized prediction falls when its window ends, and the HPA's
+// desired falls at the same sync: following it down is no divergence
+// (the rig's CPU tier showed one false line at each such fall).
+func TestNoDivergenceFollowingAFall(t *testing.T) {
+	tl := New(Config{Interval: 3 * sec, Series: series(platform.Desired, platform.Predicted), Grace: 8 * sec})
+	// {desired, predicted}: up to 4 together, both fall to 2 at 0:15,
+	// then to 1 at 0:24; desired then lags a rise to 3 by one sample.
+	steps := [][2]int{{1, 1}, {4, 4}, {4, 4}, {4, 4}, {4, 4}, {2, 2}, {2, 2}, {2, 2}, {1, 1}, {1, 1}, {1, 3}, {3, 3}, {3, 3}}
+	for i, v := range steps {
+		tl.AddSample(sample(time.Duration(i)*3*sec, v[0], v[1]))
+	}
+	r := tl.Report(time.Duration(len(steps))*3*sec, Meta{})
+	for _, e := range r.Events {
+		if e.Kind == Divergence {
+			t.Errorf("desired following the prediction down was reported: %s %s", Clock(e.T), e.Text)
+		}
+	}
+	// A desired that stays below every prediction since one grace ago is
+	// still behind, however the prediction moved in between.
+	tl = New(Config{Interval: 3 * sec, Series: series(platform.Desired, platform.Predicted), Grace: 8 * sec})
+	for i, v := range [][2]int{{1, 1}, {1, 4}, {1, 4}, {1, 3}, {1, 3}, {1, 3}} {
+		tl.AddSample(sample(time.Duration(i)*3*sec, v[0], v[1]))
+	}
+	var got []string
+	for _, e := range tl.Report(18*sec, Meta{}).Events {
+		if e.Kind == Divergence {
+			got = append(got, Clock(e.T)+" "+e.Text)
+		}
+	}
+	if want := "0:12 desired 1 has not reached 3, predicted at 0:03, within 8s (one HPA sync plus one sample)"; len(got) != 1 || got[0] != want {
+		t.Errorf("a desired left behind: %q, want [%q]", got, want)
+	}
+}
+
 func TestScaledIn(t *testing.T) {
 	tl := New(Config{Interval: sec, Series: series(platform.Desired, platform.Current, platform.Ready)})
 	steps := []struct {
