@@ -4,13 +4,14 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strings"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/scaleout/scaleout/platform"
 )
 
 // Severity is how serious a finding is.
@@ -218,7 +219,7 @@ func podFindings(ctx context.Context, c *Client, ns, selector string) []Finding 
 		for _, cd := range p.Status.Conditions {
 			if cd.Type == corev1.PodScheduled && cd.Status == corev1.ConditionFalse {
 				fix := "free or add capacity for the pod's requests, or lower maxReplicaCount"
-				if strings.Contains(cd.Message, "nvidia.com/gpu") {
+				if platform.ShortOfGPUs(cd.Message) {
 					fix = "no GPU is free: add a GPU node (or accept it: on the one-GPU tier a second replica stays Pending by design)"
 				}
 				fs = append(fs, Finding{Warning, fmt.Sprintf("pod %s cannot be scheduled (%s): %s", p.Name, cd.Reason, cd.Message), fix})

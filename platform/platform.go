@@ -83,6 +83,17 @@ const (
 	LabelScaledObject = "scaledObject"
 )
 
+// GPUResource is the extended resource a vLLM pod requests for its GPU
+// (NVIDIA's device plugin).
+const GPUResource = "nvidia.com/gpu"
+
+// ShortOfGPUs says whether the scheduler's message for a pod it could not
+// place names the GPU resource ("0/1 nodes are available: 1 Insufficient
+// nvidia.com/gpu."): the one-GPU tier's second replica, Pending by design.
+func ShortOfGPUs(schedulerMessage string) bool {
+	return strings.Contains(schedulerMessage, "Insufficient "+GPUResource)
+}
+
 // kedaHPAPrefix starts the name of the HPA KEDA makes for a ScaledObject.
 const kedaHPAPrefix = "keda-hpa-"
 

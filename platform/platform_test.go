@@ -132,3 +132,16 @@ func TestKEDANames(t *testing.T) {
 		t.Errorf("KEDAMetricName = %q", got)
 	}
 }
+
+func TestShortOfGPUs(t *testing.T) {
+	for msg, want := range map[string]bool{
+		"0/1 nodes are available: 1 Insufficient nvidia.com/gpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.": true,
+		"0/3 nodes are available: 1 Insufficient cpu, 2 Insufficient nvidia.com/gpu.":                                                                  true,
+		"0/1 nodes are available: 1 Insufficient cpu.":                                                                                                 false,
+		"0/1 nodes are available: 1 node(s) had untolerated taint {nvidia.com/gpu: present}.":                                                          false,
+	} {
+		if got := ShortOfGPUs(msg); got != want {
+			t.Errorf("ShortOfGPUs(%q) = %v, want %v", msg, got, want)
+		}
+	}
+}
