@@ -20,14 +20,17 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/scaleout/scaleout/platform"
 )
 
 // The fake node kwok manages: its annotation selects it for kwok.
 const (
 	NodeName       = "rig-gpu-node"
 	kwokAnnotation = "kwok.x-k8s.io/node"
-	// GPUResource is the extended resource the fake node offers.
-	GPUResource = "nvidia.com/gpu"
+	// GPUResource is the extended resource the fake node offers (a vLLM
+	// pod's GPU request).
+	GPUResource = platform.GPUResource
 )
 
 // startControlPlane writes the certificates and starts etcd, the API

@@ -23,6 +23,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/scaleout/scaleout/platform"
 )
 
 // The end-to-end tests share one rig (started by the first test that needs
@@ -478,7 +480,7 @@ func TestGPUTier(t *testing.T) {
 	var rescale, pending bool
 	for _, e := range rep.Events {
 		rescale = rescale || e.Kind == "k8s_rescale" && e.To != nil && *e.To >= 2 && strings.Contains(e.Text, "reason: external metric") && strings.Contains(e.Text, "above target")
-		pending = pending || e.Kind == "pod_pending" && strings.Contains(e.Text, "Insufficient "+GPUResource)
+		pending = pending || e.Kind == "pod_pending" && platform.ShortOfGPUs(e.Text)
 	}
 	if !rescale || !pending {
 		t.Errorf("rescale with the HPA's reason %v, pod Pending for want of a GPU %v: %+v", rescale, pending, rep.Events)
@@ -511,7 +513,7 @@ func TestGPUTier(t *testing.T) {
 	// The scheduler's own word on the second pod, and the Deployment as KEDA
 	// left it: the paused ScaledObject keeps its replicas, so desired >= 2
 	// still holds here.
-	if msg := unschedulable(ctx, r, tier); !strings.Contains(msg, "Insufficient "+GPUResource) {
+	if msg := unschedulable(ctx, r, tier); !platform.ShortOfGPUs(msg) {
 		t.Errorf("the second pod while desired >= 2: %q, want the scheduler's Insufficient %s", msg, GPUResource)
 	}
 	d, err := r.Client.AppsV1().Deployments(tier.Namespace).Get(ctx, tier.Deployment, metav1.GetOptions{})
