@@ -155,6 +155,10 @@ func (r *runner) guard(ctx context.Context, rep *timeline.Report) {
 	}
 }
 
+// strictGuardExpr is the outcome the guard adds with --strict-guard (a
+// merge keeps shard 0's).
+const strictGuardExpr = "the ScaledObject is paused again after the run (--strict-guard)"
+
 // restoreWait bounds the guard's attempts to put the pause back while the
 // API does not answer.
 const restoreWait = 30 * time.Second

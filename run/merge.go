@@ -19,10 +19,6 @@ import (
 	"github.com/scaleout/scaleout/timeline"
 )
 
-// strictGuardExpr is the outcome a failed guard adds with --strict-guard
-// (a merge keeps shard 0's).
-const strictGuardExpr = "the ScaledObject is paused again after the run (--strict-guard)"
-
 // shardRun is one shard's run directory, read.
 type shardRun struct {
 	dir      string
