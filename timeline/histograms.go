@@ -142,7 +142,7 @@ func (rw *row) addState(s RowState) error {
 			continue
 		}
 		if *h.into == nil {
-			*h.into = measure.NewDist(2) // a row's precision, as the timeline keeps it
+			*h.into = measure.NewDist(rowDigits)
 		}
 		(*h.into).Merge(d)
 	}

@@ -233,8 +233,12 @@ func (t *Timeline) dist() *measure.Dist {
 		t.free = t.free[:n-1]
 		return d
 	}
-	return measure.NewDist(2)
+	return measure.NewDist(rowDigits)
 }
+
+// rowDigits is the precision of a row's distributions (significant
+// digits): a row shows two percentiles, not the stages' full detail.
+const rowDigits = 2
 
 // AddRequest adds one finished request.
 func (t *Timeline) AddRequest(r *measure.Request) {
