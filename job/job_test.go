@@ -17,6 +17,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
 	sigsyaml "sigs.k8s.io/yaml"
 
@@ -256,23 +257,24 @@ func TestManifestsParseBack(t *testing.T) {
 	}
 }
 
-// toolRoles reads deploy/rbac.yaml from the tree (not the embedded copy):
-// its Roles by name, which must include the read and guard Roles.
+// toolRoles are deploy/rbac.yaml's Roles by name (read as RBAC reads
+// them), which must include the read and guard Roles.
 func toolRoles(t *testing.T) map[string][]rbacv1.PolicyRule {
 	t.Helper()
-	data, err := os.ReadFile("../deploy/rbac.yaml")
+	objs, err := RBAC()
 	if err != nil {
 		t.Fatal(err)
 	}
 	roles := map[string][]rbacv1.PolicyRule{}
-	for _, doc := range strings.Split(string(data), "\n---\n") {
+	for _, u := range objs {
+		if u.GetKind() != "Role" {
+			continue
+		}
 		var role rbacv1.Role
-		if err := sigsyaml.Unmarshal([]byte(doc), &role); err != nil {
-			t.Fatal(err)
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(u.Object, &role, true); err != nil {
+			t.Fatalf("deploy/rbac.yaml: Role %s: %v", u.GetName(), err)
 		}
-		if role.Kind == "Role" {
-			roles[role.Name] = role.Rules
-		}
+		roles[role.Name] = role.Rules
 	}
 	if roles["scaleout-read"] == nil || roles["scaleout-guard"] == nil {
 		t.Fatalf("deploy/rbac.yaml: Roles %v, want scaleout-read and scaleout-guard among them", slices.Collect(maps.Keys(roles)))
